@@ -1,0 +1,780 @@
+//! The compiler: enforced rules → automaton modules (byte DFAs in product with the Python
+//! lexer), merged greedily under a state budget; plus one reporting DFA per rule for
+//! [`CompiledPolicy::check`].
+//!
+//! Construction is a subset construction over *threads*. A thread is one attempt to match
+//! one alternative of one rule, started at some position: its NFA state for the positive
+//! regex, and (for `pattern-not-regex`) the set of exclusion-NFA states searched since the
+//! thread started. A DFA state is (lexer state, look-behind bits, set of threads). Threads
+//! are independent of each other, so a thread's step is memoised and shared by every module
+//! built from the same policy.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{CompileError, ErrorKind};
+use crate::lexer::{self, LexTable};
+use crate::module::{Module, RuleIndex, StateId};
+use crate::nfa::{self, Arena, Ctx, LookNeeds, NfaId};
+use crate::pack::{EffectivePolicy, Rule, RuleScope};
+
+/// Limits and options of the compiler.
+#[derive(Clone, Debug)]
+pub struct PolicyConfig {
+    /// Most DFA states in one module (and in one rule's own DFA).
+    pub max_states: usize,
+    /// Most bytes of transition table in one module.
+    pub max_module_bytes: usize,
+    /// Most wall time for the whole compilation.
+    pub max_compile_time: Duration,
+    /// Merge several enforced rules into one module while it stays under `max_states`.
+    pub merge: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            max_states: 4096,
+            max_module_bytes: 16 << 20,
+            max_compile_time: Duration::from_secs(10),
+            merge: true,
+        }
+    }
+}
+
+/// Builds a [`CompiledPolicy`] with a [`PolicyConfig`].
+#[derive(Clone, Debug, Default)]
+pub struct PolicyBuilder {
+    config: PolicyConfig,
+}
+
+/// Statistics of one module.
+#[derive(Clone, Debug)]
+pub struct ModuleStats {
+    /// Rule ids in the module.
+    pub rules: Vec<String>,
+    /// DFA states (after dead-state removal and minimisation).
+    pub states: usize,
+    /// Byte equivalence classes.
+    pub classes: usize,
+    /// Table memory in bytes.
+    pub memory_bytes: usize,
+}
+
+/// Statistics of a compilation (`ward explain --stats`).
+#[derive(Clone, Debug)]
+pub struct CompileStats {
+    /// Per enforced module.
+    pub modules: Vec<ModuleStats>,
+    /// States of each rule's own reporting DFA, by rule index.
+    pub rule_states: Vec<usize>,
+    /// Wall time of the compilation.
+    pub compile_time: Duration,
+    /// Total memory of all tables (modules and reporting DFAs), in bytes.
+    pub memory_bytes: usize,
+}
+
+/// A rule's reporting DFA: absorbing on a match, with a reset state per state.
+#[derive(Clone, Debug)]
+pub(crate) struct ReportDfa {
+    pub(crate) dfa: Module,
+    pub(crate) reset: Vec<StateId>,
+}
+
+/// A compiled policy: the effective rules, the enforced modules, and the checkers.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    pub(crate) name: String,
+    pub(crate) effective: EffectivePolicy,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) modules: Vec<Module>,
+    pub(crate) report: Vec<ReportDfa>,
+    pub(crate) stats: CompileStats,
+    pub(crate) span_finder: std::sync::OnceLock<std::sync::Arc<crate::regex_check::SpanFinder>>,
+}
+
+impl CompiledPolicy {
+    /// The pack's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The enabled rules; a [`RuleIndex`] indexes this slice.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The enforced modules (rules with an enforced severity only).
+    pub fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+
+    /// The effective policy this was compiled from (disabled rules included).
+    pub fn effective(&self) -> &EffectivePolicy {
+        &self.effective
+    }
+
+    /// Compilation statistics.
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// The rule at `index`.
+    pub fn rule(&self, index: RuleIndex) -> &Rule {
+        &self.rules[index as usize]
+    }
+
+    /// The index of the rule with this id.
+    pub fn rule_index(&self, id: &str) -> Option<RuleIndex> {
+        self.rules.iter().position(|r| r.id == id).map(|i| i as RuleIndex)
+    }
+}
+
+impl PolicyBuilder {
+    /// A builder with the default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use this configuration.
+    pub fn config(mut self, config: PolicyConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Set the state budget per module.
+    pub fn max_states(mut self, n: usize) -> Self {
+        self.config.max_states = n;
+        self
+    }
+
+    /// Set the compile time limit.
+    pub fn max_compile_time(mut self, d: Duration) -> Self {
+        self.config.max_compile_time = d;
+        self
+    }
+
+    /// Load the pack at `path` (file or folder), resolve it and compile it.
+    pub fn compile_path(&self, path: impl AsRef<Path>) -> Result<CompiledPolicy, CompileError> {
+        let eff = EffectivePolicy::load(path)?;
+        self.compile(&eff)
+    }
+
+    /// Parse a pack from YAML text and compile it (`name` is used in errors).
+    pub fn compile_str(&self, yaml: &str, name: &str) -> Result<CompiledPolicy, CompileError> {
+        let eff = EffectivePolicy::from_str(yaml, name)?;
+        self.compile(&eff)
+    }
+
+    /// Compile a resolved policy.
+    pub fn compile(&self, eff: &EffectivePolicy) -> Result<CompiledPolicy, CompileError> {
+        let t0 = Instant::now();
+        let rules: Vec<Rule> = eff.rules.iter().filter(|r| r.enabled).cloned().collect();
+        let mut arena = Arena::default();
+        let mut alts: Vec<AltInfo> = Vec::new();
+        let mut rule_alts: Vec<Vec<u32>> = Vec::new();
+        for (ri, rule) in rules.iter().enumerate() {
+            let mut mine = Vec::new();
+            for alt in rule.pattern.alternatives() {
+                let a = compile_regex(&mut arena, &alt.regex, rule)?;
+                let mut nots = Vec::new();
+                for n in &alt.not {
+                    nots.push(compile_regex(&mut arena, n, rule)?);
+                }
+                let mut needs = a.needs;
+                let mut ranges = vec![a.range.clone()];
+                for n in &nots {
+                    needs = needs.union(n.needs);
+                    ranges.push(n.range.clone());
+                }
+                mine.push(alts.len() as u32);
+                alts.push(AltInfo {
+                    rule: ri as RuleIndex,
+                    scope: rule.scope,
+                    a_start: a.start,
+                    not_starts: nots.iter().map(|n| n.start).collect(),
+                    needs,
+                    ranges,
+                });
+            }
+            rule_alts.push(mine);
+        }
+        let mut b = Builder::new(&arena, &alts, &self.config, t0);
+
+        // One reporting DFA per rule (all severities).
+        let mut report = Vec::with_capacity(rules.len());
+        let mut rule_states = Vec::with_capacity(rules.len());
+        for (ri, r) in rules.iter().enumerate() {
+            let raw = b.build(&rule_alts[ri], true).map_err(|e| e.for_rule(&r.id).in_file(&r.source))?;
+            rule_states.push(raw.states.len());
+            let (dfa, reset) = raw.into_report();
+            report.push(ReportDfa { dfa, reset });
+        }
+
+        // Enforced modules, merged greedily under the budget, grouped by lexer need.
+        let enforced: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].severity.enforced()).collect();
+        let mut modules = Vec::new();
+        for group in [true, false] {
+            let members: Vec<usize> =
+                enforced.iter().copied().filter(|&i| (rules[i].scope != RuleScope::Any) == group).collect();
+            let mut current: Vec<usize> = Vec::new();
+            let mut current_dfa: Option<Module> = None;
+            for &ri in &members {
+                if self.config.merge && current_dfa.is_some() {
+                    let mut trial = current.clone();
+                    trial.push(ri);
+                    let trial_alts: Vec<u32> = trial.iter().flat_map(|&i| rule_alts[i].iter().copied()).collect();
+                    match b.build(&trial_alts, false) {
+                        Ok(raw) => {
+                            current = trial;
+                            current_dfa = Some(raw.into_enforced(&mut b, self.config.max_states));
+                            continue;
+                        }
+                        Err(e) if e.is_size_limit_exceeded() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if let Some(m) = current_dfa.take() {
+                    modules.push(m);
+                }
+                let raw = b
+                    .build(&rule_alts[ri], false)
+                    .map_err(|e| e.for_rule(&rules[ri].id).in_file(&rules[ri].source))?;
+                current = vec![ri];
+                current_dfa = Some(raw.into_enforced(&mut b, self.config.max_states));
+            }
+            if let Some(m) = current_dfa.take() {
+                modules.push(m);
+            }
+        }
+
+        let compile_time = t0.elapsed();
+        let module_stats = modules
+            .iter()
+            .map(|m| ModuleStats {
+                rules: m.rules.iter().map(|&i| rules[i as usize].id.clone()).collect(),
+                states: m.num_states(),
+                classes: m.num_classes(),
+                memory_bytes: m.memory_bytes(),
+            })
+            .collect::<Vec<_>>();
+        let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>()
+            + report.iter().map(|r| r.dfa.memory_bytes() + r.reset.len() * 4).sum::<usize>();
+        Ok(CompiledPolicy {
+            name: eff.name.clone(),
+            effective: eff.clone(),
+            rules,
+            modules,
+            report,
+            stats: CompileStats { modules: module_stats, rule_states, compile_time, memory_bytes },
+            span_finder: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+struct CompiledRegex {
+    start: NfaId,
+    needs: LookNeeds,
+    range: std::ops::Range<NfaId>,
+}
+
+fn compile_regex(arena: &mut Arena, pattern: &str, rule: &Rule) -> Result<CompiledRegex, CompileError> {
+    let located = |e: CompileError| {
+        let mut e = e.for_rule(&rule.id).in_file(&rule.source);
+        if let (Some(col), Ok(text)) = (e.column(), std::fs::read_to_string(&rule.source)) {
+            if let Some((l, c)) = crate::pack::locate_in_file(&text, pattern, col) {
+                let mut fresh = CompileError::new(e.kind().clone(), e.message().to_string())
+                    .for_rule(&rule.id)
+                    .in_file(&rule.source)
+                    .at(l, c);
+                std::mem::swap(&mut e, &mut fresh);
+            }
+        }
+        e
+    };
+    let hir = nfa::parse(pattern).map_err(located)?;
+    let lo = arena.states.len() as NfaId;
+    let c = arena.compile(&hir).map_err(located)?;
+    let hi = arena.states.len() as NfaId;
+    Ok(CompiledRegex { start: c.start, needs: c.needs, range: lo..hi })
+}
+
+struct AltInfo {
+    rule: RuleIndex,
+    scope: RuleScope,
+    a_start: NfaId,
+    not_starts: Vec<NfaId>,
+    needs: LookNeeds,
+    ranges: Vec<std::ops::Range<NfaId>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Thread {
+    alt: u32,
+    a: NfaId,
+    b: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Match,
+    Next(Vec<Thread>),
+}
+
+const CTX_WORD: u8 = 1;
+const CTX_LF: u8 = 2;
+const CTX_START: u8 = 4;
+const EOI: u16 = 256;
+
+fn ctx_of(bits: u8, next: u16) -> Ctx {
+    Ctx {
+        prev_word: bits & CTX_WORD != 0,
+        prev_lf: bits & CTX_LF != 0,
+        at_start: bits & CTX_START != 0,
+        next: if next == EOI { None } else { Some(next as u8) },
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    lex: u16,
+    ctx: u8,
+    threads: Vec<Thread>,
+}
+
+struct Builder<'a> {
+    arena: &'a Arena,
+    alts: &'a [AltInfo],
+    config: &'a PolicyConfig,
+    t0: Instant,
+    lex: &'static LexTable,
+    bsets: Vec<Vec<NfaId>>,
+    bset_ids: HashMap<Vec<NfaId>, u32>,
+    memo: HashMap<(Thread, u8, u16), Step>,
+    seen: Vec<bool>,
+}
+
+/// A DFA straight out of the subset construction.
+struct Raw {
+    alts: Vec<u32>,
+    rules: Vec<RuleIndex>,
+    classes: [u8; 256],
+    reps: Vec<u8>,
+    /// Per state (index 0 = violated).
+    states: Vec<Key>,
+    trans: Vec<StateId>,
+    clean_end: Vec<bool>,
+    end_rules: Vec<Vec<RuleIndex>>,
+    attribution: HashMap<(StateId, u8), Vec<RuleIndex>>,
+    reset: Vec<StateId>,
+    start: StateId,
+}
+
+impl<'a> Builder<'a> {
+    fn new(arena: &'a Arena, alts: &'a [AltInfo], config: &'a PolicyConfig, t0: Instant) -> Self {
+        let mut b = Builder {
+            arena,
+            alts,
+            config,
+            t0,
+            lex: lexer::table(),
+            bsets: Vec::new(),
+            bset_ids: HashMap::new(),
+            memo: HashMap::new(),
+            seen: Vec::new(),
+        };
+        b.intern(Vec::new());
+        b
+    }
+
+    fn intern(&mut self, set: Vec<NfaId>) -> u32 {
+        if let Some(&id) = self.bset_ids.get(&set) {
+            return id;
+        }
+        let id = self.bsets.len() as u32;
+        self.bsets.push(set.clone());
+        self.bset_ids.insert(set, id);
+        id
+    }
+
+    /// One thread's step in context `ctx` before byte `next` (or the end of text).
+    fn step_thread(&mut self, t: Thread, ctx: u8, next: u16) -> Step {
+        if let Some(s) = self.memo.get(&(t, ctx, next)) {
+            return s.clone();
+        }
+        let alt = &self.alts[t.alt as usize];
+        let c = ctx_of(ctx, next);
+        let mut bclosed = Vec::new();
+        let has_not = !alt.not_starts.is_empty();
+        let result = 'r: {
+            if has_not {
+                let mut seeds = self.bsets[t.b as usize].clone();
+                seeds.extend(alt.not_starts.iter().copied());
+                if nfa::closure(self.arena, &seeds, &c, &mut bclosed, &mut self.seen) {
+                    break 'r Step::Next(Vec::new()); // an exclusion matched inside: the thread dies
+                }
+            }
+            let mut aclosed = Vec::new();
+            if nfa::closure(self.arena, &[t.a], &c, &mut aclosed, &mut self.seen) {
+                break 'r Step::Match;
+            }
+            let Some(byte) = c.next else {
+                break 'r Step::Next(Vec::new());
+            };
+            let mut anext = Vec::new();
+            nfa::step(self.arena, &aclosed, byte, &mut anext);
+            if anext.is_empty() {
+                break 'r Step::Next(Vec::new());
+            }
+            let bid = if has_not {
+                let mut bnext = Vec::new();
+                nfa::step(self.arena, &bclosed, byte, &mut bnext);
+                self.intern(bnext)
+            } else {
+                0
+            };
+            Step::Next(anext.into_iter().map(|a| Thread { alt: t.alt, a, b: bid }).collect())
+        };
+        self.memo.insert((t, ctx, next), result.clone());
+        result
+    }
+
+    /// Subset construction for the given alternatives. `with_reset` adds, for every state,
+    /// the state with the same lexer and context but no threads (for reporting).
+    fn build(&mut self, alt_ids: &[u32], with_reset: bool) -> Result<Raw, CompileError> {
+        let mut needs = LookNeeds::default();
+        let mut needs_lex = false;
+        let mut split = [false; 256];
+        split[255] = true;
+        let mut rules: Vec<RuleIndex> = Vec::new();
+        for &a in alt_ids {
+            let alt = &self.alts[a as usize];
+            needs = needs.union(alt.needs);
+            needs_lex |= alt.scope != RuleScope::Any;
+            for r in &alt.ranges {
+                nfa::mark_boundaries(self.arena, r.clone(), &mut split);
+            }
+            if !rules.contains(&alt.rule) {
+                rules.push(alt.rule);
+            }
+        }
+        if needs_lex {
+            for (i, s) in self.lex.split.iter().enumerate() {
+                split[i] |= *s;
+            }
+        }
+        if needs.word {
+            for b in 0..255u8 {
+                if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
+                    split[b as usize] = true;
+                }
+            }
+        }
+        if needs.line {
+            split[b'\n' as usize] = true;
+            split[b'\n' as usize - 1] = true;
+        }
+        let mut classes = [0u8; 256];
+        let mut reps = vec![0u8];
+        let mut c = 0u8;
+        for b in 0..256usize {
+            classes[b] = c;
+            if split[b] && b < 255 {
+                c += 1;
+                reps.push(b as u8 + 1);
+            }
+        }
+        let nc = reps.len();
+        let ctx_mask = (if needs.word { CTX_WORD } else { 0 })
+            | (if needs.line { CTX_LF } else { 0 })
+            | (if needs.text { CTX_START } else { 0 });
+        let ctx_after = |b: u8| -> u8 {
+            ((if nfa::is_word_byte(b) { CTX_WORD } else { 0 }) | (if b == b'\n' { CTX_LF } else { 0 })) & ctx_mask
+        };
+
+        let mut states: Vec<Key> = vec![Key { lex: u16::MAX, ctx: 0, threads: vec![] }]; // 0 = violated
+        let mut ids: HashMap<Key, StateId> = HashMap::new();
+        let start_key = Key { lex: 0, ctx: (CTX_LF | CTX_START) & ctx_mask, threads: vec![] };
+        ids.insert(start_key.clone(), StateId(1));
+        states.push(start_key);
+        let mut trans: Vec<StateId> = vec![StateId::VIOLATED; nc]; // violated row
+        let mut attribution = HashMap::new();
+        let mut clean_end = vec![false];
+        let mut end_rules = vec![Vec::new()];
+        let mut reset = vec![StateId::VIOLATED];
+        let max_states = self.config.max_states;
+        let mut i = 1;
+        let mut threads: Vec<Thread> = Vec::new();
+        let mut next_threads: Vec<Thread> = Vec::new();
+        while i < states.len() {
+            if i % 64 == 0 && self.t0.elapsed() > self.config.max_compile_time {
+                return Err(CompileError::new(
+                    ErrorKind::TimeLimit,
+                    format!("compilation exceeded the time limit of {:?}", self.config.max_compile_time),
+                ));
+            }
+            let key = states[i].clone();
+            let scope = self.lex.scopes[key.lex as usize];
+            // end of text
+            let mut er = Vec::new();
+            for &t in &key.threads {
+                if let Step::Match = self.step_thread(t, key.ctx, EOI) {
+                    let r = self.alts[t.alt as usize].rule;
+                    if !er.contains(&r) {
+                        er.push(r);
+                    }
+                }
+            }
+            clean_end.push(er.is_empty());
+            end_rules.push(er);
+            if with_reset {
+                let rk = Key { lex: key.lex, ctx: key.ctx, threads: vec![] };
+                let id = match ids.get(&rk) {
+                    Some(&id) => id,
+                    None => {
+                        let id = StateId(states.len() as u32);
+                        ids.insert(rk.clone(), id);
+                        states.push(rk);
+                        id
+                    }
+                };
+                reset.push(id);
+            }
+            for (ci, &rep) in reps.iter().enumerate() {
+                threads.clear();
+                threads.extend(key.threads.iter().copied());
+                for &a in alt_ids {
+                    let alt = &self.alts[a as usize];
+                    if alt.scope.admits(scope) {
+                        threads.push(Thread { alt: a, a: alt.a_start, b: 0 });
+                    }
+                }
+                next_threads.clear();
+                let mut violated: Vec<RuleIndex> = Vec::new();
+                for &t in &threads {
+                    match self.step_thread(t, key.ctx, rep as u16) {
+                        Step::Match => {
+                            let r = self.alts[t.alt as usize].rule;
+                            if !violated.contains(&r) {
+                                violated.push(r);
+                            }
+                        }
+                        Step::Next(v) => next_threads.extend_from_slice(&v),
+                    }
+                }
+                let target = if !violated.is_empty() {
+                    violated.sort_unstable();
+                    attribution.insert((StateId(i as u32), ci as u8), violated);
+                    StateId::VIOLATED
+                } else {
+                    next_threads.sort_unstable();
+                    next_threads.dedup();
+                    let lex = if needs_lex { self.lex.next(key.lex, rep) } else { 0 };
+                    let nk = Key { lex, ctx: ctx_after(rep), threads: next_threads.clone() };
+                    match ids.get(&nk) {
+                        Some(&id) => id,
+                        None => {
+                            let id = StateId(states.len() as u32);
+                            ids.insert(nk.clone(), id);
+                            states.push(nk);
+                            id
+                        }
+                    }
+                };
+                trans.push(target);
+            }
+            if states.len() > max_states {
+                return Err(CompileError::new(
+                    ErrorKind::SizeLimit,
+                    format!("the automaton needs more than {max_states} states (the per-module limit); narrow the gaps (`.*`, `[^)]*`) or counted repetitions in the pattern"),
+                ));
+            }
+            if trans.len() * 4 > self.config.max_module_bytes {
+                return Err(CompileError::new(
+                    ErrorKind::SizeLimit,
+                    format!("the automaton needs more than {} bytes of tables (the per-module limit)", self.config.max_module_bytes),
+                ));
+            }
+            i += 1;
+        }
+        Ok(Raw {
+            alts: alt_ids.to_vec(),
+            rules,
+            classes,
+            reps,
+            states,
+            trans,
+            clean_end,
+            end_rules,
+            attribution,
+            reset,
+            start: StateId(1),
+        })
+    }
+}
+
+impl Raw {
+    fn nc(&self) -> usize {
+        self.reps.len()
+    }
+
+    fn to_end_map(end_rules: &[Vec<RuleIndex>]) -> HashMap<StateId, Vec<RuleIndex>> {
+        end_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(i, v)| (StateId(i as u32), v.clone()))
+            .collect()
+    }
+
+    /// The reporting form: no minimisation, reset states kept.
+    fn into_report(self) -> (Module, Vec<StateId>) {
+        let num_classes = self.nc();
+        let m = Module {
+            rules: self.rules,
+            classes: self.classes,
+            num_classes,
+            trans: self.trans,
+            start: self.start,
+            clean_end: self.clean_end,
+            attribution: self.attribution,
+            end_attribution: Self::to_end_map(&self.end_rules),
+        };
+        (m, self.reset)
+    }
+
+    /// The enforced form: states that cannot reach a clean end are merged into the violated
+    /// state (so every other state has a clean completion), then the DFA is minimised.
+    fn into_enforced(self, b: &mut Builder<'_>, _max: usize) -> Module {
+        let n = self.states.len();
+        let nc = self.nc();
+        // co-reachability to a clean end
+        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for s in 1..n {
+            for c in 0..nc {
+                let t = self.trans[s * nc + c].as_usize();
+                if t != 0 {
+                    rev[t].push(s as u32);
+                }
+            }
+        }
+        let mut live = vec![false; n];
+        let mut stack: Vec<usize> = (1..n).filter(|&s| self.clean_end[s]).collect();
+        for &s in &stack {
+            live[s] = true;
+        }
+        while let Some(s) = stack.pop() {
+            for &p in &rev[s] {
+                if !live[p as usize] {
+                    live[p as usize] = true;
+                    stack.push(p as usize);
+                }
+            }
+        }
+        // attribution for transitions into dead states: the rules pending in the dead state
+        let mut pending: HashMap<usize, Vec<RuleIndex>> = HashMap::new();
+        let mut attribution = self.attribution.clone();
+        let mut trans = self.trans.clone();
+        for s in 1..n {
+            if !live[s] {
+                continue;
+            }
+            for c in 0..nc {
+                let t = trans[s * nc + c].as_usize();
+                if t != 0 && !live[t] {
+                    let rules = pending.entry(t).or_insert_with(|| {
+                        let mut rs: Vec<RuleIndex> = Vec::new();
+                        for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
+                            for &th in &self.states[t].threads {
+                                if let Step::Match = b.step_thread(th, self.states[t].ctx, next) {
+                                    let r = b.alts[th.alt as usize].rule;
+                                    if !rs.contains(&r) {
+                                        rs.push(r);
+                                    }
+                                }
+                            }
+                        }
+                        if rs.is_empty() {
+                            rs = self.rules.clone();
+                        }
+                        rs.sort_unstable();
+                        rs
+                    });
+                    attribution.insert((StateId(s as u32), c as u8), rules.clone());
+                    trans[s * nc + c] = StateId::VIOLATED;
+                }
+            }
+        }
+        // Moore minimisation over live states (block 0 = violated).
+        let sig_end: Vec<(bool, Vec<RuleIndex>)> =
+            (0..n).map(|s| (self.clean_end[s], self.end_rules[s].clone())).collect();
+        let mut block = vec![0u32; n];
+        {
+            let mut init: HashMap<(bool, Vec<RuleIndex>), u32> = HashMap::new();
+            for s in 1..n {
+                if live[s] {
+                    let k = init.len() as u32 + 1;
+                    block[s] = *init.entry(sig_end[s].clone()).or_insert(k);
+                }
+            }
+        }
+        loop {
+            let mut sigs: HashMap<(u32, Vec<u32>, Vec<Option<&Vec<RuleIndex>>>), u32> = HashMap::new();
+            let mut nb = vec![0u32; n];
+            for s in 1..n {
+                if !live[s] {
+                    continue;
+                }
+                let row: Vec<u32> = (0..nc).map(|c| block[trans[s * nc + c].as_usize()]).collect();
+                let att: Vec<Option<&Vec<RuleIndex>>> =
+                    (0..nc).map(|c| attribution.get(&(StateId(s as u32), c as u8))).collect();
+                let k = sigs.len() as u32 + 1;
+                nb[s] = *sigs.entry((block[s], row, att)).or_insert(k);
+            }
+            let before = block.iter().enumerate().filter(|(s, _)| live[*s]).map(|(_, b)| *b).max().unwrap_or(0);
+            let after = sigs.len() as u32;
+            block = nb;
+            if after == before {
+                break;
+            }
+        }
+        let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
+        let mut rep_of = vec![usize::MAX; nblocks];
+        for s in 1..n {
+            if live[s] && rep_of[block[s] as usize] == usize::MAX {
+                rep_of[block[s] as usize] = s;
+            }
+        }
+        let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
+        let mut clean_end = vec![false; nblocks];
+        let mut end_attr = HashMap::new();
+        let mut new_attr = HashMap::new();
+        for blk in 1..nblocks {
+            let s = rep_of[blk];
+            clean_end[blk] = self.clean_end[s];
+            if !self.end_rules[s].is_empty() {
+                end_attr.insert(StateId(blk as u32), self.end_rules[s].clone());
+            }
+            for c in 0..nc {
+                let t = trans[s * nc + c].as_usize();
+                new_trans[blk * nc + c] = StateId(block[t]);
+                if let Some(a) = attribution.get(&(StateId(s as u32), c as u8)) {
+                    new_attr.insert((StateId(blk as u32), c as u8), a.clone());
+                }
+            }
+        }
+        let start = if live[self.start.as_usize()] { StateId(block[self.start.as_usize()]) } else { StateId::VIOLATED };
+        let _ = &self.alts;
+        Module {
+            rules: self.rules,
+            classes: self.classes,
+            num_classes: nc,
+            trans: new_trans,
+            start,
+            clean_end,
+            attribution: new_attr,
+            end_attribution: end_attr,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Compile errors: every error names its cause (file, line and column, rule id, construct).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What went wrong, without the location details (see [`CompileError`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A pack file could not be read.
+    Io,
+    /// The YAML is malformed.
+    Yaml,
+    /// A key that the rule language does not know.
+    UnknownKey,
+    /// A required field is missing.
+    MissingField,
+    /// A field has a value of the wrong type or an invalid value.
+    BadValue,
+    /// A regex does not parse.
+    BadRegex,
+    /// A regex uses a construct that is not regular (look-around, backreference) or not supported.
+    UnsupportedRegex,
+    /// A regex can match the empty string.
+    EmptyMatch,
+    /// A pack has no rules at all (after resolving its hierarchy).
+    EmptyPack,
+    /// Two rules share an id.
+    DuplicateId,
+    /// `disable` or `severity` names a rule that does not exist.
+    UnknownRule,
+    /// The `extends` graph has a cycle.
+    Cycle,
+    /// A module (or a single rule) needs more DFA states or bytes than the limit.
+    SizeLimit,
+    /// Compilation ran past the time limit.
+    TimeLimit,
+}
+
+/// An error from loading or compiling a policy. Its `Display` names the file, line and
+/// column, the rule and the construct where known.
+#[derive(Clone, Debug)]
+pub struct CompileError {
+    kind: ErrorKind,
+    file: Option<PathBuf>,
+    line: Option<usize>,
+    column: Option<usize>,
+    rule: Option<String>,
+    message: String,
+}
+
+impl CompileError {
+    /// A new error of `kind` with a message.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CompileError { kind, file: None, line: None, column: None, rule: None, message: message.into() }
+    }
+
+    /// Attach the file.
+    pub(crate) fn in_file(mut self, file: &Path) -> Self {
+        if self.file.is_none() {
+            self.file = Some(file.to_path_buf());
+        }
+        self
+    }
+
+    /// Attach a line and column (1-based).
+    pub(crate) fn at(mut self, line: usize, column: usize) -> Self {
+        if self.line.is_none() {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
+
+    /// Attach the rule id.
+    pub(crate) fn for_rule(mut self, rule: &str) -> Self {
+        if self.rule.is_none() {
+            self.rule = Some(rule.to_string());
+        }
+        self
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The file the error is in, if known.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The 1-based line in the file, if known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The 1-based column (in the file, or in the regex for regex errors), if known.
+    pub fn column(&self) -> Option<usize> {
+        self.column
+    }
+
+    /// The rule id the error is about, if any.
+    pub fn rule(&self) -> Option<&str> {
+        self.rule.as_deref()
+    }
+
+    /// The message without location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True if a size limit (states or bytes) was exceeded.
+    pub fn is_size_limit_exceeded(&self) -> bool {
+        self.kind == ErrorKind::SizeLimit
+    }
+
+    /// True if the time limit was exceeded.
+    pub fn is_time_limit_exceeded(&self) -> bool {
+        self.kind == ErrorKind::TimeLimit
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some(l) = self.line {
+                write!(f, ":{l}")?;
+                if let Some(c) = self.column {
+                    write!(f, ":{c}")?;
+                }
+            }
+            write!(f, ": ")?;
+        }
+        if let Some(r) = &self.rule {
+            write!(f, "rule `{r}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate to `word`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

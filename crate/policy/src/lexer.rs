@@ -1,0 +1,294 @@
+//! The Python lexical automaton: which scope (code, string, comment) each byte is in.
+//!
+//! It tracks comments, single- and triple-quoted strings with escapes, string prefixes,
+//! f-strings and their `{...}` replacement fields (code, with brackets nested up to a small
+//! depth, and simple strings inside them). It is a finite automaton so that it can be taken
+//! in product with a rule's DFA. The scope of a byte is the scope of the state *before* the
+//! byte is read: an opening quote is code, the bytes after it are string.
+//!
+//! # Example
+//! ```
+//! use ward_policy::{scope_of_bytes, Scope};
+//! let s = scope_of_bytes(b"x = 'a' # c");
+//! assert_eq!(s[0], Scope::Code);
+//! assert_eq!(s[4], Scope::Code);   // the opening quote
+//! assert_eq!(s[5], Scope::String); // a
+//! assert_eq!(s[10], Scope::Comment);
+//! ```
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::nfa::is_word_byte;
+
+/// A lexical scope of Python source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Code, including the replacement fields of f-strings.
+    Code,
+    /// The inside of a string literal.
+    String,
+    /// A `#` comment.
+    Comment,
+}
+
+/// The deepest bracket nesting tracked inside an f-string replacement field.
+const MAX_FIELD_DEPTH: u8 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Fs {
+    q: u8,
+    triple: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Ident {
+    /// Not inside an identifier.
+    Other,
+    /// Inside an identifier that cannot be a string prefix of interest.
+    Ident,
+    /// The identifier so far is `r`/`R`.
+    R,
+    /// The identifier so far is `f`/`F`.
+    F1,
+    /// The identifier so far is `rf`/`fr` in any case.
+    F2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum L {
+    Code { id: Ident, field: Option<(Fs, u8)> },
+    Comment,
+    Str { q: u8, triple: bool, fstr: bool, fresh: bool, esc: bool, close: u8, outer: Option<(Fs, u8)> },
+    Empty { q: u8, fstr: bool },
+    FBrace { fs: Fs },
+}
+
+const START: L = L::Code { id: Ident::Other, field: None };
+
+fn scope(l: L) -> Scope {
+    match l {
+        L::Code { .. } | L::Empty { .. } | L::FBrace { .. } => Scope::Code,
+        L::Comment => Scope::Comment,
+        L::Str { .. } => Scope::String,
+    }
+}
+
+fn step(l: L, b: u8) -> L {
+    let code = L::Code { id: Ident::Other, field: None };
+    match l {
+        L::Code { id, field: Some((fs, d)) } => {
+            let _ = id;
+            match b {
+                b'}' => {
+                    if d <= 1 {
+                        L::Str { q: fs.q, triple: fs.triple, fstr: true, fresh: false, esc: false, close: 0, outer: None }
+                    } else {
+                        L::Code { id: Ident::Other, field: Some((fs, d - 1)) }
+                    }
+                }
+                b'{' | b'[' | b'(' => L::Code { id: Ident::Other, field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))) },
+                b')' | b']' => L::Code { id: Ident::Other, field: Some((fs, if d > 1 { d - 1 } else { d })) },
+                b'\'' | b'"' => {
+                    if b == fs.q && !fs.triple {
+                        code
+                    } else {
+                        L::Str { q: b, triple: false, fstr: false, fresh: false, esc: false, close: 0, outer: Some((fs, d)) }
+                    }
+                }
+                b'\n' if !fs.triple => code,
+                _ => L::Code { id: Ident::Other, field: Some((fs, d)) },
+            }
+        }
+        L::Code { id, field: None } => match b {
+            b'#' => L::Comment,
+            b'\'' | b'"' => L::Str {
+                q: b,
+                triple: false,
+                fstr: matches!(id, Ident::F1 | Ident::F2),
+                fresh: true,
+                esc: false,
+                close: 0,
+                outer: None,
+            },
+            _ if is_word_byte(b) => {
+                let f = b == b'f' || b == b'F';
+                let r = b == b'r' || b == b'R';
+                let id = match id {
+                    Ident::Other if f => Ident::F1,
+                    Ident::Other if r => Ident::R,
+                    Ident::R if f => Ident::F2,
+                    Ident::F1 if r => Ident::F2,
+                    _ => Ident::Ident,
+                };
+                L::Code { id, field: None }
+            }
+            _ => code,
+        },
+        L::Comment => {
+            if b == b'\n' {
+                code
+            } else {
+                L::Comment
+            }
+        }
+        L::Str { q, triple, fstr, fresh, esc, close, outer } => {
+            let plain = L::Str { q, triple, fstr, fresh: false, esc: false, close: 0, outer };
+            if esc {
+                return plain;
+            }
+            if b == b'\\' {
+                return L::Str { q, triple, fstr, fresh: false, esc: true, close: 0, outer };
+            }
+            if b == q {
+                if !triple {
+                    return match outer {
+                        Some(o) => L::Code { id: Ident::Other, field: Some(o) },
+                        None if fresh => L::Empty { q, fstr },
+                        None => code,
+                    };
+                }
+                if close + 1 == 3 {
+                    return code;
+                }
+                return L::Str { q, triple, fstr, fresh: false, esc: false, close: close + 1, outer };
+            }
+            if fstr && b == b'{' {
+                return L::FBrace { fs: Fs { q, triple } };
+            }
+            if b == b'\n' && !triple {
+                return match outer {
+                    Some((fs, d)) if fs.triple => L::Code { id: Ident::Other, field: Some((fs, d)) },
+                    _ => code,
+                };
+            }
+            plain
+        }
+        L::Empty { q, fstr } => {
+            if b == q {
+                L::Str { q, triple: true, fstr, fresh: false, esc: false, close: 0, outer: None }
+            } else {
+                step(code, b)
+            }
+        }
+        L::FBrace { fs } => {
+            if b == b'{' {
+                L::Str { q: fs.q, triple: fs.triple, fstr: true, fresh: false, esc: false, close: 0, outer: None }
+            } else {
+                step(L::Code { id: Ident::Other, field: Some((fs, 1)) }, b)
+            }
+        }
+    }
+}
+
+/// The lexer as a table-driven DFA.
+#[derive(Debug)]
+pub(crate) struct LexTable {
+    /// `trans[state * 256 + byte]`.
+    pub(crate) trans: Vec<u16>,
+    /// Scope of each state.
+    pub(crate) scopes: Vec<Scope>,
+    /// Byte-class boundaries the lexer needs (`split[b]`: a boundary between b and b+1).
+    pub(crate) split: [bool; 256],
+}
+
+impl LexTable {
+    /// Number of lexer states.
+    pub(crate) fn len(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// Next lexer state.
+    #[inline]
+    pub(crate) fn next(&self, s: u16, b: u8) -> u16 {
+        self.trans[s as usize * 256 + b as usize]
+    }
+}
+
+/// The lexer table, built once. State 0 is the start (code).
+pub(crate) fn table() -> &'static LexTable {
+    static T: OnceLock<LexTable> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut ids: HashMap<L, u16> = HashMap::new();
+        let mut states = vec![START];
+        ids.insert(START, 0);
+        let mut trans = Vec::new();
+        let mut i = 0;
+        while i < states.len() {
+            let l = states[i];
+            for b in 0..=255u8 {
+                let n = step(l, b);
+                let id = *ids.entry(n).or_insert_with(|| {
+                    states.push(n);
+                    (states.len() - 1) as u16
+                });
+                trans.push(id);
+            }
+            i += 1;
+        }
+        let scopes = states.iter().map(|&l| scope(l)).collect::<Vec<_>>();
+        let mut split = [false; 256];
+        for b in 0..255usize {
+            if (0..states.len()).any(|s| trans[s * 256 + b] != trans[s * 256 + b + 1]) {
+                split[b] = true;
+            }
+        }
+        split[255] = true;
+        LexTable { trans, scopes, split }
+    })
+}
+
+/// The scope of every byte of `text` (the scope before the byte is read).
+pub fn scope_of_bytes(text: &[u8]) -> Vec<Scope> {
+    let t = table();
+    let mut s = 0u16;
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        out.push(t.scopes[s as usize]);
+        s = t.next(s, b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(text: &str) -> String {
+        scope_of_bytes(text.as_bytes())
+            .iter()
+            .map(|s| match s {
+                Scope::Code => 'c',
+                Scope::String => 's',
+                Scope::Comment => '#',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn basic_scopes() {
+        assert_eq!(show("a'b'c"), "ccssc");
+        assert_eq!(show("a # b\nc"), "ccc###c");
+        assert_eq!(show(r#"'\''x"#), "csssc");
+        assert_eq!(show("'''a'b'''c"), "cscssssssc");
+        assert_eq!(show("''c"), "csc");
+        assert_eq!(show("\"#\"c"), "cssc");
+    }
+
+    #[test]
+    fn fstrings() {
+        // f"a{x}b" : the field x is code, the braces' insides too
+        assert_eq!(show("f\"a{x}b\"c"), "ccssccssc");
+        // escaped braces stay string (the second brace is classed code, see module docs)
+        assert_eq!(show("f'{{x'c"), "ccscssc");
+        // rf prefix and nested string in a field
+        assert_eq!(show("rf'{d[\"k\"]}'"), "cccscccssccs");
+        // plain string: braces are text
+        assert_eq!(show("'{x}'"), "cssss");
+    }
+
+    #[test]
+    fn table_is_small() {
+        assert!(table().len() < 200, "{}", table().len());
+    }
+}

@@ -1,0 +1,29 @@
+//! Ward's policy layer: the rule language, packs and their hierarchy, and the compiler from
+//! security rules to byte-level automaton modules.
+//!
+//! Nothing here knows about tokens, models or wasm. See `policies/README.md` for the rule
+//! language.
+//!
+//! ```text
+//! pack.yaml ─► load + resolve hierarchy ─► EffectivePolicy ─► compile ─► CompiledPolicy
+//!                                                                          ├─ modules (enforced rules, DFAs)
+//!                                                                          └─ check(text) → findings
+//! ```
+#![deny(missing_docs)]
+
+mod check;
+mod compile;
+mod error;
+mod lexer;
+mod module;
+mod nfa;
+mod pack;
+mod regex_check;
+
+pub use check::{Finding, LineCol};
+pub use compile::{CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder, PolicyConfig};
+pub use error::{CompileError, ErrorKind};
+pub use lexer::{scope_of_bytes, Scope};
+pub use module::{Module, RuleIndex, StateId};
+pub use pack::{Alternative, EffectivePolicy, Pattern, Rule, RuleScope, Severity};
+pub use regex_check::RegexChecker;

@@ -1,0 +1,167 @@
+//! Compiled automaton modules: byte-level "has a violation" DFAs.
+//!
+//! A [`Module`] is a deterministic automaton over bytes for one or several
+//! enforced rules, already in product with the Python lexical automaton, so
+//! scopes are part of its states. State [`StateId::VIOLATED`] is absorbing:
+//! once a rule's pattern has completed (in its scope), every continuation
+//! stays violated. Every other state can still reach a clean end by *some*
+//! byte string (dead states are merged into the violated one at compile time).
+//!
+//! Some patterns end in a look-ahead assertion (`\b`, `$`): whether they
+//! match depends on the next byte or the end of the text. Such a pending match
+//! is resolved by the next transition, or at the end of the text by
+//! [`Module::is_clean_end`].
+//!
+//! # Example
+//! ```
+//! use ward_policy::{PolicyBuilder, StateId};
+//! let yaml = r#"
+//! pack: demo
+//! rules:
+//!   - id: no-eval
+//!     message: do not call eval
+//!     severity: ERROR
+//!     languages: [python]
+//!     metadata: { cwe: "CWE-95" }
+//!     pattern-regex: '\beval\s*\('
+//! "#;
+//! let policy = PolicyBuilder::new().compile_str(yaml, "demo.yaml").unwrap();
+//! let m = &policy.modules()[0];
+//! let mut s = m.start();
+//! for &b in b"x = eval(" { s = m.next(s, b); }
+//! assert!(m.is_violated(s));
+//! let mut s = m.start();
+//! for &b in b"# eval(" { s = m.next(s, b); }
+//! assert!(!m.is_violated(s) && m.is_clean_end(s));
+//! ```
+
+use std::collections::HashMap;
+
+/// Identifier of a DFA state inside one [`Module`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(transparent)]
+pub struct StateId(pub u32);
+
+impl StateId {
+    /// The absorbing violated state, the same in every module.
+    pub const VIOLATED: StateId = StateId(0);
+
+    /// The id as an index into per-state tables.
+    #[inline]
+    pub fn as_usize(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a rule in [`crate::CompiledPolicy::rules`].
+pub type RuleIndex = u32;
+
+/// One compiled automaton module: a byte DFA with an absorbing violated state.
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// Rules (indices into the policy's rule list) enforced by this module.
+    pub(crate) rules: Vec<RuleIndex>,
+    /// Byte → equivalence class.
+    pub(crate) classes: [u8; 256],
+    /// Number of byte classes.
+    pub(crate) num_classes: usize,
+    /// Transition table, `num_states * num_classes`, row-major by state.
+    pub(crate) trans: Vec<StateId>,
+    /// Start state.
+    pub(crate) start: StateId,
+    /// Per state: ending the text here is clean (no pending match completes at the end).
+    pub(crate) clean_end: Vec<bool>,
+    /// Transitions into the violated state → rules whose pattern completed there.
+    pub(crate) attribution: HashMap<(StateId, u8), Vec<RuleIndex>>,
+    /// Per state: rules whose pending match completes if the text ends here.
+    pub(crate) end_attribution: HashMap<StateId, Vec<RuleIndex>>,
+}
+
+impl Module {
+    /// The start state (beginning of the text, in code scope).
+    #[inline]
+    pub fn start(&self) -> StateId {
+        self.start
+    }
+
+    /// The state after reading `byte` in state `s`.
+    #[inline]
+    pub fn next(&self, s: StateId, byte: u8) -> StateId {
+        self.trans[s.as_usize() * self.num_classes + self.classes[byte as usize] as usize]
+    }
+
+    /// The state after reading any byte of class `class` in state `s`.
+    #[inline]
+    pub fn next_class(&self, s: StateId, class: u8) -> StateId {
+        self.trans[s.as_usize() * self.num_classes + class as usize]
+    }
+
+    /// The state after reading all of `bytes` from `s`.
+    #[inline]
+    pub fn run(&self, mut s: StateId, bytes: &[u8]) -> StateId {
+        for &b in bytes {
+            if s == StateId::VIOLATED {
+                break;
+            }
+            s = self.next(s, b);
+        }
+        s
+    }
+
+    /// True for the absorbing violated state.
+    #[inline]
+    pub fn is_violated(&self, s: StateId) -> bool {
+        s == StateId::VIOLATED
+    }
+
+    /// True when a text ending in state `s` violates none of this module's rules.
+    #[inline]
+    pub fn is_clean_end(&self, s: StateId) -> bool {
+        self.clean_end[s.as_usize()]
+    }
+
+    /// The byte → class map (bytes of one class behave identically in every state).
+    #[inline]
+    pub fn byte_classes(&self) -> &[u8; 256] {
+        &self.classes
+    }
+
+    /// Number of byte equivalence classes.
+    #[inline]
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Number of states, including the violated state.
+    #[inline]
+    pub fn num_states(&self) -> usize {
+        self.clean_end.len()
+    }
+
+    /// The rules (indices into the policy's rules) this module enforces.
+    pub fn rules(&self) -> &[RuleIndex] {
+        &self.rules
+    }
+
+    /// Rules whose pattern completes on the transition from `s` by `byte`
+    /// (empty unless that transition enters the violated state).
+    pub fn violation_rules(&self, s: StateId, byte: u8) -> &[RuleIndex] {
+        let c = self.classes[byte as usize];
+        self.attribution.get(&(s, c)).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Rules whose pending match completes if the text ends in state `s`.
+    pub fn end_violation_rules(&self, s: StateId) -> &[RuleIndex] {
+        self.end_attribution.get(&s).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Approximate heap memory of the tables, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.trans.len() * 4
+            + self.clean_end.len()
+            + self.attribution.len() * 48
+            + self.end_attribution.len() * 40
+            + self.rules.len() * 4
+            + 256
+    }
+}

@@ -1,0 +1,352 @@
+//! Regex → byte-level Thompson NFA.
+//!
+//! Patterns are parsed by `regex-syntax` with the settings of the rule language (ASCII
+//! classes, multi-line anchors, no UTF-8 requirement) and compiled here into an NFA whose
+//! states live in one shared arena, so the DFA builder can combine the NFAs of many rules.
+
+use regex_syntax::ast::ErrorKind as AstErrorKind;
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+use crate::error::{CompileError, ErrorKind};
+
+/// NFA state id in an [`Arena`].
+pub(crate) type NfaId = u32;
+
+/// One NFA state.
+#[derive(Clone, Debug)]
+pub(crate) enum NState {
+    /// Consume one byte in `lo..=hi`, go to `next`.
+    Range { lo: u8, hi: u8, next: NfaId },
+    /// Consume one byte in any of the ranges, go to `next`.
+    Ranges { ranges: Vec<(u8, u8)>, next: NfaId },
+    /// Epsilon to all of these.
+    Split(Vec<NfaId>),
+    /// Epsilon if the assertion holds at the current position.
+    Look { look: Look, next: NfaId },
+    /// The pattern has matched.
+    Match,
+}
+
+/// An arena of NFA states shared by several patterns.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Arena {
+    pub(crate) states: Vec<NState>,
+}
+
+/// Which look-around context bits a set of patterns needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LookNeeds {
+    pub(crate) word: bool,
+    pub(crate) line: bool,
+    pub(crate) text: bool,
+}
+
+impl LookNeeds {
+    pub(crate) fn union(self, o: LookNeeds) -> LookNeeds {
+        LookNeeds { word: self.word || o.word, line: self.line || o.line, text: self.text || o.text }
+    }
+}
+
+/// A compiled pattern: its start state in the arena and the look-around it uses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Compiled {
+    pub(crate) start: NfaId,
+    pub(crate) needs: LookNeeds,
+}
+
+/// The regex-syntax parser configured for the rule language.
+pub(crate) fn parse(pattern: &str) -> Result<Hir, CompileError> {
+    let mut parser = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+        .nest_limit(100)
+        .build();
+    let hir = parser.parse(pattern).map_err(|e| regex_error(pattern, &e))?;
+    if hir.properties().minimum_len() == Some(0) {
+        return Err(CompileError::new(
+            ErrorKind::EmptyMatch,
+            format!("pattern `{pattern}` can match the empty string, which would flag every text"),
+        ));
+    }
+    if hir.properties().minimum_len().is_none() {
+        return Err(CompileError::new(
+            ErrorKind::BadRegex,
+            format!("pattern `{pattern}` can never match anything"),
+        ));
+    }
+    Ok(hir)
+}
+
+fn regex_error(pattern: &str, e: &regex_syntax::Error) -> CompileError {
+    match e {
+        regex_syntax::Error::Parse(ast) => {
+            let col = ast.span().start.column;
+            let (kind, what) = match ast.kind() {
+                AstErrorKind::UnsupportedLookAround => (
+                    ErrorKind::UnsupportedRegex,
+                    "look-around ((?=, (?!, (?<=, (?<!) is not regular and cannot be enforced by an automaton; \
+                     rewrite it with classes or pattern-not-regex"
+                        .to_string(),
+                ),
+                AstErrorKind::UnsupportedBackreference => (
+                    ErrorKind::UnsupportedRegex,
+                    "a backreference (\\1) is not regular and cannot be enforced by an automaton".to_string(),
+                ),
+                other => (ErrorKind::BadRegex, other.to_string()),
+            };
+            let construct = construct_at(pattern, ast.span().start.offset, ast.span().end.offset);
+            CompileError::new(kind, format!("{what}: `{construct}` at column {col} of pattern `{pattern}`"))
+                .at(ast.span().start.line, col)
+        }
+        regex_syntax::Error::Translate(t) => {
+            let col = t.span().start.column;
+            let construct = construct_at(pattern, t.span().start.offset, t.span().end.offset);
+            CompileError::new(
+                ErrorKind::UnsupportedRegex,
+                format!("{}: `{construct}` at column {col} of pattern `{pattern}`", t.kind()),
+            )
+            .at(t.span().start.line, col)
+        }
+        other => CompileError::new(ErrorKind::BadRegex, format!("{other} in pattern `{pattern}`")),
+    }
+}
+
+fn construct_at(pattern: &str, start: usize, end: usize) -> String {
+    let end = end.max(start + 1).min(pattern.len());
+    let start = start.min(end);
+    pattern.get(start..end).unwrap_or("").to_string()
+}
+
+impl Arena {
+    fn push(&mut self, s: NState) -> NfaId {
+        self.states.push(s);
+        (self.states.len() - 1) as NfaId
+    }
+
+    /// Compile `hir` into the arena; the result ends in a fresh `Match` state.
+    pub(crate) fn compile(&mut self, hir: &Hir) -> Result<Compiled, CompileError> {
+        let mut needs = LookNeeds::default();
+        let m = self.push(NState::Match);
+        let start = self.c(hir, m, &mut needs)?;
+        Ok(Compiled { start, needs })
+    }
+
+    fn c(&mut self, hir: &Hir, next: NfaId, needs: &mut LookNeeds) -> Result<NfaId, CompileError> {
+        if self.states.len() > 2_000_000 {
+            return Err(CompileError::new(ErrorKind::SizeLimit, "pattern expands to more than 2,000,000 NFA states"));
+        }
+        Ok(match hir.kind() {
+            HirKind::Empty => next,
+            HirKind::Literal(lit) => {
+                let mut cur = next;
+                for &b in lit.0.iter().rev() {
+                    cur = self.push(NState::Range { lo: b, hi: b, next: cur });
+                }
+                cur
+            }
+            HirKind::Class(Class::Bytes(cls)) => {
+                let ranges: Vec<(u8, u8)> = cls.ranges().iter().map(|r| (r.start(), r.end())).collect();
+                self.ranges(ranges, next)
+            }
+            HirKind::Class(Class::Unicode(cls)) => {
+                // Only reachable for ASCII-only classes when Unicode mode is off.
+                let mut ranges = Vec::new();
+                for r in cls.ranges() {
+                    let (s, e) = (r.start() as u32, r.end() as u32);
+                    if e > 0x7f {
+                        return Err(CompileError::new(
+                            ErrorKind::UnsupportedRegex,
+                            "a class with non-ASCII characters is not supported; match their UTF-8 bytes literally",
+                        ));
+                    }
+                    ranges.push((s as u8, e as u8));
+                }
+                self.ranges(ranges, next)
+            }
+            HirKind::Look(look) => {
+                match look {
+                    Look::Start | Look::End => needs.text = true,
+                    Look::StartLF | Look::EndLF => needs.line = true,
+                    Look::WordAscii
+                    | Look::WordAsciiNegate
+                    | Look::WordStartAscii
+                    | Look::WordEndAscii
+                    | Look::WordStartHalfAscii
+                    | Look::WordEndHalfAscii => needs.word = true,
+                    other => {
+                        return Err(CompileError::new(
+                            ErrorKind::UnsupportedRegex,
+                            format!("assertion {other:?} is not supported (use ASCII \\b, ^, $)"),
+                        ))
+                    }
+                }
+                self.push(NState::Look { look: *look, next })
+            }
+            HirKind::Capture(cap) => self.c(&cap.sub, next, needs)?,
+            HirKind::Concat(subs) => {
+                let mut cur = next;
+                for s in subs.iter().rev() {
+                    cur = self.c(s, cur, needs)?;
+                }
+                cur
+            }
+            HirKind::Alternation(subs) => {
+                let mut alts = Vec::with_capacity(subs.len());
+                for s in subs {
+                    alts.push(self.c(s, next, needs)?);
+                }
+                self.push(NState::Split(alts))
+            }
+            HirKind::Repetition(rep) => {
+                let min = rep.min;
+                let mut cur = next;
+                match rep.max {
+                    None => {
+                        // loop: split(body → loop, next)
+                        let lp = self.push(NState::Split(vec![]));
+                        let body = self.c(&rep.sub, lp, needs)?;
+                        self.states[lp as usize] = NState::Split(vec![body, next]);
+                        cur = lp;
+                    }
+                    Some(max) => {
+                        for _ in min..max {
+                            let body = self.c(&rep.sub, cur, needs)?;
+                            cur = self.push(NState::Split(vec![body, next]));
+                        }
+                    }
+                }
+                for _ in 0..min {
+                    cur = self.c(&rep.sub, cur, needs)?;
+                }
+                cur
+            }
+        })
+    }
+
+    fn ranges(&mut self, ranges: Vec<(u8, u8)>, next: NfaId) -> NfaId {
+        if ranges.len() == 1 {
+            self.push(NState::Range { lo: ranges[0].0, hi: ranges[0].1, next })
+        } else {
+            self.push(NState::Ranges { ranges, next })
+        }
+    }
+}
+
+/// Bytes that are ASCII word characters (`[0-9A-Za-z_]`).
+#[inline]
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The context around a position: what is behind (from the DFA state) and ahead (next byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Ctx {
+    /// Previous byte is a word byte.
+    pub(crate) prev_word: bool,
+    /// At a line start (previous byte is `\n`, or start of text).
+    pub(crate) prev_lf: bool,
+    /// At the start of the text.
+    pub(crate) at_start: bool,
+    /// The next byte, or `None` at the end of the text.
+    pub(crate) next: Option<u8>,
+}
+
+impl Ctx {
+    /// Whether `look` holds in this context.
+    pub(crate) fn holds(&self, look: Look) -> bool {
+        let next_word = self.next.is_some_and(is_word_byte);
+        match look {
+            Look::Start => self.at_start,
+            Look::End => self.next.is_none(),
+            Look::StartLF => self.prev_lf,
+            Look::EndLF => matches!(self.next, None | Some(b'\n')),
+            Look::WordAscii => self.prev_word != next_word,
+            Look::WordAsciiNegate => self.prev_word == next_word,
+            Look::WordStartAscii => !self.prev_word && next_word,
+            Look::WordEndAscii => self.prev_word && !next_word,
+            Look::WordStartHalfAscii => !self.prev_word,
+            Look::WordEndHalfAscii => !next_word,
+            _ => false,
+        }
+    }
+}
+
+/// Epsilon closure of `set` in context `ctx`, into `out` (sorted, deduplicated).
+/// Returns true if a `Match` state is in the closure.
+pub(crate) fn closure(arena: &Arena, seeds: &[NfaId], ctx: &Ctx, out: &mut Vec<NfaId>, seen: &mut Vec<bool>) -> bool {
+    out.clear();
+    if seen.len() < arena.states.len() {
+        seen.resize(arena.states.len(), false);
+    }
+    let mut stack: Vec<NfaId> = seeds.to_vec();
+    let mut matched = false;
+    let mut visited = Vec::new();
+    while let Some(s) = stack.pop() {
+        if seen[s as usize] {
+            continue;
+        }
+        seen[s as usize] = true;
+        visited.push(s);
+        match &arena.states[s as usize] {
+            NState::Split(alts) => stack.extend(alts.iter().rev()),
+            NState::Look { look, next } => {
+                if ctx.holds(*look) {
+                    stack.push(*next);
+                }
+            }
+            NState::Match => matched = true,
+            NState::Range { .. } | NState::Ranges { .. } => out.push(s),
+        }
+    }
+    for v in visited {
+        seen[v as usize] = false;
+    }
+    out.sort_unstable();
+    out.dedup();
+    matched
+}
+
+/// Step the (closed) consuming states in `set` on byte `b`, into `out` (sorted, deduplicated).
+pub(crate) fn step(arena: &Arena, set: &[NfaId], b: u8, out: &mut Vec<NfaId>) {
+    out.clear();
+    for &s in set {
+        match &arena.states[s as usize] {
+            NState::Range { lo, hi, next } => {
+                if *lo <= b && b <= *hi {
+                    out.push(*next);
+                }
+            }
+            NState::Ranges { ranges, next } => {
+                if ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) {
+                    out.push(*next);
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// Record the byte-class boundaries this arena's consuming states need.
+pub(crate) fn mark_boundaries(arena: &Arena, ids: impl Iterator<Item = NfaId>, split: &mut [bool; 256]) {
+    // split[b] = a class boundary lies between b and b+1
+    let mut mark = |lo: u8, hi: u8| {
+        if lo > 0 {
+            split[lo as usize - 1] = true;
+        }
+        split[hi as usize] = true;
+    };
+    for id in ids {
+        match &arena.states[id as usize] {
+            NState::Range { lo, hi, .. } => mark(*lo, *hi),
+            NState::Ranges { ranges, .. } => {
+                for &(lo, hi) in ranges {
+                    mark(lo, hi)
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The independent checker: runs each rule's regexes directly on the text with
+//! `regex-automata`'s own engines (anchored dense DFAs for the positive patterns, meta
+//! regexes for the exclusions), without any of the automata this crate builds. It shares
+//! only the finding semantics (see [`crate::check`]) and the lexer that assigns scopes.
+//!
+//! It is slower (it tries every start position) and is meant for cross-checks and for the
+//! final certificate of generated text.
+
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::nfa::thompson;
+use regex_automata::util::{start, syntax};
+use regex_automata::{meta, Anchored, Input, MatchKind};
+
+use crate::check::Finding;
+use crate::compile::CompiledPolicy;
+use crate::error::{CompileError, ErrorKind};
+use crate::lexer::{scope_of_bytes, Scope};
+use crate::module::RuleIndex;
+use crate::pack::RuleScope;
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false).multi_line(true)
+}
+
+#[derive(Clone, Debug)]
+struct Alt {
+    positive: dense::DFA<Vec<u32>>,
+    not: Vec<meta::Regex>,
+}
+
+/// Compiled regexes of every rule, used to find match spans.
+#[derive(Clone, Debug)]
+pub(crate) struct SpanFinder {
+    rules: Vec<(RuleScope, Vec<Alt>)>,
+}
+
+impl SpanFinder {
+    /// Compile (or fetch the cached) regexes of `policy`.
+    pub(crate) fn new(policy: &CompiledPolicy) -> std::sync::Arc<SpanFinder> {
+        policy
+            .span_finder
+            .get_or_init(|| std::sync::Arc::new(Self::build(policy).expect("rules were validated at compile time")))
+            .clone()
+    }
+
+    fn build(policy: &CompiledPolicy) -> Result<SpanFinder, CompileError> {
+        let mut rules = Vec::new();
+        for r in policy.rules() {
+            let mut alts = Vec::new();
+            for a in r.pattern.alternatives() {
+                let positive = dense::Builder::new()
+                    .syntax(syntax_config())
+                    .thompson(thompson::Config::new().utf8(false))
+                    .configure(
+                        dense::Config::new()
+                            .match_kind(MatchKind::All)
+                            .start_kind(StartKind::Anchored)
+                            .unicode_word_boundary(false),
+                    )
+                    .build(&a.regex)
+                    .map_err(|e| {
+                        CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id)
+                    })?;
+                let mut not = Vec::new();
+                for n in &a.not {
+                    not.push(
+                        meta::Regex::builder()
+                            .syntax(syntax_config())
+                            .build(n)
+                            .map_err(|e| CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id))?,
+                    );
+                }
+                alts.push(Alt { positive, not });
+            }
+            rules.push((r.scope, alts));
+        }
+        Ok(SpanFinder { rules })
+    }
+
+    /// Ends `e ≤ bound` of anchored matches of `alt` starting at `s`, ascending, calling `f`
+    /// until it returns true. Returns whether `f` returned true.
+    fn ends(alt: &Alt, text: &[u8], s: usize, bound: usize, mut f: impl FnMut(usize) -> bool) -> bool {
+        let dfa = &alt.positive;
+        let cfg = start::Config::new().anchored(Anchored::Yes).look_behind(if s > 0 { Some(text[s - 1]) } else { None });
+        let Ok(mut sid) = dfa.start_state(&cfg) else { return false };
+        let mut i = s;
+        while i < text.len() {
+            sid = dfa.next_state(sid, text[i]);
+            if dfa.is_match_state(sid) {
+                if i > bound {
+                    return false;
+                }
+                if f(i) {
+                    return true;
+                }
+            }
+            if dfa.is_dead_state(sid) || i > bound {
+                return false;
+            }
+            i += 1;
+        }
+        sid = dfa.next_eoi_state(sid);
+        if dfa.is_match_state(sid) && text.len() <= bound {
+            return f(text.len());
+        }
+        false
+    }
+
+    fn valid(alt: &Alt, text: &[u8], s: usize, e: usize) -> bool {
+        !alt.not.iter().any(|re| re.is_match(Input::new(text).range(s..e)))
+    }
+
+    /// The smallest `s` in `[p, e)` in the rule's scope with a match `[s, e)`.
+    pub(crate) fn start_of(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize, e: usize) -> Option<usize> {
+        let (scope, alts) = &self.rules[r as usize];
+        (p..e).find(|&s| {
+            scope.admits(scopes[s])
+                && alts.iter().any(|a| Self::ends(a, text, s, e, |end| end == e && Self::valid(a, text, s, e)))
+        })
+    }
+
+    /// The earliest-ending match with start ≥ p: (start, end).
+    fn earliest(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize) -> Option<(usize, usize)> {
+        let (scope, alts) = &self.rules[r as usize];
+        let mut best: Option<(usize, usize)> = None;
+        for s in p..text.len() {
+            if let Some((_, be)) = best {
+                if s >= be {
+                    break;
+                }
+            }
+            if !scope.admits(scopes[s]) {
+                continue;
+            }
+            for a in alts {
+                let bound = best.map(|(_, e)| e.saturating_sub(1)).unwrap_or(usize::MAX);
+                let mut found = None;
+                Self::ends(a, text, s, bound, |e| {
+                    if Self::valid(a, text, s, e) {
+                        found = Some(e);
+                        true
+                    } else {
+                        false
+                    }
+                });
+                if let Some(e) = found {
+                    if best.is_none_or(|(_, be)| e < be) {
+                        best = Some((s, e));
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+/// The independent regex checker (see the module docs).
+///
+/// # Example
+/// ```
+/// use ward_policy::{PolicyBuilder, RegexChecker};
+/// let p = PolicyBuilder::new().compile_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mini.yaml")).unwrap();
+/// let text = b"os.system(cmd)  # os.system(x)\n";
+/// assert_eq!(RegexChecker::new(&p).check(text), p.check(text));
+/// ```
+#[derive(Debug)]
+pub struct RegexChecker<'p> {
+    policy: &'p CompiledPolicy,
+    finder: std::sync::Arc<SpanFinder>,
+}
+
+impl<'p> RegexChecker<'p> {
+    /// A checker for the rules of `policy`.
+    pub fn new(policy: &'p CompiledPolicy) -> Self {
+        RegexChecker { policy, finder: SpanFinder::new(policy) }
+    }
+
+    /// Every finding of every enabled rule, with the same semantics as
+    /// [`CompiledPolicy::check`].
+    pub fn check(&self, text: &[u8]) -> Vec<Finding> {
+        let scopes = scope_of_bytes(text);
+        let mut out = Vec::new();
+        for r in 0..self.policy.rules().len() as RuleIndex {
+            let mut p = 0;
+            while let Some((s, e)) = self.finder.earliest(r, text, &scopes, p) {
+                out.push(self.policy.finding(r, text, s, e));
+                p = e;
+            }
+        }
+        out.sort_by_key(|f| (f.start, f.end, f.rule));
+        out
+    }
+
+    /// Findings of enforced rules only.
+    pub fn check_enforced(&self, text: &[u8]) -> Vec<Finding> {
+        self.check(text).into_iter().filter(|f| f.enforced).collect()
+    }
+}
