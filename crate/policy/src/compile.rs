@@ -353,7 +353,28 @@ struct Builder<'a> {
     bset_ids: HashMap<Vec<NfaId>, u32>,
     memo: HashMap<(Thread, u8, u16), Step>,
     seen: Vec<bool>,
+    dom: HashMap<u32, Option<Dominance>>,
 }
+
+/// The simulation preorder of one alternative's positive NFA: `q2 ≼ q1` when every way
+/// the thread at `q2` can complete a match, the thread at `q1` completes one at the same
+/// byte or earlier. A dominated thread can be dropped from a state without changing when a
+/// violation happens, which keeps counted patterns such as `AKIA[0-9A-Z]{16}` small.
+struct Dominance {
+    lo: NfaId,
+    n: usize,
+    rel: Vec<bool>,
+}
+
+impl Dominance {
+    fn dominated(&self, q2: NfaId, q1: NfaId) -> bool {
+        let (a, b) = ((q2 - self.lo) as usize, (q1 - self.lo) as usize);
+        a < self.n && b < self.n && self.rel[a * self.n + b]
+    }
+}
+
+/// Largest NFA (in states) for which the dominance relation is computed.
+const MAX_DOMINANCE_STATES: usize = 400;
 
 /// A DFA straight out of the subset construction.
 struct Raw {
@@ -383,6 +404,7 @@ impl<'a> Builder<'a> {
             bset_ids: HashMap::new(),
             memo: HashMap::new(),
             seen: Vec::new(),
+            dom: HashMap::new(),
         };
         b.intern(Vec::new());
         b
@@ -438,6 +460,130 @@ impl<'a> Builder<'a> {
         };
         self.memo.insert((t, ctx, next), result.clone());
         result
+    }
+
+    fn dominance(&mut self, alt: u32) -> Option<&Dominance> {
+        if !self.dom.contains_key(&alt) {
+            let d = self.compute_dominance(alt);
+            self.dom.insert(alt, d);
+        }
+        self.dom.get(&alt).and_then(|d| d.as_ref())
+    }
+
+    fn compute_dominance(&mut self, alt: u32) -> Option<Dominance> {
+        let info = &self.alts[alt as usize];
+        if !info.not_starts.is_empty() {
+            return None;
+        }
+        let range = info.ranges[0].clone();
+        let n = (range.end - range.start) as usize;
+        if n > MAX_DOMINANCE_STATES || n == 0 {
+            return None;
+        }
+        let lo = range.start;
+        let mut split = [false; 256];
+        split[255] = true;
+        nfa::mark_boundaries(self.arena, range.clone(), &mut split);
+        for b in 0..255u8 {
+            if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
+                split[b as usize] = true;
+            }
+        }
+        split[b'\n' as usize] = true;
+        split[b'\n' as usize - 1] = true;
+        let mut nexts: Vec<u16> = vec![0];
+        for b in 0..255usize {
+            if split[b] {
+                nexts.push(b as u16 + 1);
+            }
+        }
+        nexts.push(EOI);
+        let nctx = 8 * nexts.len();
+        // matched[q][c], succ[q][c]
+        let mut matched = vec![false; n * nctx];
+        let mut succ: Vec<Vec<NfaId>> = vec![Vec::new(); n * nctx];
+        let mut closed = Vec::new();
+        for q in 0..n {
+            for bits in 0..8u8 {
+                for (k, &nx) in nexts.iter().enumerate() {
+                    let c = ctx_of(bits, nx);
+                    let ci = bits as usize * nexts.len() + k;
+                    let m = nfa::closure(self.arena, &[lo + q as NfaId], &c, &mut closed, &mut self.seen);
+                    matched[q * nctx + ci] = m;
+                    if let Some(b) = c.next {
+                        let mut out = Vec::new();
+                        nfa::step(self.arena, &closed, b, &mut out);
+                        succ[q * nctx + ci] = out;
+                    }
+                }
+            }
+        }
+        let mut rel = vec![true; n * n];
+        for q2 in 0..n {
+            for q1 in 0..n {
+                if (0..nctx).any(|c| matched[q2 * nctx + c] && !matched[q1 * nctx + c]) {
+                    rel[q2 * n + q1] = false;
+                }
+            }
+        }
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for q2 in 0..n {
+                for q1 in 0..n {
+                    if q1 == q2 || !rel[q2 * n + q1] {
+                        continue;
+                    }
+                    let ok = (0..nctx).all(|c| {
+                        matched[q1 * nctx + c]
+                            || succ[q2 * nctx + c].iter().all(|&r2| {
+                                succ[q1 * nctx + c]
+                                    .iter()
+                                    .any(|&r1| rel[(r2 - lo) as usize * n + (r1 - lo) as usize])
+                            })
+                    });
+                    if !ok {
+                        rel[q2 * n + q1] = false;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        Some(Dominance { lo, n, rel })
+    }
+
+    /// Drop threads dominated by another thread of the same alternative.
+    fn prune(&mut self, threads: &mut Vec<Thread>) {
+        if threads.len() < 2 {
+            return;
+        }
+        let mut keep = vec![true; threads.len()];
+        let mut any = false;
+        for i in 0..threads.len() {
+            let t2 = threads[i];
+            if t2.b != 0 {
+                continue;
+            }
+            for j in 0..threads.len() {
+                if i == j || !keep[j] {
+                    continue;
+                }
+                let t1 = threads[j];
+                if t1.alt != t2.alt || t1.b != 0 {
+                    continue;
+                }
+                let Some(d) = self.dominance(t2.alt) else { break };
+                if d.dominated(t2.a, t1.a) && (!d.dominated(t1.a, t2.a) || t1.a < t2.a) {
+                    keep[i] = false;
+                    any = true;
+                    break;
+                }
+            }
+        }
+        if any {
+            let mut k = keep.iter();
+            threads.retain(|_| *k.next().unwrap());
+        }
     }
 
     /// Subset construction for the given alternatives. `with_reset` adds, for every state,
@@ -570,6 +716,9 @@ impl<'a> Builder<'a> {
                 } else {
                     next_threads.sort_unstable();
                     next_threads.dedup();
+                    let mut nt = std::mem::take(&mut next_threads);
+                    self.prune(&mut nt);
+                    next_threads = nt;
                     let lex = if needs_lex { self.lex.next(key.lex, rep) } else { 0 };
                     let nk = Key { lex, ctx: ctx_after(rep), threads: next_threads.clone() };
                     match ids.get(&nk) {

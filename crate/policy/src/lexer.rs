@@ -1,7 +1,7 @@
 //! The Python lexical automaton: which scope (code, string, comment) each byte is in.
 //!
 //! It tracks comments, single- and triple-quoted strings with escapes, string prefixes,
-//! f-strings and their `{...}` replacement fields (code, with brackets nested up to a small
+//! f-strings and their `{...}` replacement fields (code, with braces nested up to a small
 //! depth, and simple strings inside them). It is a finite automaton so that it can be taken
 //! in product with a rule's DFA. The scope of a byte is the scope of the state *before* the
 //! byte is read: an opening quote is code, the bytes after it are string.
@@ -33,7 +33,7 @@ pub enum Scope {
 }
 
 /// The deepest bracket nesting tracked inside an f-string replacement field.
-const MAX_FIELD_DEPTH: u8 = 3;
+const MAX_FIELD_DEPTH: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Fs {
@@ -87,8 +87,7 @@ fn step(l: L, b: u8) -> L {
                         L::Code { id: Ident::Other, field: Some((fs, d - 1)) }
                     }
                 }
-                b'{' | b'[' | b'(' => L::Code { id: Ident::Other, field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))) },
-                b')' | b']' => L::Code { id: Ident::Other, field: Some((fs, if d > 1 { d - 1 } else { d })) },
+                b'{' => L::Code { id: Ident::Other, field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))) },
                 b'\'' | b'"' => {
                     if b == fs.q && !fs.triple {
                         code
@@ -194,6 +193,7 @@ pub(crate) struct LexTable {
 
 impl LexTable {
     /// Number of lexer states.
+    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
         self.scopes.len()
     }
@@ -227,6 +227,8 @@ pub(crate) fn table() -> &'static LexTable {
             i += 1;
         }
         let scopes = states.iter().map(|&l| scope(l)).collect::<Vec<_>>();
+        let (trans, scopes) = minimise(&trans, &scopes);
+        let states = scopes.clone();
         let mut split = [false; 256];
         for b in 0..255usize {
             if (0..states.len()).any(|s| trans[s * 256 + b] != trans[s * 256 + b + 1]) {
@@ -236,6 +238,38 @@ pub(crate) fn table() -> &'static LexTable {
         split[255] = true;
         LexTable { trans, scopes, split }
     })
+}
+
+/// Moore minimisation of the lexer: states that emit the same scopes for every input merge.
+fn minimise(trans: &[u16], scopes: &[Scope]) -> (Vec<u16>, Vec<Scope>) {
+    let n = scopes.len();
+    let mut block: Vec<usize> = scopes.iter().map(|s| *s as usize).collect();
+    loop {
+        let mut ids: HashMap<(usize, Vec<usize>), usize> = HashMap::new();
+        // keep the start state in block 0
+        let mut nb = vec![0; n];
+        for s in 0..n {
+            let row: Vec<usize> = (0..256).map(|b| block[trans[s * 256 + b] as usize]).collect();
+            let k = ids.len();
+            nb[s] = *ids.entry((block[s], row)).or_insert(k);
+        }
+        let before = block.iter().copied().collect::<std::collections::HashSet<_>>().len();
+        let after = ids.len();
+        block = nb;
+        if after == before {
+            break;
+        }
+    }
+    let m = block.iter().copied().max().unwrap_or(0) + 1;
+    let mut out_t = vec![0u16; m * 256];
+    let mut out_s = vec![Scope::Code; m];
+    for s in 0..n {
+        out_s[block[s]] = scopes[s];
+        for b in 0..256 {
+            out_t[block[s] * 256 + b] = block[trans[s * 256 + b] as usize] as u16;
+        }
+    }
+    (out_t, out_s)
 }
 
 /// The scope of every byte of `text` (the scope before the byte is read).
@@ -290,5 +324,12 @@ mod tests {
     #[test]
     fn table_is_small() {
         assert!(table().len() < 200, "{}", table().len());
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_size() {
+        eprintln!("LEXER STATES {}", super::table().len());
     }
 }

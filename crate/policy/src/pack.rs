@@ -704,3 +704,32 @@ fn unknown_rule(id: &str, what: &str, file: &Path, rules: &[Rule]) -> CompileErr
     let hint = suggest(id, &ids).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
     CompileError::new(ErrorKind::UnknownRule, format!("`{what}` names unknown rule `{id}`{hint}")).in_file(file)
 }
+
+impl EffectivePolicy {
+    /// Load several packs and combine them in order, as if one pack extended all of them.
+    /// A rule id defined by two different files is an error naming both.
+    pub fn load_all(paths: &[impl AsRef<Path>]) -> Result<EffectivePolicy, CompileError> {
+        if paths.len() == 1 {
+            return Self::load(paths[0].as_ref());
+        }
+        let mut loader = Loader::default();
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut names = Vec::new();
+        for p in paths {
+            let file = pack_file(p.as_ref());
+            let (name, rs) = loader.resolve(&file)?;
+            names.push(name);
+            for r in rs {
+                if let Some(prev) = rules.iter().find(|x| x.id == r.id) {
+                    if prev.source == r.source {
+                        continue;
+                    }
+                    return Err(duplicate(&r.id, &prev.source, &r.source));
+                }
+                rules.push(r);
+            }
+        }
+        let top = paths.last().map(|p| pack_file(p.as_ref())).unwrap_or_default();
+        finish(names.join("+"), loader.order, rules, &top)
+    }
+}

@@ -1,0 +1,345 @@
+//! `ward check` and `ward explain`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+use ward_policy::{CompiledPolicy, EffectivePolicy, Finding, PolicyBuilder};
+
+/// Output formats of `ward check`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable lines.
+    Text,
+    /// A JSON array of findings.
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+}
+
+/// Arguments of `ward check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Policy pack (folder with pack.yaml, or a pack file); repeat to combine packs.
+    #[arg(long = "policy", value_name = "PACK")]
+    policy: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Files or folders to scan (folders: every *.py file below, hidden folders skipped).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// Arguments of `ward explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Policy pack (folder with pack.yaml, or a pack file); repeat to combine packs.
+    #[arg(long = "policy", value_name = "PACK")]
+    policy: Vec<PathBuf>,
+    /// Also compile and print modules, states, memory and compile time.
+    #[arg(long)]
+    stats: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// State budget per module (default: the compiler's default).
+    #[arg(long, value_name = "N")]
+    max_states: Option<usize>,
+}
+
+fn policies(given: &[PathBuf]) -> Vec<PathBuf> {
+    if given.is_empty() {
+        vec![crate::default_policy()]
+    } else {
+        given.to_vec()
+    }
+}
+
+fn compile(given: &[PathBuf]) -> Result<CompiledPolicy, String> {
+    let eff = EffectivePolicy::load_all(&policies(given)).map_err(|e| e.to_string())?;
+    PolicyBuilder::new().compile(&eff).map_err(|e| e.to_string())
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "py" || e == "pyi") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Run `ward check`; returns the exit code.
+pub fn run_check(args: &CheckArgs) -> Result<u8, String> {
+    let policy = compile(&args.policy)?;
+    let mut files = Vec::new();
+    for p in &args.paths {
+        collect(p, &mut files)?;
+    }
+    let mut all: Vec<(PathBuf, Vec<u8>, Vec<Finding>)> = Vec::new();
+    for f in files {
+        let text = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let findings = policy.check(&text);
+        all.push((f, text, findings));
+    }
+    let total: usize = all.iter().map(|(_, _, f)| f.len()).sum();
+    let out = match args.format {
+        Format::Text => text_report(&all, total),
+        Format::Json => serde_json::to_string_pretty(&json_report(&all)).unwrap() + "\n",
+        Format::Sarif => serde_json::to_string_pretty(&sarif(&policy, &all)).unwrap() + "\n",
+    };
+    print!("{out}");
+    Ok(if total == 0 { 0 } else { 1 })
+}
+
+fn text_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)], total: usize) -> String {
+    let mut s = String::new();
+    for (path, text, findings) in all {
+        for f in findings {
+            let cwe = f.cwe.first().map(|c| c.split(':').next().unwrap_or(c).trim().to_string()).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "{}:{}:{}: {} {} [{}] {}",
+                path.display(),
+                f.line,
+                f.column,
+                f.severity,
+                f.rule_id,
+                cwe,
+                f.message.trim()
+            );
+            let line = text.split(|&b| b == b'\n').nth(f.line - 1).unwrap_or(&[]);
+            let _ = writeln!(s, "    {}", String::from_utf8_lossy(line).trim_end());
+        }
+    }
+    let files = all.len();
+    let _ = writeln!(s, "{total} finding(s) in {files} file(s)");
+    s
+}
+
+fn json_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
+    let mut v = Vec::new();
+    for (path, _, findings) in all {
+        for f in findings {
+            v.push(json!({
+                "path": path.display().to_string(),
+                "rule_id": f.rule_id,
+                "severity": f.severity.as_str(),
+                "enforced": f.enforced,
+                "cwe": f.cwe,
+                "message": f.message.trim(),
+                "start": f.start,
+                "end": f.end,
+                "line": f.line,
+                "column": f.column,
+                "end_line": f.end_pos.line,
+                "end_column": f.end_pos.column,
+            }));
+        }
+    }
+    Value::Array(v)
+}
+
+/// Column in Unicode code points of byte offset `off` (1-based).
+fn char_column(text: &[u8], off: usize) -> usize {
+    let line_start = text[..off].iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+    String::from_utf8_lossy(&text[line_start..off]).chars().count() + 1
+}
+
+fn security_severity(sev: ward_policy::Severity) -> &'static str {
+    use ward_policy::Severity::*;
+    match sev {
+        Critical => "9.5",
+        Error | High => "8.0",
+        Warning | Medium => "5.0",
+        Info | Low => "2.0",
+    }
+}
+
+fn cwe_tags(cwe: &[String]) -> Vec<String> {
+    cwe.iter()
+        .filter_map(|c| {
+            let id = c.split(':').next()?.trim();
+            let n = id.strip_prefix("CWE-")?;
+            Some(format!("external/cwe/cwe-{n}"))
+        })
+        .collect()
+}
+
+fn sarif(policy: &CompiledPolicy, all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
+    let rules: Vec<Value> = policy
+        .rules()
+        .iter()
+        .map(|r| {
+            let mut tags = vec!["security".to_string()];
+            tags.extend(cwe_tags(&r.cwe));
+            json!({
+                "id": r.id,
+                "name": r.id,
+                "shortDescription": { "text": r.message.lines().next().unwrap_or("").trim() },
+                "fullDescription": { "text": r.message.trim() },
+                "help": { "text": format!("{}\n\nCWE: {}", r.message.trim(), r.cwe.join(", ")) },
+                "defaultConfiguration": { "level": r.severity.sarif_level() },
+                "properties": {
+                    "tags": tags,
+                    "precision": "high",
+                    "problem.severity": r.severity.sarif_level(),
+                    "security-severity": security_severity(r.severity),
+                    "cwe": r.cwe,
+                    "ward-scope": r.scope.as_str(),
+                    "ward-enforced": r.enforced(),
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (path, text, findings) in all {
+        let uri = path.to_string_lossy().replace('\\', "/");
+        let uri = uri.trim_start_matches("./").to_string();
+        for f in findings {
+            let line_text = text.split(|&b| b == b'\n').nth(f.line - 1).unwrap_or(&[]);
+            results.push(json!({
+                "ruleId": f.rule_id,
+                "ruleIndex": f.rule,
+                "level": f.severity.sarif_level(),
+                "message": { "text": f.message.trim() },
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": uri, "uriBaseId": "%SRCROOT%" },
+                        "region": {
+                            "startLine": f.line,
+                            "startColumn": char_column(text, f.start),
+                            "endLine": f.end_pos.line,
+                            "endColumn": char_column(text, f.end),
+                            "snippet": { "text": String::from_utf8_lossy(&text[f.start..f.end]) },
+                        }
+                    }
+                }],
+                "partialFingerprints": {
+                    "primaryLocationLineHash": format!("{:016x}:{}", fnv(line_text), f.rule_id),
+                },
+            }));
+        }
+    }
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "ward",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/ward",
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }]
+    })
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Run `ward explain`.
+pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
+    let eff = EffectivePolicy::load_all(&policies(&args.policy)).map_err(|e| e.to_string())?;
+    let mut builder = PolicyBuilder::new();
+    if let Some(n) = args.max_states {
+        builder = builder.max_states(n);
+    }
+    let compiled = if args.stats { Some(builder.compile(&eff).map_err(|e| e.to_string())?) } else { None };
+    if args.json {
+        let rules: Vec<Value> = eff
+            .rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id, "severity": r.severity.as_str(), "enabled": r.enabled, "enforced": r.enforced(),
+                    "scope": r.scope.as_str(), "pack": r.pack, "source": r.source.display().to_string(),
+                    "line": r.line, "cwe": r.cwe, "message": r.message.trim(), "history": r.history,
+                    "alternatives": r.pattern.alternatives().iter().map(|a| json!({"regex": a.regex, "not": a.not})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut v = json!({ "pack": eff.name, "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "rules": rules });
+        if let Some(c) = &compiled {
+            v["stats"] = stats_json(c);
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        return Ok(0);
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "pack {} — resolved from (bases first):", eff.name);
+    for f in &eff.files {
+        let _ = writeln!(s, "  {}", f.display());
+    }
+    let enforced = eff.rules.iter().filter(|r| r.enforced()).count();
+    let reported = eff.rules.iter().filter(|r| r.enabled && !r.enforced()).count();
+    let disabled = eff.rules.iter().filter(|r| !r.enabled).count();
+    let _ = writeln!(s, "{enforced} enforced, {reported} reported only, {disabled} disabled\n");
+    for r in &eff.rules {
+        let state = if !r.enabled { "disabled" } else if r.enforced() { "enforced" } else { "reported" };
+        let _ = writeln!(s, "{} [{} {}] scope={}", r.id, r.severity, state, r.scope.as_str());
+        let _ = writeln!(s, "    from {}{}", r.source.display(), r.line.map(|l| format!(":{l}")).unwrap_or_default());
+        for h in &r.history {
+            let _ = writeln!(s, "    {h}");
+        }
+        if !r.cwe.is_empty() {
+            let _ = writeln!(s, "    {}", r.cwe.join("; "));
+        }
+        for a in r.pattern.alternatives() {
+            let _ = writeln!(s, "    match  {}", a.regex);
+            for n in &a.not {
+                let _ = writeln!(s, "    unless {n}");
+            }
+        }
+    }
+    if let Some(c) = &compiled {
+        let st = c.stats();
+        let _ = writeln!(s, "\nstats: {} enforced module(s), compiled in {:.1} ms, {} KiB of tables", st.modules.len(), st.compile_time.as_secs_f64() * 1e3, st.memory_bytes / 1024);
+        for (i, m) in st.modules.iter().enumerate() {
+            let _ = writeln!(s, "  module {i}: {} states, {} byte classes, {} KiB, rules: {}", m.states, m.classes, m.memory_bytes / 1024, m.rules.join(", "));
+        }
+        let _ = writeln!(s, "  per-rule reporting DFAs (states):");
+        for (r, n) in c.rules().iter().zip(&st.rule_states) {
+            let _ = writeln!(s, "    {:>6}  {}", n, r.id);
+        }
+    }
+    print!("{s}");
+    Ok(0)
+}
+
+fn stats_json(c: &CompiledPolicy) -> Value {
+    let st = c.stats();
+    json!({
+        "compile_ms": st.compile_time.as_secs_f64() * 1e3,
+        "memory_bytes": st.memory_bytes,
+        "modules": st.modules.iter().map(|m| json!({"rules": m.rules, "states": m.states, "classes": m.classes, "memory_bytes": m.memory_bytes})).collect::<Vec<_>>(),
+        "rule_states": c.rules().iter().zip(&st.rule_states).map(|(r, n)| json!({"id": r.id, "states": n})).collect::<Vec<_>>(),
+    })
+}
