@@ -1,0 +1,500 @@
+//! Lifting a policy's byte automata to a token vocabulary.
+//!
+//! For every module, tokens are mapped to strings of the module's byte classes and put in
+//! a trie over those class strings (tokens with the same class string share a node, which
+//! is where most of the vocabulary collapses). Per automaton state, a row is filled lazily
+//! on first use by one walk of that trie: the set of live states one token can reach
+//! (`ANY(q)`), the tokens that complete a violation from `q`, and the rules they complete.
+//! Subtrees are cut as soon as a prefix enters the absorbing violated state.
+
+use std::sync::{Arc, OnceLock};
+
+use ward_policy::{CompiledPolicy, Module, RuleIndex, StateId};
+
+use crate::mask::{states, TokenMask};
+use crate::vocab::{TokenKind, Vocab};
+
+/// A trie over the class strings of a vocabulary's text tokens, stored in pre-order.
+#[derive(Debug)]
+pub(crate) struct ClassTrie {
+    /// Class read on the edge into the node.
+    class: Vec<u8>,
+    /// Depth of the node (1 for children of the root).
+    depth: Vec<u32>,
+    /// Index of the first node after this node's subtree.
+    skip: Vec<u32>,
+    /// First entry in `order` of this node's subtree (own tokens first).
+    lo: Vec<u32>,
+    /// End (exclusive) of this node's own tokens in `order`.
+    own_end: Vec<u32>,
+    /// Text token ids sorted by class string.
+    order: Vec<u32>,
+    max_depth: usize,
+}
+
+impl ClassTrie {
+    fn build(vocab: &Vocab, classes: &[u8; 256]) -> ClassTrie {
+        let mut seqs: Vec<(Vec<u8>, u32)> = (0..vocab.len() as u32)
+            .filter(|&t| vocab.kind(t) == TokenKind::Text)
+            .map(|t| (vocab.bytes(t).iter().map(|&b| classes[b as usize]).collect(), t))
+            .collect();
+        seqs.sort_unstable();
+        let mut trie = ClassTrie {
+            class: Vec::new(),
+            depth: Vec::new(),
+            skip: Vec::new(),
+            lo: Vec::new(),
+            own_end: Vec::new(),
+            order: seqs.iter().map(|s| s.1).collect(),
+            max_depth: 0,
+        };
+        let mut path: Vec<usize> = Vec::new();
+        let mut prev: &[u8] = &[];
+        for (idx, (seq, _)) in seqs.iter().enumerate() {
+            let lcp = prev.iter().zip(seq.iter()).take_while(|(a, b)| a == b).count();
+            while path.len() > lcp {
+                let n = path.pop().unwrap_or(0);
+                trie.skip[n] = trie.class.len() as u32;
+            }
+            if lcp == seq.len() {
+                // Same class string as the previous token: one more own token.
+                if let Some(&n) = path.last() {
+                    trie.own_end[n] = idx as u32 + 1;
+                }
+            } else {
+                for d in lcp..seq.len() {
+                    let n = trie.class.len();
+                    trie.class.push(seq[d]);
+                    trie.depth.push(d as u32 + 1);
+                    trie.skip.push(0);
+                    trie.lo.push(idx as u32);
+                    let own = if d + 1 == seq.len() { idx as u32 + 1 } else { idx as u32 };
+                    trie.own_end.push(own);
+                    path.push(n);
+                }
+            }
+            trie.max_depth = trie.max_depth.max(seq.len());
+            prev = seq;
+        }
+        while let Some(n) = path.pop() {
+            trie.skip[n] = trie.class.len() as u32;
+        }
+        trie.lo.push(trie.order.len() as u32);
+        trie
+    }
+
+    /// Number of nodes.
+    pub(crate) fn num_nodes(&self) -> usize {
+        self.class.len()
+    }
+
+    /// Longest class string.
+    pub(crate) fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    /// (depth, class) of node `k`.
+    #[inline]
+    pub(crate) fn node(&self, k: usize) -> (usize, u8) {
+        (self.depth[k] as usize, self.class[k])
+    }
+
+    /// The first node after the subtree of `k`.
+    #[inline]
+    pub(crate) fn skip(&self, k: usize) -> usize {
+        self.skip[k] as usize
+    }
+
+    /// Tokens of the subtree of node `k` (its own and its descendants').
+    #[inline]
+    pub(crate) fn subtree_tokens(&self, k: usize) -> &[u32] {
+        &self.order[self.lo[k] as usize..self.lo[self.skip[k] as usize] as usize]
+    }
+
+    /// Tokens whose class string ends exactly at node `k`.
+    #[inline]
+    pub(crate) fn own_tokens(&self, k: usize) -> &[u32] {
+        &self.order[self.lo[k] as usize..self.own_end[k] as usize]
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.class.len() * (1 + 4 + 4 + 4 + 4) + self.order.len() * 4
+    }
+}
+
+/// What one token does from one state, per module: the lazily filled row of a state.
+#[derive(Debug)]
+pub(crate) struct StateRow {
+    /// Live states reachable by one token, sorted (may include the end pseudo-state).
+    pub(crate) any: Vec<u32>,
+    /// The same as a bitset over states.
+    pub(crate) any_bits: Vec<u64>,
+    /// Tokens that complete a violation from this state, sorted.
+    pub(crate) viol: Vec<u32>,
+    /// Rules completed by some token from this state.
+    pub(crate) viol_rules: Vec<RuleIndex>,
+}
+
+impl StateRow {
+    fn memory_bytes(&self) -> usize {
+        (self.any.len() + self.viol.len() + self.viol_rules.len()) * 4 + self.any_bits.len() * 8 + 96
+    }
+}
+
+/// One module lifted to the vocabulary.
+#[derive(Debug)]
+pub(crate) struct ModuleLift {
+    /// Number of DFA states; the end-of-text pseudo-state has index `num_states`.
+    pub(crate) num_states: usize,
+    /// `u64` words per state set (`num_states + 1` bits).
+    pub(crate) words: usize,
+    pub(crate) trie: ClassTrie,
+    rows: Vec<OnceLock<Box<StateRow>>>,
+    /// A representative byte per class (for attribution).
+    rep_byte: Vec<u8>,
+    /// Tokens this module forbids from every live state (level-1 mask, as forbidden set).
+    pub(crate) forbidden_everywhere: Vec<u32>,
+    /// Bytes to the nearest violation, per state (`u32::MAX`: none reachable).
+    pub(crate) danger: OnceLock<Vec<u32>>,
+}
+
+/// Statistics of a [`TokenPolicy`]: sizes and memory of the lifted tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiftStats {
+    /// Per module: number of DFA states.
+    pub states: Vec<usize>,
+    /// Per module: number of byte classes.
+    pub classes: Vec<usize>,
+    /// Per module: number of nodes of the class trie over the vocabulary.
+    pub trie_nodes: Vec<usize>,
+    /// Per module: states whose token row has been filled so far.
+    pub lifted_states: Vec<usize>,
+    /// Heap bytes of the lifted tables (tries and filled rows), all modules.
+    pub memory_bytes: usize,
+    /// Tokens forbidden from every live state by some module (level-1 mask).
+    pub vocab_forbidden: usize,
+}
+
+/// A compiled policy lifted to a vocabulary: computed once per (policy, vocabulary) and
+/// shared (through `Arc`) by every [`crate::Guard`] that uses them.
+///
+/// Token rows per automaton state are filled lazily, so the first generations pay for the
+/// states they reach and later ones reuse them.
+pub struct TokenPolicy {
+    pub(crate) policy: Arc<CompiledPolicy>,
+    pub(crate) vocab: Arc<Vocab>,
+    pub(crate) lifts: Vec<ModuleLift>,
+    pub(crate) empty_tokens: Vec<u32>,
+    pub(crate) end_tokens: Vec<u32>,
+    vocab_mask: TokenMask,
+}
+
+impl TokenPolicy {
+    /// Lifts every module of `policy` (its enforced rules) to `vocab`, and computes the
+    /// vocabulary mask (level 1).
+    pub fn new(policy: Arc<CompiledPolicy>, vocab: Arc<Vocab>) -> TokenPolicy {
+        let empty_tokens = vocab.tokens_of_kind(TokenKind::Empty);
+        let end_tokens = vocab.tokens_of_kind(TokenKind::End);
+        let mut lifts = Vec::new();
+        for m in policy.modules() {
+            let classes = m.byte_classes();
+            let trie = ClassTrie::build(&vocab, classes);
+            let mut rep_byte = vec![0u8; m.num_classes().max(1)];
+            for b in (0..256usize).rev() {
+                if let Some(r) = rep_byte.get_mut(classes[b] as usize) {
+                    *r = b as u8;
+                }
+            }
+            let num_states = m.num_states();
+            let mut lift = ModuleLift {
+                num_states,
+                words: (num_states + 1).div_ceil(64),
+                trie,
+                rows: (0..num_states).map(|_| OnceLock::new()).collect(),
+                rep_byte,
+                forbidden_everywhere: Vec::new(),
+                danger: OnceLock::new(),
+            };
+            lift.forbidden_everywhere = lift.compute_forbidden_everywhere(m, &end_tokens);
+            lifts.push(lift);
+        }
+        let mut vocab_mask = TokenMask::new_full(vocab.len());
+        for l in &lifts {
+            for &t in &l.forbidden_everywhere {
+                vocab_mask.clear(t);
+            }
+        }
+        TokenPolicy { policy, vocab, lifts, empty_tokens, end_tokens, vocab_mask }
+    }
+
+    /// The compiled policy.
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    /// The vocabulary.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// The vocabulary mask (level 1): tokens that no module forbids from every live state.
+    /// A token outside it can only ever be placed after the end of the text.
+    pub fn vocab_mask(&self) -> &TokenMask {
+        &self.vocab_mask
+    }
+
+    /// Number of modules (enforced automata).
+    pub fn num_modules(&self) -> usize {
+        self.lifts.len()
+    }
+
+    /// Sizes and memory of the lifted tables so far.
+    pub fn stats(&self) -> LiftStats {
+        let mut s = LiftStats::default();
+        for (l, m) in self.lifts.iter().zip(self.policy.modules()) {
+            s.states.push(l.num_states);
+            s.classes.push(m.num_classes());
+            s.trie_nodes.push(l.trie.num_nodes());
+            let mut lifted = 0;
+            let mut mem = l.trie.memory_bytes() + l.rows.len() * 8;
+            for r in &l.rows {
+                if let Some(r) = r.get() {
+                    lifted += 1;
+                    mem += r.memory_bytes();
+                }
+            }
+            s.lifted_states.push(lifted);
+            s.memory_bytes += mem;
+        }
+        s.vocab_forbidden = self.vocab_mask.len() - self.vocab_mask.count_allowed();
+        s
+    }
+
+    /// Fills the token rows of every state reachable from the start state by tokens
+    /// (ahead of time, e.g. to measure the full lift). Returns the number of rows filled.
+    pub fn lift_reachable(&self) -> usize {
+        let mut n = 0;
+        for (mi, l) in self.lifts.iter().enumerate() {
+            let m = &self.policy.modules()[mi];
+            let mut seen = vec![0u64; l.words];
+            let mut stack = vec![m.start().as_usize()];
+            states::insert(&mut seen, m.start().as_usize());
+            while let Some(q) = stack.pop() {
+                n += 1;
+                for &r in &self.row(mi, q).any {
+                    let r = r as usize;
+                    if r < l.num_states && !states::contains(&seen, r) {
+                        states::insert(&mut seen, r);
+                        stack.push(r);
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    #[inline]
+    pub(crate) fn module(&self, mi: usize) -> &Module {
+        &self.policy.modules()[mi]
+    }
+
+    /// The row of state `q` (< num_states) in module `mi`, filled on first use.
+    #[inline]
+    pub(crate) fn row(&self, mi: usize, q: usize) -> &StateRow {
+        let l = &self.lifts[mi];
+        l.rows[q].get_or_init(|| Box::new(self.build_row(mi, q)))
+    }
+
+    /// The state after token `t` from state `q` (`num_states` is the end pseudo-state;
+    /// returns `None` for a violation).
+    #[inline]
+    pub(crate) fn delta(&self, mi: usize, q: usize, t: u32) -> Option<usize> {
+        let l = &self.lifts[mi];
+        let end = l.num_states;
+        if q == end {
+            return Some(end);
+        }
+        let m = self.module(mi);
+        match self.vocab.kind(t) {
+            TokenKind::Empty => Some(q),
+            TokenKind::End => m.is_clean_end(StateId(q as u32)).then_some(end),
+            TokenKind::Text => {
+                let s = m.run(StateId(q as u32), self.vocab.bytes(t));
+                (!m.is_violated(s)).then_some(s.as_usize())
+            }
+        }
+    }
+
+    /// Where a token from `q` first enters the violated state: the rules completed.
+    pub(crate) fn violation_rules_of(&self, mi: usize, q: usize, t: u32) -> Vec<RuleIndex> {
+        let l = &self.lifts[mi];
+        if q >= l.num_states {
+            return Vec::new();
+        }
+        let m = self.module(mi);
+        let mut s = StateId(q as u32);
+        match self.vocab.kind(t) {
+            TokenKind::Empty => Vec::new(),
+            TokenKind::End => m.end_violation_rules(s).to_vec(),
+            TokenKind::Text => {
+                for &b in self.vocab.bytes(t) {
+                    let n = m.next(s, b);
+                    if m.is_violated(n) {
+                        return m.violation_rules(s, b).to_vec();
+                    }
+                    s = n;
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn build_row(&self, mi: usize, q: usize) -> StateRow {
+        let l = &self.lifts[mi];
+        let m = self.module(mi);
+        let trie = &l.trie;
+        let mut any_bits = vec![0u64; l.words];
+        let mut viol_ranges: Vec<(u32, u32)> = Vec::new();
+        let mut viol_rules: Vec<RuleIndex> = Vec::new();
+        let mut stack = vec![StateId(q as u32); trie.max_depth + 1];
+        let n = trie.num_nodes();
+        let mut k = 0;
+        while k < n {
+            let d = trie.depth[k] as usize;
+            let parent = stack[d - 1];
+            let c = trie.class[k];
+            let s = m.next_class(parent, c);
+            if m.is_violated(s) {
+                let end = trie.lo[trie.skip[k] as usize];
+                viol_ranges.push((trie.lo[k], end));
+                for &r in m.violation_rules(parent, l.rep_byte[c as usize]) {
+                    if !viol_rules.contains(&r) {
+                        viol_rules.push(r);
+                    }
+                }
+                k = trie.skip[k] as usize;
+                continue;
+            }
+            stack[d] = s;
+            if trie.own_end[k] > trie.lo[k] {
+                states::insert(&mut any_bits, s.as_usize());
+            }
+            k += 1;
+        }
+        let mut viol: Vec<u32> = viol_ranges
+            .iter()
+            .flat_map(|&(a, b)| trie.order[a as usize..b as usize].iter().copied())
+            .collect();
+        let qs = StateId(q as u32);
+        if !self.empty_tokens.is_empty() {
+            states::insert(&mut any_bits, q);
+        }
+        if !self.end_tokens.is_empty() {
+            if m.is_clean_end(qs) {
+                states::insert(&mut any_bits, l.num_states);
+            } else {
+                viol.extend_from_slice(&self.end_tokens);
+                for &r in m.end_violation_rules(qs) {
+                    if !viol_rules.contains(&r) {
+                        viol_rules.push(r);
+                    }
+                }
+            }
+        }
+        viol.sort_unstable();
+        let mut any = Vec::new();
+        states::for_each(&any_bits, |s| any.push(s as u32));
+        StateRow { any, any_bits, viol, viol_rules }
+    }
+
+    /// Bytes to the nearest violation from each state of module `mi` (for adversarial
+    /// drivers and diagnostics).
+    pub(crate) fn danger(&self, mi: usize) -> &[u32] {
+        let l = &self.lifts[mi];
+        l.danger.get_or_init(|| {
+            let m = self.module(mi);
+            let ns = l.num_states;
+            let nc = m.num_classes();
+            let mut rev: Vec<Vec<u32>> = vec![Vec::new(); ns];
+            for s in 0..ns {
+                for c in 0..nc {
+                    let t = m.next_class(StateId(s as u32), c as u8).as_usize();
+                    rev[t].push(s as u32);
+                }
+            }
+            let mut dist = vec![u32::MAX; ns];
+            let mut queue = std::collections::VecDeque::new();
+            dist[StateId::VIOLATED.as_usize()] = 0;
+            queue.push_back(StateId::VIOLATED.as_usize());
+            while let Some(s) = queue.pop_front() {
+                for &p in &rev[s] {
+                    let p = p as usize;
+                    if dist[p] == u32::MAX {
+                        dist[p] = dist[s] + 1;
+                        queue.push_back(p);
+                    }
+                }
+            }
+            dist
+        })
+    }
+}
+
+impl std::fmt::Debug for TokenPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPolicy")
+            .field("vocab_len", &self.vocab.len())
+            .field("modules", &self.lifts.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ModuleLift {
+    /// Tokens that enter the violated state from every live state: a trie walk carrying
+    /// the image of the set of all live states.
+    fn compute_forbidden_everywhere(&self, m: &Module, end_tokens: &[u32]) -> Vec<u32> {
+        let trie = &self.trie;
+        let ns = self.num_states;
+        let mut out = Vec::new();
+        // Sets per depth, as sorted vectors.
+        let mut sets: Vec<Vec<u32>> = vec![Vec::new(); trie.max_depth + 1];
+        sets[0] = (0..ns as u32).filter(|&s| s != StateId::VIOLATED.0).collect();
+        if sets[0].is_empty() {
+            return out;
+        }
+        let mut mark = vec![u32::MAX; ns];
+        let n = trie.num_nodes();
+        let mut k = 0;
+        let mut stamp = 0u32;
+        while k < n {
+            let d = trie.depth[k] as usize;
+            let c = trie.class[k];
+            stamp = stamp.wrapping_add(1);
+            let mut next = std::mem::take(&mut sets[d]);
+            next.clear();
+            for &s in &sets[d - 1] {
+                let t = m.next_class(StateId(s), c);
+                if !m.is_violated(t) && mark[t.as_usize()] != stamp {
+                    mark[t.as_usize()] = stamp;
+                    next.push(t.0);
+                }
+            }
+            if next.is_empty() {
+                let end = trie.lo[trie.skip[k] as usize];
+                out.extend_from_slice(&trie.order[trie.lo[k] as usize..end as usize]);
+                sets[d] = next;
+                k = trie.skip[k] as usize;
+                continue;
+            }
+            sets[d] = next;
+            k += 1;
+        }
+        // End tokens are forbidden everywhere only if no live state is a clean end.
+        if (0..ns).all(|s| s == 0 || !m.is_clean_end(StateId(s as u32))) {
+            out.extend_from_slice(end_tokens);
+        }
+        out.sort_unstable();
+        out
+    }
+}
