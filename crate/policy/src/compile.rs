@@ -9,7 +9,9 @@
 //! are independent of each other, so a thread's step is memoised and shared by every module
 //! built from the same policy.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -350,10 +352,11 @@ struct Builder<'a> {
     t0: Instant,
     lex: &'static LexTable,
     bsets: Vec<Vec<NfaId>>,
-    bset_ids: HashMap<Vec<NfaId>, u32>,
-    memo: HashMap<(Thread, u8, u16), Step>,
+    bset_ids: FxHashMap<Vec<NfaId>, u32>,
+    memo: FxHashMap<(Thread, u8, u16), u32>,
+    steps: Vec<Step>,
     seen: Vec<bool>,
-    dom: HashMap<u32, Option<Dominance>>,
+    dom: FxHashMap<u32, Option<Dominance>>,
 }
 
 /// The simulation preorder of one alternative's positive NFA: `q2 ≼ q1` when every way
@@ -401,10 +404,11 @@ impl<'a> Builder<'a> {
             t0,
             lex: lexer::table(),
             bsets: Vec::new(),
-            bset_ids: HashMap::new(),
-            memo: HashMap::new(),
+            bset_ids: FxHashMap::default(),
+            memo: FxHashMap::default(),
+            steps: Vec::new(),
             seen: Vec::new(),
-            dom: HashMap::new(),
+            dom: FxHashMap::default(),
         };
         b.intern(Vec::new());
         b
@@ -421,9 +425,9 @@ impl<'a> Builder<'a> {
     }
 
     /// One thread's step in context `ctx` before byte `next` (or the end of text).
-    fn step_thread(&mut self, t: Thread, ctx: u8, next: u16) -> Step {
-        if let Some(s) = self.memo.get(&(t, ctx, next)) {
-            return s.clone();
+    fn step_thread(&mut self, t: Thread, ctx: u8, next: u16) -> usize {
+        if let Some(&s) = self.memo.get(&(t, ctx, next)) {
+            return s as usize;
         }
         let alt = &self.alts[t.alt as usize];
         let c = ctx_of(ctx, next);
@@ -458,8 +462,10 @@ impl<'a> Builder<'a> {
             };
             Step::Next(anext.into_iter().map(|a| Thread { alt: t.alt, a, b: bid }).collect())
         };
-        self.memo.insert((t, ctx, next), result.clone());
-        result
+        let idx = self.steps.len();
+        self.steps.push(result);
+        self.memo.insert((t, ctx, next), idx as u32);
+        idx
     }
 
     fn dominance(&mut self, alt: u32) -> Option<&Dominance> {
@@ -472,9 +478,6 @@ impl<'a> Builder<'a> {
 
     fn compute_dominance(&mut self, alt: u32) -> Option<Dominance> {
         let info = &self.alts[alt as usize];
-        if !info.not_starts.is_empty() {
-            return None;
-        }
         let range = info.ranges[0].clone();
         let n = (range.end - range.start) as usize;
         if n > MAX_DOMINANCE_STATES || n == 0 {
@@ -552,7 +555,9 @@ impl<'a> Builder<'a> {
         Some(Dominance { lo, n, rel })
     }
 
-    /// Drop threads dominated by another thread of the same alternative.
+    /// Drop threads dominated by another thread of the same alternative: `t2` is dominated
+    /// by `t1` when `t2.a ≼ t1.a` and `t1`'s exclusion set is a subset of `t2`'s (so `t1`
+    /// matches no later than `t2` and is killed only when `t2` is too).
     fn prune(&mut self, threads: &mut Vec<Thread>) {
         if threads.len() < 2 {
             return;
@@ -561,19 +566,18 @@ impl<'a> Builder<'a> {
         let mut any = false;
         for i in 0..threads.len() {
             let t2 = threads[i];
-            if t2.b != 0 {
-                continue;
-            }
             for j in 0..threads.len() {
                 if i == j || !keep[j] {
                     continue;
                 }
                 let t1 = threads[j];
-                if t1.alt != t2.alt || t1.b != 0 {
+                if t1.alt != t2.alt {
                     continue;
                 }
-                let Some(d) = self.dominance(t2.alt) else { break };
-                if d.dominated(t2.a, t1.a) && (!d.dominated(t1.a, t2.a) || t1.a < t2.a) {
+                if self.dominance(t2.alt).is_none() {
+                    break;
+                }
+                if self.dominates(t1, t2) && (!self.dominates(t2, t1) || (t1.a, t1.b) < (t2.a, t2.b)) {
                     keep[i] = false;
                     any = true;
                     break;
@@ -584,6 +588,19 @@ impl<'a> Builder<'a> {
             let mut k = keep.iter();
             threads.retain(|_| *k.next().unwrap());
         }
+    }
+
+    /// `t1` dominates `t2` (same alternative).
+    fn dominates(&self, t1: Thread, t2: Thread) -> bool {
+        let Some(Some(d)) = self.dom.get(&t2.alt) else { return false };
+        if !d.dominated(t2.a, t1.a) {
+            return false;
+        }
+        if t1.b == t2.b || t1.b == 0 {
+            return true;
+        }
+        let (b1, b2) = (&self.bsets[t1.b as usize], &self.bsets[t2.b as usize]);
+        b1.iter().all(|x| b2.binary_search(x).is_ok())
     }
 
     /// Subset construction for the given alternatives. `with_reset` adds, for every state,
@@ -640,12 +657,12 @@ impl<'a> Builder<'a> {
         };
 
         let mut states: Vec<Key> = vec![Key { lex: u16::MAX, ctx: 0, threads: vec![] }]; // 0 = violated
-        let mut ids: HashMap<Key, StateId> = HashMap::new();
+        let mut ids: FxHashMap<Key, StateId> = FxHashMap::default();
         let start_key = Key { lex: 0, ctx: (CTX_LF | CTX_START) & ctx_mask, threads: vec![] };
         ids.insert(start_key.clone(), StateId(1));
         states.push(start_key);
         let mut trans: Vec<StateId> = vec![StateId::VIOLATED; nc]; // violated row
-        let mut attribution = HashMap::new();
+        let mut attribution = HashMap::default();
         let mut clean_end = vec![false];
         let mut end_rules = vec![Vec::new()];
         let mut reset = vec![StateId::VIOLATED];
@@ -665,7 +682,8 @@ impl<'a> Builder<'a> {
             // end of text
             let mut er = Vec::new();
             for &t in &key.threads {
-                if let Step::Match = self.step_thread(t, key.ctx, EOI) {
+                let si = self.step_thread(t, key.ctx, EOI);
+                if let Step::Match = self.steps[si] {
                     let r = self.alts[t.alt as usize].rule;
                     if !er.contains(&r) {
                         er.push(r);
@@ -699,14 +717,15 @@ impl<'a> Builder<'a> {
                 next_threads.clear();
                 let mut violated: Vec<RuleIndex> = Vec::new();
                 for &t in &threads {
-                    match self.step_thread(t, key.ctx, rep as u16) {
+                    let si = self.step_thread(t, key.ctx, rep as u16);
+                    match &self.steps[si] {
                         Step::Match => {
                             let r = self.alts[t.alt as usize].rule;
                             if !violated.contains(&r) {
                                 violated.push(r);
                             }
                         }
-                        Step::Next(v) => next_threads.extend_from_slice(&v),
+                        Step::Next(v) => next_threads.extend_from_slice(v),
                     }
                 }
                 let target = if !violated.is_empty() {
@@ -720,9 +739,12 @@ impl<'a> Builder<'a> {
                     self.prune(&mut nt);
                     next_threads = nt;
                     let lex = if needs_lex { self.lex.next(key.lex, rep) } else { 0 };
-                    let nk = Key { lex, ctx: ctx_after(rep), threads: next_threads.clone() };
+                    let nk = Key { lex, ctx: ctx_after(rep), threads: std::mem::take(&mut next_threads) };
                     match ids.get(&nk) {
-                        Some(&id) => id,
+                        Some(&id) => {
+                            next_threads = nk.threads;
+                            id
+                        }
                         None => {
                             let id = StateId(states.len() as u32);
                             ids.insert(nk.clone(), id);
@@ -822,7 +844,7 @@ impl Raw {
             }
         }
         // attribution for transitions into dead states: the rules pending in the dead state
-        let mut pending: HashMap<usize, Vec<RuleIndex>> = HashMap::new();
+        let mut pending: FxHashMap<usize, Vec<RuleIndex>> = FxHashMap::default();
         let mut attribution = self.attribution.clone();
         let mut trans = self.trans.clone();
         for s in 1..n {
@@ -836,7 +858,8 @@ impl Raw {
                         let mut rs: Vec<RuleIndex> = Vec::new();
                         for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
                             for &th in &self.states[t].threads {
-                                if let Step::Match = b.step_thread(th, self.states[t].ctx, next) {
+                                let si = b.step_thread(th, self.states[t].ctx, next);
+                                if let Step::Match = b.steps[si] {
                                     let r = b.alts[th.alt as usize].rule;
                                     if !rs.contains(&r) {
                                         rs.push(r);
@@ -860,7 +883,7 @@ impl Raw {
             (0..n).map(|s| (self.clean_end[s], self.end_rules[s].clone())).collect();
         let mut block = vec![0u32; n];
         {
-            let mut init: HashMap<(bool, Vec<RuleIndex>), u32> = HashMap::new();
+            let mut init: FxHashMap<(bool, Vec<RuleIndex>), u32> = FxHashMap::default();
             for s in 1..n {
                 if live[s] {
                     let k = init.len() as u32 + 1;
@@ -869,7 +892,7 @@ impl Raw {
             }
         }
         loop {
-            let mut sigs: HashMap<(u32, Vec<u32>, Vec<Option<&Vec<RuleIndex>>>), u32> = HashMap::new();
+            let mut sigs: FxHashMap<(u32, Vec<u32>, Vec<Option<&Vec<RuleIndex>>>), u32> = FxHashMap::default();
             let mut nb = vec![0u32; n];
             for s in 1..n {
                 if !live[s] {
@@ -897,8 +920,8 @@ impl Raw {
         }
         let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
         let mut clean_end = vec![false; nblocks];
-        let mut end_attr = HashMap::new();
-        let mut new_attr = HashMap::new();
+        let mut end_attr = HashMap::default();
+        let mut new_attr = HashMap::default();
         for blk in 1..nblocks {
             let s = rep_of[blk];
             clean_end[blk] = self.clean_end[s];

@@ -245,7 +245,7 @@ fn minimise(trans: &[u16], scopes: &[Scope]) -> (Vec<u16>, Vec<Scope>) {
     let n = scopes.len();
     let mut block: Vec<usize> = scopes.iter().map(|s| *s as usize).collect();
     loop {
-        let mut ids: HashMap<(usize, Vec<usize>), usize> = HashMap::new();
+        let mut ids: rustc_hash::FxHashMap<(usize, Vec<usize>), usize> = Default::default();
         // keep the start state in block 0
         let mut nb = vec![0; n];
         for s in 0..n {

@@ -35,7 +35,7 @@
 //! assert!(!m.is_violated(s) && m.is_clean_end(s));
 //! ```
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Identifier of a DFA state inside one [`Module`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
