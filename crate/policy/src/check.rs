@@ -5,6 +5,10 @@
 //! finding ends at the smallest `e` such that some match `[s, e)` of the rule with `s ≥ p`
 //! starts in the rule's scope (and, for `patterns`, its text contains no exclusion match);
 //! then `p = e` and the scan goes on. The finding's span starts at the smallest such `s`.
+//!
+//! Each rule runs on its own reporting DFA; a rule whose reporting DFA would exceed the state
+//! budget (possible for reported-only rules with wide gaps) is scanned by the regex engine
+//! with the same semantics instead. Enforced rules always have a module.
 
 use crate::compile::CompiledPolicy;
 use crate::module::{RuleIndex, StateId};
@@ -58,7 +62,12 @@ impl CompiledPolicy {
     /// Every finding of every enabled rule in `text`, sorted by position then rule.
     pub fn check(&self, text: &[u8]) -> Vec<Finding> {
         let mut ends: Vec<(RuleIndex, usize)> = Vec::new();
+        let mut fallback = Vec::new();
         for (ri, rd) in self.report.iter().enumerate() {
+            let Some(rd) = rd else {
+                fallback.push(ri as RuleIndex);
+                continue;
+            };
             let m = &rd.dfa;
             let mut s = m.start();
             for (i, &b) in text.iter().enumerate() {
@@ -74,7 +83,20 @@ impl CompiledPolicy {
                 ends.push((ri as RuleIndex, text.len()));
             }
         }
-        self.findings_from_ends(text, ends)
+        let mut out = self.findings_from_ends(text, ends);
+        if !fallback.is_empty() {
+            let finder = crate::regex_check::SpanFinder::new(self);
+            let scopes = crate::lexer::scope_of_bytes(text);
+            for r in fallback {
+                let mut p = 0;
+                while let Some((s, e)) = finder.earliest(r, text, &scopes, p) {
+                    out.push(self.finding(r, text, s, e));
+                    p = e;
+                }
+            }
+            out.sort_by_key(|f| (f.start, f.end, f.rule));
+        }
+        out
     }
 
     /// True if `text` violates no enforced rule (what the guard guarantees).

@@ -69,7 +69,8 @@ pub struct ModuleStats {
 pub struct CompileStats {
     /// Per enforced module.
     pub modules: Vec<ModuleStats>,
-    /// States of each rule's own reporting DFA, by rule index.
+    /// States of each rule's own reporting DFA, by rule index (0: the rule is too large for
+    /// a reporting DFA and `check` uses the regex engine for it).
     pub rule_states: Vec<usize>,
     /// Wall time of the compilation.
     pub compile_time: Duration,
@@ -91,7 +92,7 @@ pub struct CompiledPolicy {
     pub(crate) effective: EffectivePolicy,
     pub(crate) rules: Vec<Rule>,
     pub(crate) modules: Vec<Module>,
-    pub(crate) report: Vec<ReportDfa>,
+    pub(crate) report: Vec<Option<ReportDfa>>,
     pub(crate) stats: CompileStats,
     pub(crate) span_finder: std::sync::OnceLock<std::sync::Arc<crate::regex_check::SpanFinder>>,
 }
@@ -208,10 +209,20 @@ impl PolicyBuilder {
         let mut report = Vec::with_capacity(rules.len());
         let mut rule_states = Vec::with_capacity(rules.len());
         for (ri, r) in rules.iter().enumerate() {
-            let raw = b.build(&rule_alts[ri], true).map_err(|e| e.for_rule(&r.id).in_file(&r.source))?;
-            rule_states.push(raw.states.len());
-            let (dfa, reset) = raw.into_report();
-            report.push(ReportDfa { dfa, reset });
+            match b.build(&rule_alts[ri], true) {
+                Ok(raw) => {
+                    rule_states.push(raw.states.len());
+                    let (dfa, reset) = raw.into_report();
+                    report.push(Some(ReportDfa { dfa, reset }));
+                }
+                // A rule whose reporting DFA is too large is reported by the regex engine
+                // instead; enforced rules must still fit in a module (checked below).
+                Err(e) if e.is_size_limit_exceeded() => {
+                    rule_states.push(0);
+                    report.push(None);
+                }
+                Err(e) => return Err(e.for_rule(&r.id).in_file(&r.source)),
+            }
         }
 
         // Enforced modules, merged greedily under the budget, grouped by lexer need.
@@ -262,7 +273,7 @@ impl PolicyBuilder {
             })
             .collect::<Vec<_>>();
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>()
-            + report.iter().map(|r| r.dfa.memory_bytes() + r.reset.len() * 4).sum::<usize>();
+            + report.iter().flatten().map(|r| r.dfa.memory_bytes() + r.reset.len() * 4).sum::<usize>();
         Ok(CompiledPolicy {
             name: eff.name.clone(),
             effective: eff.clone(),
@@ -377,7 +388,7 @@ impl Dominance {
 }
 
 /// Largest NFA (in states) for which the dominance relation is computed.
-const MAX_DOMINANCE_STATES: usize = 400;
+const MAX_DOMINANCE_STATES: usize = 300;
 
 /// A DFA straight out of the subset construction.
 struct Raw {
@@ -480,20 +491,47 @@ impl<'a> Builder<'a> {
         let info = &self.alts[alt as usize];
         let range = info.ranges[0].clone();
         let n = (range.end - range.start) as usize;
-        if n > MAX_DOMINANCE_STATES || n == 0 {
+        if n == 0 {
             return None;
         }
         let lo = range.start;
+        // Threads only ever sit on the start state or on targets of consuming states.
+        let mut is_thread = vec![false; n];
+        is_thread[(info.a_start - lo) as usize] = true;
+        for id in range.clone() {
+            match &self.arena.states[id as usize] {
+                nfa::NState::Range { next, .. } | nfa::NState::Ranges { next, .. } => {
+                    if (lo..range.end).contains(next) {
+                        is_thread[(*next - lo) as usize] = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let tstates: Vec<usize> = (0..n).filter(|&i| is_thread[i]).collect();
+        let m = tstates.len();
+        if m > MAX_DOMINANCE_STATES {
+            return None;
+        }
+        let mut index = vec![usize::MAX; n];
+        for (k, &q) in tstates.iter().enumerate() {
+            index[q] = k;
+        }
         let mut split = [false; 256];
         split[255] = true;
         nfa::mark_boundaries(self.arena, range.clone(), &mut split);
-        for b in 0..255u8 {
-            if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
-                split[b as usize] = true;
+        let needs = LookNeeds { word: info.needs.word, line: info.needs.line, text: info.needs.text };
+        if needs.word {
+            for b in 0..255u8 {
+                if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
+                    split[b as usize] = true;
+                }
             }
         }
-        split[b'\n' as usize] = true;
-        split[b'\n' as usize - 1] = true;
+        if needs.line {
+            split[b'\n' as usize] = true;
+            split[b'\n' as usize - 1] = true;
+        }
         let mut nexts: Vec<u16> = vec![0];
         for b in 0..255usize {
             if split[b] {
@@ -501,58 +539,66 @@ impl<'a> Builder<'a> {
             }
         }
         nexts.push(EOI);
-        let nctx = 8 * nexts.len();
-        // matched[q][c], succ[q][c]
-        let mut matched = vec![false; n * nctx];
-        let mut succ: Vec<Vec<NfaId>> = vec![Vec::new(); n * nctx];
+        let mask = (if needs.word { CTX_WORD } else { 0 })
+            | (if needs.line { CTX_LF } else { 0 })
+            | (if needs.text { CTX_START } else { 0 });
+        let ctx_bits: Vec<u8> = (0..8u8).filter(|b| b & !mask == 0).collect();
+        let nctx = ctx_bits.len() * nexts.len();
+        let mut matched = vec![false; m * nctx];
+        let mut succ: Vec<Vec<u32>> = vec![Vec::new(); m * nctx];
         let mut closed = Vec::new();
-        for q in 0..n {
-            for bits in 0..8u8 {
-                for (k, &nx) in nexts.iter().enumerate() {
+        let mut out = Vec::new();
+        for (k, &q) in tstates.iter().enumerate() {
+            for (bi, &bits) in ctx_bits.iter().enumerate() {
+                for (ni, &nx) in nexts.iter().enumerate() {
                     let c = ctx_of(bits, nx);
-                    let ci = bits as usize * nexts.len() + k;
-                    let m = nfa::closure(self.arena, &[lo + q as NfaId], &c, &mut closed, &mut self.seen);
-                    matched[q * nctx + ci] = m;
+                    let ci = bi * nexts.len() + ni;
+                    let mt = nfa::closure(self.arena, &[lo + q as NfaId], &c, &mut closed, &mut self.seen);
+                    matched[k * nctx + ci] = mt;
                     if let Some(b) = c.next {
-                        let mut out = Vec::new();
                         nfa::step(self.arena, &closed, b, &mut out);
-                        succ[q * nctx + ci] = out;
+                        succ[k * nctx + ci] = out.iter().map(|&r| index[(r - lo) as usize] as u32).collect();
                     }
                 }
             }
         }
-        let mut rel = vec![true; n * n];
-        for q2 in 0..n {
-            for q1 in 0..n {
+        let mut rel = vec![true; m * m];
+        for q2 in 0..m {
+            for q1 in 0..m {
                 if (0..nctx).any(|c| matched[q2 * nctx + c] && !matched[q1 * nctx + c]) {
-                    rel[q2 * n + q1] = false;
+                    rel[q2 * m + q1] = false;
                 }
             }
         }
         let mut changed = true;
         while changed {
             changed = false;
-            for q2 in 0..n {
-                for q1 in 0..n {
-                    if q1 == q2 || !rel[q2 * n + q1] {
+            for q2 in 0..m {
+                for q1 in 0..m {
+                    if q1 == q2 || !rel[q2 * m + q1] {
                         continue;
                     }
                     let ok = (0..nctx).all(|c| {
                         matched[q1 * nctx + c]
                             || succ[q2 * nctx + c].iter().all(|&r2| {
-                                succ[q1 * nctx + c]
-                                    .iter()
-                                    .any(|&r1| rel[(r2 - lo) as usize * n + (r1 - lo) as usize])
+                                succ[q1 * nctx + c].iter().any(|&r1| rel[r2 as usize * m + r1 as usize])
                             })
                     });
                     if !ok {
-                        rel[q2 * n + q1] = false;
+                        rel[q2 * m + q1] = false;
                         changed = true;
                     }
                 }
             }
         }
-        Some(Dominance { lo, n, rel })
+        // expand to the full range for lookups
+        let mut full = vec![false; n * n];
+        for (i2, &q2) in tstates.iter().enumerate() {
+            for (i1, &q1) in tstates.iter().enumerate() {
+                full[q2 * n + q1] = rel[i2 * m + i1];
+            }
+        }
+        Some(Dominance { lo, n, rel: full })
     }
 
     /// Drop threads dominated by another thread of the same alternative: `t2` is dominated

@@ -120,7 +120,7 @@ impl SpanFinder {
     }
 
     /// The earliest-ending match with start ≥ p: (start, end).
-    fn earliest(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize) -> Option<(usize, usize)> {
+    pub(crate) fn earliest(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize) -> Option<(usize, usize)> {
         let (scope, alts) = &self.rules[r as usize];
         let mut best: Option<(usize, usize)> = None;
         for s in p..text.len() {
