@@ -221,7 +221,7 @@ impl PolicyBuilder {
                     rule_states.push(0);
                     report.push(None);
                 }
-                Err(e) => return Err(e.for_rule(&r.id).in_file(&r.source)),
+                Err(e) => return Err(rule_error(e, r)),
             }
         }
 
@@ -232,33 +232,31 @@ impl PolicyBuilder {
             let members: Vec<usize> =
                 enforced.iter().copied().filter(|&i| (rules[i].scope != RuleScope::Any) == group).collect();
             let mut current: Vec<usize> = Vec::new();
-            let mut current_dfa: Option<Module> = None;
+            let mut current_raw: Option<Raw> = None;
             for &ri in &members {
-                if self.config.merge && current_dfa.is_some() {
+                if self.config.merge && current_raw.is_some() {
                     let mut trial = current.clone();
                     trial.push(ri);
                     let trial_alts: Vec<u32> = trial.iter().flat_map(|&i| rule_alts[i].iter().copied()).collect();
                     match b.build(&trial_alts, false) {
                         Ok(raw) => {
                             current = trial;
-                            current_dfa = Some(raw.into_enforced(&mut b, self.config.max_states));
+                            current_raw = Some(raw);
                             continue;
                         }
                         Err(e) if e.is_size_limit_exceeded() => {}
                         Err(e) => return Err(e),
                     }
                 }
-                if let Some(m) = current_dfa.take() {
-                    modules.push(m);
+                if let Some(raw) = current_raw.take() {
+                    modules.push(raw.into_enforced(&mut b, self.config.max_states));
                 }
-                let raw = b
-                    .build(&rule_alts[ri], false)
-                    .map_err(|e| e.for_rule(&rules[ri].id).in_file(&rules[ri].source))?;
+                let raw = b.build(&rule_alts[ri], false).map_err(|e| rule_error(e, &rules[ri]))?;
                 current = vec![ri];
-                current_dfa = Some(raw.into_enforced(&mut b, self.config.max_states));
+                current_raw = Some(raw);
             }
-            if let Some(m) = current_dfa.take() {
-                modules.push(m);
+            if let Some(raw) = current_raw.take() {
+                modules.push(raw.into_enforced(&mut b, self.config.max_states));
             }
         }
 
@@ -283,6 +281,15 @@ impl PolicyBuilder {
             stats: CompileStats { modules: module_stats, rule_states, compile_time, memory_bytes },
             span_finder: std::sync::OnceLock::new(),
         })
+    }
+}
+
+/// Attach the rule's id, file and line to an error.
+fn rule_error(e: CompileError, r: &Rule) -> CompileError {
+    let e = e.for_rule(&r.id).in_file(&r.source);
+    match r.line {
+        Some(l) => e.at(l, 1),
+        None => e,
     }
 }
 
@@ -831,6 +838,153 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Hopcroft's partition refinement. States `1..n` with `live[s]` are minimised; state 0
+/// and dead states map to block 0. `key`/`same` define the initial partition.
+fn hopcroft(
+    n: usize,
+    nc: usize,
+    trans: &[StateId],
+    live: &[bool],
+    key: impl Fn(usize) -> u64,
+    same: impl Fn(usize, usize) -> bool,
+) -> Vec<u32> {
+    // initial partition
+    let mut block_of = vec![0u32; n];
+    let mut blocks: Vec<Vec<u32>> = vec![Vec::new()]; // block 0: violated
+    {
+        let mut by_key: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        for s in 1..n {
+            if !live[s] {
+                continue;
+            }
+            let k = key(s);
+            let cands = by_key.entry(k).or_default();
+            let mut found = None;
+            for &bid in cands.iter() {
+                if same(blocks[bid as usize][0] as usize, s) {
+                    found = Some(bid);
+                    break;
+                }
+            }
+            let bid = match found {
+                Some(b) => b,
+                None => {
+                    blocks.push(Vec::new());
+                    let b = (blocks.len() - 1) as u32;
+                    cands.push(b);
+                    b
+                }
+            };
+            blocks[bid as usize].push(s as u32);
+            block_of[s] = bid;
+        }
+    }
+    // inverse transitions (CSR per class)
+    let mut counts = vec![0u32; nc * n + 1];
+    for s in 1..n {
+        if !live[s] {
+            continue;
+        }
+        for c in 0..nc {
+            let t = trans[s * nc + c].as_usize();
+            if t != 0 {
+                counts[c * n + t + 1] += 1;
+            }
+        }
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let mut fill = counts.clone();
+    let mut preds = vec![0u32; counts[nc * n] as usize];
+    for s in 1..n {
+        if !live[s] {
+            continue;
+        }
+        for c in 0..nc {
+            let t = trans[s * nc + c].as_usize();
+            if t != 0 {
+                let slot = &mut fill[c * n + t];
+                preds[*slot as usize] = s as u32;
+                *slot += 1;
+            }
+        }
+    }
+    let mut in_work = vec![true; blocks.len()];
+    in_work[0] = false;
+    let mut work: Vec<u32> = (1..blocks.len() as u32).collect();
+    let mut mark = vec![false; n];
+    let mut touched: Vec<u32> = Vec::new();
+    let mut marked_in: Vec<Vec<u32>> = vec![Vec::new(); blocks.len()];
+    while let Some(sp) = work.pop() {
+        in_work[sp as usize] = false;
+        let splitter = blocks[sp as usize].clone();
+        for c in 0..nc {
+            touched.clear();
+            for &t in &splitter {
+                let (lo, hi) = (counts[c * n + t as usize] as usize, counts[c * n + t as usize + 1] as usize);
+                for &p in &preds[lo..hi] {
+                    if !mark[p as usize] {
+                        mark[p as usize] = true;
+                        let b = block_of[p as usize];
+                        if marked_in[b as usize].is_empty() {
+                            touched.push(b);
+                        }
+                        marked_in[b as usize].push(p);
+                    }
+                }
+            }
+            for &b in &touched {
+                let inside = std::mem::take(&mut marked_in[b as usize]);
+                if inside.len() == blocks[b as usize].len() {
+                    for &p in &inside {
+                        mark[p as usize] = false;
+                    }
+                    continue;
+                }
+                // split b into inside (new block) and the rest (keeps id b)
+                let newb = blocks.len() as u32;
+                let rest: Vec<u32> = blocks[b as usize].iter().copied().filter(|&s| !mark[s as usize]).collect();
+                for &p in &inside {
+                    mark[p as usize] = false;
+                }
+                for &p in &inside {
+                    block_of[p as usize] = newb;
+                }
+                let in_len = inside.len();
+                blocks[b as usize] = rest;
+                blocks.push(inside);
+                in_work.push(false);
+                marked_in.push(Vec::new());
+                if in_work[b as usize] || in_len <= blocks[b as usize].len() {
+                    work.push(newb);
+                    in_work[newb as usize] = true;
+                } else {
+                    work.push(b);
+                    in_work[b as usize] = true;
+                }
+            }
+        }
+    }
+    // renumber blocks densely in order of first state (block 0 stays 0)
+    let mut renum = vec![u32::MAX; blocks.len()];
+    renum[0] = 0;
+    let mut next = 1u32;
+    let mut out = vec![0u32; n];
+    for s in 1..n {
+        if !live[s] {
+            continue;
+        }
+        let b = block_of[s] as usize;
+        if renum[b] == u32::MAX {
+            renum[b] = next;
+            next += 1;
+        }
+        out[s] = renum[b];
+    }
+    out
+}
+
 impl Raw {
     fn nc(&self) -> usize {
         self.reps.len()
@@ -924,39 +1078,21 @@ impl Raw {
                 }
             }
         }
-        // Moore minimisation over live states (block 0 = violated).
-        let sig_end: Vec<(bool, Vec<RuleIndex>)> =
-            (0..n).map(|s| (self.clean_end[s], self.end_rules[s].clone())).collect();
-        let mut block = vec![0u32; n];
-        {
-            let mut init: FxHashMap<(bool, Vec<RuleIndex>), u32> = FxHashMap::default();
-            for s in 1..n {
-                if live[s] {
-                    let k = init.len() as u32 + 1;
-                    block[s] = *init.entry(sig_end[s].clone()).or_insert(k);
-                }
-            }
-        }
-        loop {
-            let mut sigs: FxHashMap<(u32, Vec<u32>, Vec<Option<&Vec<RuleIndex>>>), u32> = FxHashMap::default();
-            let mut nb = vec![0u32; n];
-            for s in 1..n {
-                if !live[s] {
-                    continue;
-                }
-                let row: Vec<u32> = (0..nc).map(|c| block[trans[s * nc + c].as_usize()]).collect();
-                let att: Vec<Option<&Vec<RuleIndex>>> =
-                    (0..nc).map(|c| attribution.get(&(StateId(s as u32), c as u8))).collect();
-                let k = sigs.len() as u32 + 1;
-                nb[s] = *sigs.entry((block[s], row, att)).or_insert(k);
-            }
-            let before = block.iter().enumerate().filter(|(s, _)| live[*s]).map(|(_, b)| *b).max().unwrap_or(0);
-            let after = sigs.len() as u32;
-            block = nb;
-            if after == before {
-                break;
-            }
-        }
+        // Hopcroft minimisation over live states (block 0 = violated, never split). The
+        // initial partition separates end behaviour and the attribution of transitions into
+        // the violated state, so merged states name the same rules.
+        let block = hopcroft(n, nc, &trans, &live, |s| {
+            let att: Vec<Option<&Vec<RuleIndex>>> =
+                (0..nc).map(|c| attribution.get(&(StateId(s as u32), c as u8))).collect();
+            let mut h = rustc_hash::FxHasher::default();
+            use std::hash::{Hash, Hasher};
+            (self.clean_end[s], &self.end_rules[s], att).hash(&mut h);
+            h.finish()
+        }, |s1, s2| {
+            self.clean_end[s1] == self.clean_end[s2]
+                && self.end_rules[s1] == self.end_rules[s2]
+                && (0..nc).all(|c| attribution.get(&(StateId(s1 as u32), c as u8)) == attribution.get(&(StateId(s2 as u32), c as u8)))
+        });
         let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
         let mut rep_of = vec![usize::MAX; nblocks];
         for s in 1..n {
