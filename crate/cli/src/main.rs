@@ -1,5 +1,5 @@
 //! The `ward` command: check code against security policies (text, JSON, SARIF), explain
-//! the effective policy of a pack.
+//! the effective policy of a pack, train and benchmark the model (feature `model`).
 #![deny(missing_docs)]
 
 mod check;
@@ -23,6 +23,24 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the effective policy of a pack: every rule, its severity and where it came from.
     Explain(check::ExplainArgs),
+    /// Train the masked-diffusion code model (MDLM objective) on the CPython stdlib.
+    #[cfg(feature = "model")]
+    Train(ward_model::train::TrainArgs),
+    /// Train the byte-level BPE tokenizer on the CPython stdlib.
+    #[cfg(feature = "model")]
+    TrainTokenizer(ward_model::tokenizer::TokenizerArgs),
+    /// Benchmarks.
+    #[cfg(feature = "model")]
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `ward bench ...`
+#[cfg(feature = "model")]
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Time one forward pass of the model (batch 1, 256 tokens by default).
+    Model(ward_model::bench::BenchArgs),
 }
 
 /// The default pack when no `--policy` is given.
@@ -42,6 +60,27 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(a) => check::run_check(&a),
         Command::Explain(a) => check::run_explain(&a),
+        #[cfg(feature = "model")]
+        Command::Train(a) => ward_model::train::run_train(&a)
+            .map(|r| {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                0
+            })
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "model")]
+        Command::TrainTokenizer(a) => ward_model::tokenizer::run_train_tokenizer(&a)
+            .map(|r| {
+                println!("{r:#?}");
+                0
+            })
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "model")]
+        Command::Bench(BenchCommand::Model(a)) => ward_model::bench::run_bench(&a)
+            .map(|r| {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                0
+            })
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -158,6 +158,10 @@ impl PolicyBuilder {
         self
     }
 
+    fn lexer_states(&self) -> usize {
+        lexer::table().scopes.len()
+    }
+
     /// Load the pack at `path` (file or folder), resolve it and compile it.
     pub fn compile_path(&self, path: impl AsRef<Path>) -> Result<CompiledPolicy, CompileError> {
         let eff = EffectivePolicy::load(path)?;
@@ -234,7 +238,14 @@ impl PolicyBuilder {
             let mut current: Vec<usize> = Vec::new();
             let mut current_raw: Option<Raw> = None;
             for &ri in &members {
-                if self.config.merge && current_raw.is_some() {
+                // Skip merge trials that are very likely to blow the budget: the merged DFA is
+                // roughly the product of the parts (divided by the shared lexer states).
+                let likely_fits = current_raw.as_ref().is_some_and(|cur| {
+                    let lexdiv = if group { self.lexer_states() } else { 1 };
+                    let est = cur.states.len() as f64 * rule_states[ri].max(1) as f64 / lexdiv as f64;
+                    est <= 4.0 * self.config.max_states as f64
+                });
+                if self.config.merge && likely_fits {
                     let mut trial = current.clone();
                     trial.push(ri);
                     let trial_alts: Vec<u32> = trial.iter().flat_map(|&i| rule_alts[i].iter().copied()).collect();
