@@ -490,15 +490,15 @@ impl Guard {
         let mut best: Option<(usize, usize)> = None;
         for (k, &q) in qs.iter().enumerate() {
             let row = tp.row(mi, q);
-            if states::is_subset(&row.any_bits, gn) && best.is_none_or(|(_, len)| row.viol.len() < len) {
-                best = Some((k, row.viol.len()));
-                if row.viol.is_empty() {
+            if states::is_subset(&row.any_bits, gn) && best.is_none_or(|(_, len)| row.viol_count < len) {
+                best = Some((k, row.viol_count));
+                if row.viol_count == 0 {
                     return Vec::new();
                 }
             }
         }
         let (first, mut out) = match best {
-            Some((k, _)) => (k, tp.row(mi, qs[k]).viol.clone()),
+            Some((k, _)) => (k, tp.violating_tokens(mi, qs[k])),
             None => (0, self.walk_forbidden(mi, qs[0], gn)),
         };
         for (k, &q) in qs.iter().enumerate() {

@@ -7,7 +7,8 @@
 //! (`ANY(q)`), the tokens that complete a violation from `q`, and the rules they complete.
 //! Subtrees are cut as soon as a prefix enters the absorbing violated state.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ward_policy::{CompiledPolicy, Module, RuleIndex, StateId};
 
@@ -30,6 +31,8 @@ pub(crate) struct ClassTrie {
     /// Text token ids sorted by class string.
     order: Vec<u32>,
     max_depth: usize,
+    /// The children of the root (nodes of depth 1).
+    roots: Vec<u32>,
 }
 
 impl ClassTrie {
@@ -47,6 +50,7 @@ impl ClassTrie {
             own_end: Vec::new(),
             order: seqs.iter().map(|s| s.1).collect(),
             max_depth: 0,
+            roots: Vec::new(),
         };
         let mut path: Vec<usize> = Vec::new();
         let mut prev: &[u8] = &[];
@@ -80,6 +84,11 @@ impl ClassTrie {
             trie.skip[n] = trie.class.len() as u32;
         }
         trie.lo.push(trie.order.len() as u32);
+        let mut k = 0;
+        while k < trie.class.len() {
+            trie.roots.push(k as u32);
+            k = trie.skip[k] as usize;
+        }
         trie
     }
 
@@ -129,16 +138,35 @@ pub(crate) struct StateRow {
     pub(crate) any: Vec<u32>,
     /// The same as a bitset over states.
     pub(crate) any_bits: Vec<u64>,
-    /// Tokens that complete a violation from this state, sorted.
-    pub(crate) viol: Vec<u32>,
+    /// Tokens that complete a violation from this state, as ranges of the class trie's
+    /// token order (whole subtrees), plus the end tokens when `viol_end`.
+    viol_ranges: Vec<(u32, u32)>,
+    /// Memoized subtree walks (shared between rows) whose violating ranges also count.
+    viol_subs: Vec<Arc<SubWalk>>,
+    /// End-of-text tokens violate from this state (a pending match completes at the end).
+    viol_end: bool,
+    /// Number of violating tokens.
+    pub(crate) viol_count: usize,
     /// Rules completed by some token from this state.
     pub(crate) viol_rules: Vec<RuleIndex>,
 }
 
 impl StateRow {
     fn memory_bytes(&self) -> usize {
-        (self.any.len() + self.viol.len() + self.viol_rules.len()) * 4 + self.any_bits.len() * 8 + 96
+        (self.any.len() + self.viol_rules.len()) * 4
+            + (self.viol_ranges.len() + self.viol_subs.len()) * 8
+            + self.any_bits.len() * 8
+            + 120
     }
+}
+
+/// The result of walking one subtree of the class trie (below a child of the root) from
+/// one state: states reached by its tokens, its violating token ranges and their rules.
+#[derive(Debug)]
+pub(crate) struct SubWalk {
+    reached: Vec<u32>,
+    viol: Vec<(u32, u32)>,
+    rules: Vec<RuleIndex>,
 }
 
 /// One module lifted to the vocabulary.
@@ -156,6 +184,8 @@ pub(crate) struct ModuleLift {
     pub(crate) forbidden_everywhere: Vec<u32>,
     /// Bytes to the nearest violation, per state (`u32::MAX`: none reachable).
     pub(crate) danger: OnceLock<Vec<u32>>,
+    /// Memoized subtree walks, by (root child, state after its class).
+    memo: Mutex<HashMap<(u32, u32), Arc<SubWalk>>>,
 }
 
 /// Statistics of a [`TokenPolicy`]: sizes and memory of the lifted tables.
@@ -169,8 +199,13 @@ pub struct LiftStats {
     pub trie_nodes: Vec<usize>,
     /// Per module: states whose token row has been filled so far.
     pub lifted_states: Vec<usize>,
-    /// Heap bytes of the lifted tables (tries and filled rows), all modules.
+    /// Heap bytes of the lifted tables (tries, filled rows, memoized subtree walks), all
+    /// modules.
     pub memory_bytes: usize,
+    /// Of which: the class tries.
+    pub trie_bytes: usize,
+    /// Of which: the memoized subtree walks.
+    pub memo_bytes: usize,
     /// Tokens forbidden from every live state by some module (level-1 mask).
     pub vocab_forbidden: usize,
 }
@@ -214,6 +249,7 @@ impl TokenPolicy {
                 rep_byte,
                 forbidden_everywhere: Vec::new(),
                 danger: OnceLock::new(),
+                memo: Mutex::new(HashMap::new()),
             };
             lift.forbidden_everywhere = lift.compute_forbidden_everywhere(m, &end_tokens);
             lifts.push(lift);
@@ -257,10 +293,18 @@ impl TokenPolicy {
             s.trie_nodes.push(l.trie.num_nodes());
             let mut lifted = 0;
             let mut mem = l.trie.memory_bytes() + l.rows.len() * 8;
+            s.trie_bytes += l.trie.memory_bytes();
             for r in &l.rows {
                 if let Some(r) = r.get() {
                     lifted += 1;
                     mem += r.memory_bytes();
+                }
+            }
+            if let Ok(memo) = l.memo.lock() {
+                for w in memo.values() {
+                    let b = 48 + (w.reached.len() + w.rules.len()) * 4 + w.viol.len() * 8;
+                    mem += b;
+                    s.memo_bytes += b;
                 }
             }
             s.lifted_states.push(lifted);
@@ -325,6 +369,20 @@ impl TokenPolicy {
         }
     }
 
+    /// The tokens that complete a violation from state `q` (unsorted).
+    pub(crate) fn violating_tokens(&self, mi: usize, q: usize) -> Vec<u32> {
+        let row = self.row(mi, q);
+        let order = &self.lifts[mi].trie.order;
+        let mut out = Vec::with_capacity(row.viol_count);
+        for &(a, b) in row.viol_ranges.iter().chain(row.viol_subs.iter().flat_map(|s| s.viol.iter())) {
+            out.extend_from_slice(&order[a as usize..b as usize]);
+        }
+        if row.viol_end {
+            out.extend_from_slice(&self.end_tokens);
+        }
+        out
+    }
+
     /// Where a token from `q` first enters the violated state: the rules completed.
     pub(crate) fn violation_rules_of(&self, mi: usize, q: usize, t: u32) -> Vec<RuleIndex> {
         let l = &self.lifts[mi];
@@ -349,27 +407,35 @@ impl TokenPolicy {
         }
     }
 
-    fn build_row(&self, mi: usize, q: usize) -> StateRow {
+    /// The walk of the subtree below root child `k1` entered in state `s1` (memoized: the
+    /// result does not depend on the state the token started from).
+    fn subtree(&self, mi: usize, k1: usize, s1: StateId) -> Arc<SubWalk> {
         let l = &self.lifts[mi];
+        let key = (k1 as u32, s1.0);
+        if let Some(r) = l.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return r;
+        }
         let m = self.module(mi);
         let trie = &l.trie;
-        let mut any_bits = vec![0u64; l.words];
-        let mut viol_ranges: Vec<(u32, u32)> = Vec::new();
-        let mut viol_rules: Vec<RuleIndex> = Vec::new();
-        let mut stack = vec![StateId(q as u32); trie.max_depth + 1];
-        let n = trie.num_nodes();
-        let mut k = 0;
-        while k < n {
+        let mut reached_bits = vec![0u64; l.words];
+        let mut viol: Vec<(u32, u32)> = Vec::new();
+        let mut rules: Vec<RuleIndex> = Vec::new();
+        if trie.own_end[k1] > trie.lo[k1] {
+            states::insert(&mut reached_bits, s1.as_usize());
+        }
+        let mut stack = vec![s1; trie.max_depth + 1];
+        let end = trie.skip[k1] as usize;
+        let mut k = k1 + 1;
+        while k < end {
             let d = trie.depth[k] as usize;
             let parent = stack[d - 1];
             let c = trie.class[k];
             let s = m.next_class(parent, c);
             if m.is_violated(s) {
-                let end = trie.lo[trie.skip[k] as usize];
-                viol_ranges.push((trie.lo[k], end));
+                viol.push((trie.lo[k], trie.lo[trie.skip[k] as usize]));
                 for &r in m.violation_rules(parent, l.rep_byte[c as usize]) {
-                    if !viol_rules.contains(&r) {
-                        viol_rules.push(r);
+                    if !rules.contains(&r) {
+                        rules.push(r);
                     }
                 }
                 k = trie.skip[k] as usize;
@@ -377,15 +443,57 @@ impl TokenPolicy {
             }
             stack[d] = s;
             if trie.own_end[k] > trie.lo[k] {
-                states::insert(&mut any_bits, s.as_usize());
+                states::insert(&mut reached_bits, s.as_usize());
             }
             k += 1;
         }
-        let mut viol: Vec<u32> = viol_ranges
-            .iter()
-            .flat_map(|&(a, b)| trie.order[a as usize..b as usize].iter().copied())
-            .collect();
+        let mut reached = Vec::new();
+        states::for_each(&reached_bits, |s| reached.push(s as u32));
+        let r = Arc::new(SubWalk { reached, viol, rules });
+        if let Ok(mut memo) = l.memo.lock() {
+            memo.insert(key, r.clone());
+        }
+        r
+    }
+
+    fn build_row(&self, mi: usize, q: usize) -> StateRow {
+        let l = &self.lifts[mi];
+        let m = self.module(mi);
+        let trie = &l.trie;
+        let mut any_bits = vec![0u64; l.words];
+        let mut viol_ranges: Vec<(u32, u32)> = Vec::new();
+        let mut viol_rules: Vec<RuleIndex> = Vec::new();
+        let mut viol_subs: Vec<Arc<SubWalk>> = Vec::new();
+        let mut viol_count = 0usize;
         let qs = StateId(q as u32);
+        for &k1 in &trie.roots {
+            let k1 = k1 as usize;
+            let c = trie.class[k1];
+            let s1 = m.next_class(qs, c);
+            if m.is_violated(s1) {
+                viol_ranges.push((trie.lo[k1], trie.lo[trie.skip[k1] as usize]));
+                for &r in m.violation_rules(qs, l.rep_byte[c as usize]) {
+                    if !viol_rules.contains(&r) {
+                        viol_rules.push(r);
+                    }
+                }
+                continue;
+            }
+            let sub = self.subtree(mi, k1, s1);
+            if !sub.viol.is_empty() {
+                viol_count += sub.viol.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>();
+                viol_subs.push(sub.clone());
+            }
+            for &r in &sub.reached {
+                states::insert(&mut any_bits, r as usize);
+            }
+            for &r in &sub.rules {
+                if !viol_rules.contains(&r) {
+                    viol_rules.push(r);
+                }
+            }
+        }
+        let mut viol_end = false;
         if !self.empty_tokens.is_empty() {
             states::insert(&mut any_bits, q);
         }
@@ -393,7 +501,7 @@ impl TokenPolicy {
             if m.is_clean_end(qs) {
                 states::insert(&mut any_bits, l.num_states);
             } else {
-                viol.extend_from_slice(&self.end_tokens);
+                viol_end = true;
                 for &r in m.end_violation_rules(qs) {
                     if !viol_rules.contains(&r) {
                         viol_rules.push(r);
@@ -401,10 +509,21 @@ impl TokenPolicy {
                 }
             }
         }
-        viol.sort_unstable();
+        // Merge adjacent ranges.
+        viol_ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(viol_ranges.len());
+        for (a, b) in viol_ranges {
+            match merged.last_mut() {
+                Some(last) if last.1 >= a => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let viol_count = viol_count
+            + merged.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
+            + if viol_end { self.end_tokens.len() } else { 0 };
         let mut any = Vec::new();
         states::for_each(&any_bits, |s| any.push(s as u32));
-        StateRow { any, any_bits, viol, viol_rules }
+        StateRow { any, any_bits, viol_ranges: merged, viol_subs, viol_end, viol_count, viol_rules }
     }
 
     /// Bytes to the nearest violation from each state of module `mi` (for adversarial
