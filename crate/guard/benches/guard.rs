@@ -1,1 +1,190 @@
-fn main() {}
+//! Guard benchmarks on the python pack.
+//!
+//! `cargo bench -p ward-guard --bench guard`
+//!
+//! - `commit/<vocab>`: mask cost per committed token on a 256-token canvas (a short prompt
+//!   and holes), holes filled in random order; each op is the fast path `allows(i, t)` for
+//!   the "model's preferred" tokens until one is allowed (a full mask after 8 refusals),
+//!   then `commit(i, t)` with its incremental update of the state sets.
+//! - `full_mask/<vocab>`: the exact mask of one hole of a half-filled canvas.
+//! - one-shot timings (printed, not criterion): pack compile, `TokenPolicy::new` (class
+//!   tries + vocabulary mask), filling every reachable state row, memory of the tables.
+//!
+//! Vocabularies: `models/*/tokenizer.json` (8k) when present, else a synthetic 8192-token
+//! byte-level vocabulary; and a synthetic 152 000-token byte-level vocabulary (no real
+//! Qwen tokenizer is available offline), both deterministic.
+
+#[path = "../tests/common/synth.rs"]
+mod synth;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ward_guard::{Canvas, Guard, TokenPolicy, Vocab};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn real_tokenizer() -> Option<(Vocab, String)> {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for e in std::fs::read_dir(models).ok()?.flatten() {
+        let p = e.path().join("tokenizer.json");
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            if let Ok(v) = ward_guard::vocab::from_tokenizer_json(&s) {
+                return Some((v, p.display().to_string()));
+            }
+        }
+    }
+    None
+}
+
+const PROMPT: &str = "import subprocess\nimport pickle\n\ndef handler(request):\n    cmd = request.args['cmd']\n";
+const CANVAS: usize = 256;
+
+fn setup(policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) -> (Arc<TokenPolicy>, Vec<u32>) {
+    let n = vocab.len();
+    let t = Instant::now();
+    let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
+    println!("[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {:?}", t.elapsed());
+    let t = Instant::now();
+    let rows = tp.lift_reachable();
+    println!("[{label}] filled {rows} reachable state rows in {:?}", t.elapsed());
+    let s = tp.stats();
+    println!(
+        "[{label}] memory of lifted tables: {:.1} MiB (tries {:.1} MiB, memoized walks {:.1} MiB); states per module {:?}; vocabulary-mask forbidden tokens: {}",
+        s.memory_bytes as f64 / 1048576.0,
+        s.trie_bytes as f64 / 1048576.0,
+        s.memo_bytes as f64 / 1048576.0,
+        s.states,
+        s.vocab_forbidden
+    );
+    let prefix = tp.vocab().tokenize_greedy(PROMPT.as_bytes()).expect("prompt tokenizes");
+    (tp, prefix)
+}
+
+/// One commit op: preferred tokens by the fast path, then commit.
+fn commit_op(g: &mut Guard, h: usize, rng: &mut Rng, vlen: usize) {
+    for _ in 0..8 {
+        let t = rng.below(vlen) as u32;
+        if g.allows(h, t) {
+            g.commit(h, t).expect("allowed token commits");
+            return;
+        }
+    }
+    let m = g.mask(h).expect("no conflict");
+    let allowed: Vec<u32> = m.iter_allowed().collect();
+    g.commit(h, allowed[rng.below(allowed.len())]).expect("commit");
+}
+
+fn bench_vocab(c: &mut Criterion, policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) {
+    let (tp, prefix) = setup(policy, vocab, label);
+    let vlen = tp.vocab().len();
+    let holes = CANVAS - prefix.len();
+    let canvas = Canvas::infill(&prefix, holes, &[]);
+    let t = Instant::now();
+    let mut g = Guard::new(tp.clone(), &canvas).expect("guard");
+    println!("[{label}] Guard::new on a {CANVAS}-token canvas: {:?}", t.elapsed());
+    let start = g.snapshot();
+    let mid = g.holes()[g.holes().len() / 2];
+    println!("[{label}] |F|,|G| per module at a middle hole of the empty canvas: {:?}", g.set_sizes(mid));
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut order: Vec<usize> = Vec::new();
+
+    // Per-commit distribution over full generations (printed: median and p90), then criterion.
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        g.restore(&start).unwrap();
+        let mut hs = g.holes();
+        for k in (1..hs.len()).rev() {
+            hs.swap(k, rng.below(k + 1));
+        }
+        for h in hs {
+            let t = Instant::now();
+            commit_op(&mut g, h, &mut rng, vlen);
+            samples.push(t.elapsed());
+        }
+    }
+    samples.sort();
+    println!(
+        "[{label}] per committed token over 5 random-order generations: median {:?}, p90 {:?}, max {:?}",
+        samples[samples.len() / 2],
+        samples[samples.len() * 9 / 10],
+        samples[samples.len() - 1]
+    );
+
+    c.bench_function(&format!("commit/{label}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                if order.is_empty() {
+                    g.restore(&start).unwrap();
+                    order = g.holes();
+                    for k in (1..order.len()).rev() {
+                        order.swap(k, rng.below(k + 1));
+                    }
+                }
+                let h = order.pop().unwrap();
+                let t = Instant::now();
+                commit_op(&mut g, h, &mut rng, vlen);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+
+    // Full mask at a hole of a half-filled canvas.
+    g.restore(&start).unwrap();
+    let mut hs = g.holes();
+    for k in (1..hs.len()).rev() {
+        hs.swap(k, rng.below(k + 1));
+    }
+    for &h in &hs[..hs.len() / 2] {
+        commit_op(&mut g, h, &mut rng, vlen);
+    }
+    let open = g.holes();
+    let probe = open[open.len() / 2];
+    c.bench_function(&format!("full_mask/{label}"), |b| b.iter(|| g.mask_unchecked(probe).unwrap()));
+    let mut logits = vec![0.5f32; vlen];
+    let m = g.mask_unchecked(probe).unwrap();
+    c.bench_function(&format!("apply_to/{label}"), |b| b.iter(|| m.apply_to(&mut logits)));
+}
+
+fn benches(c: &mut Criterion) {
+    let t = Instant::now();
+    let (policy, skipped) = synth::compile_pack_lenient(&synth::policies_dir().join("python"));
+    println!(
+        "python pack: {} rules, {} modules, compiled in {:?}; rules left out (do not compile yet): {skipped:?}",
+        policy.rules().len(),
+        policy.modules().len(),
+        t.elapsed()
+    );
+    let policy = Arc::new(policy);
+    let (v8, src) = match real_tokenizer() {
+        Some(v) => v,
+        None => (Vocab::from_token_bytes(&synth::synthetic_vocab(8192)).unwrap(), "synthetic".into()),
+    };
+    println!("8k vocabulary: {src}");
+    bench_vocab(c, &policy, v8, "8k");
+    if std::env::var("WARD_BENCH_SKIP_152K").is_err() {
+        let v152 = Vocab::from_token_bytes(&synth::synthetic_vocab(152_000)).unwrap();
+        bench_vocab(c, &policy, v152, "152k-synthetic");
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default().sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1))
+}
+
+criterion_group! { name = guard; config = config(); targets = benches }
+criterion_main!(guard);

@@ -1,8 +1,9 @@
 //! The canvas, its state sets and the commit protocol.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ward_policy::RuleIndex;
 
@@ -104,11 +105,14 @@ impl Canvas {
 pub struct GuardConfig {
     /// Longest canvas accepted, in tokens (default 8192).
     pub max_len: usize,
+    /// Performance knob: state sets with at most this many states are stepped state by
+    /// state; larger ones through cached partitions (default 24; results are identical).
+    pub small_set: usize,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_len: 8192 }
+        GuardConfig { max_len: 8192, small_set: SMALL_SET }
     }
 }
 
@@ -200,6 +204,59 @@ pub struct Guard {
     mods: Vec<ModSets>,
     log: Vec<CommitRecord>,
     scratch: Vec<u64>,
+    /// Per module: cached hole and token steps over state sets.
+    caches: Vec<StepCache>,
+}
+
+/// Most entries kept per cache before it is cleared.
+const CACHE_LIMIT: usize = 4096;
+
+/// The result of a hole step from a state set.
+#[derive(Debug)]
+struct HoleStep {
+    next: Vec<u64>,
+    dead: Vec<u64>,
+}
+
+/// Sets with at most this many states are stepped state by state, without the caches.
+const SMALL_SET: usize = 24;
+
+/// A set F partitioned by the state after one byte class: distinct targets and, per
+/// target, the bitset of the states of F that go there.
+#[derive(Debug)]
+struct FirstImage {
+    targets: Vec<u32>,
+    pre: Vec<u64>,
+    /// States of F that violate on the first byte.
+    viol: Vec<u64>,
+}
+
+/// What is cached about one state set.
+#[derive(Debug, Default)]
+struct SetInfo {
+    hole: OnceLock<Arc<HoleStep>>,
+    first: Mutex<HashMap<u8, Arc<FirstImage>>>,
+}
+
+/// Per-module caches of set steps (derived data, not part of a snapshot).
+#[derive(Debug, Default)]
+struct StepCache {
+    sets: HashMap<Box<[u64]>, Arc<SetInfo>>,
+    small_set: usize,
+}
+
+impl StepCache {
+    fn info(&mut self, f: &[u64]) -> Arc<SetInfo> {
+        if let Some(i) = self.sets.get(f) {
+            return i.clone();
+        }
+        if self.sets.len() >= CACHE_LIMIT {
+            self.sets.clear();
+        }
+        let i = Arc::new(SetInfo::default());
+        self.sets.insert(f.to_vec().into_boxed_slice(), i.clone());
+        i
+    }
 }
 
 impl Guard {
@@ -237,6 +294,7 @@ impl Guard {
             .map(|l| ModSets { w: l.words, f: vec![0; (n + 1) * l.words], g: vec![0; (n + 1) * l.words] })
             .collect();
         let maxw = tp.lifts.iter().map(|l| l.words).max().unwrap_or(1);
+        let tp_len = tp.lifts.len();
         let mut g = Guard {
             id: NEXT_GUARD_ID.fetch_add(1, Ordering::Relaxed),
             tp,
@@ -246,6 +304,7 @@ impl Guard {
             mods,
             log: Vec::new(),
             scratch: vec![0; maxw],
+            caches: (0..tp_len).map(|_| StepCache { small_set: config.small_set, ..Default::default() }).collect(),
         };
         let mut bad = Vec::new();
         for mi in 0..g.mods.len() {
@@ -337,29 +396,130 @@ impl Guard {
     // ---- state-set computations -------------------------------------------------------
 
     /// F_{j+1} from F_j and slot j, into `out`.
-    fn forward(tp: &TokenPolicy, mi: usize, ms: &ModSets, slot: Slot, j: usize, out: &mut [u64]) {
-        out.iter_mut().for_each(|w| *w = 0);
-        let end = tp.lifts[mi].num_states;
+    fn forward(tp: &TokenPolicy, mi: usize, ms: &ModSets, slot: Slot, j: usize, cache: &mut StepCache, out: &mut [u64]) {
         match slot.token() {
-            Some(t) => states::for_each(ms.f(j), |q| {
-                if let Some(r) = tp.delta(mi, q, t) {
-                    states::insert(out, r);
-                }
-            }),
-            None => states::for_each(ms.f(j), |q| {
-                if q == end {
-                    states::insert(out, end);
-                } else {
-                    for (o, a) in out.iter_mut().zip(&tp.row(mi, q).any_bits) {
-                        *o |= *a;
+            Some(t) => {
+                out.iter_mut().for_each(|w| *w = 0);
+                let f = ms.f(j);
+                match Self::first_image(tp, mi, f, t, cache) {
+                    Some(fi) => {
+                        let rest = &tp.vocab().bytes(t)[1..];
+                        for &s1 in &fi.targets {
+                            if let Some(r) = Self::run_rest(tp, mi, s1 as usize, rest) {
+                                states::insert(out, r);
+                            }
+                        }
                     }
+                    None => states::for_each(f, |q| {
+                        if let Some(r) = tp.delta(mi, q, t) {
+                            states::insert(out, r);
+                        }
+                    }),
                 }
-            }),
+            }
+            None => {
+                let step = Self::hole_step(tp, mi, ms.f(j), cache);
+                out.copy_from_slice(&step.next);
+            }
         }
     }
 
+    /// The rest of a text token's bytes from `s1` (the state after its first byte, or the
+    /// end pseudo-state); `None` for a violation.
+    #[inline]
+    fn run_rest(tp: &TokenPolicy, mi: usize, s1: usize, rest: &[u8]) -> Option<usize> {
+        let end = tp.lifts[mi].num_states;
+        if s1 == end {
+            return Some(end);
+        }
+        let m = tp.module(mi);
+        let r = m.run(ward_policy::StateId(s1 as u32), rest);
+        (!m.is_violated(r)).then_some(r.as_usize())
+    }
+
+    /// For a large set F and a text token, the partition of F by the state after the
+    /// token's first byte (cached per set and byte class). `None` when the direct
+    /// per-state computation is cheaper (small sets, text-free and end tokens).
+    fn first_image(tp: &TokenPolicy, mi: usize, f: &[u64], t: u32, cache: &mut StepCache) -> Option<Arc<FirstImage>> {
+        if tp.vocab().kind(t) != TokenKind::Text || states::count(f) <= cache.small_set {
+            return None;
+        }
+        let m = tp.module(mi);
+        let c = m.byte_classes()[tp.vocab().bytes(t)[0] as usize];
+        let info = cache.info(f);
+        let mut firsts = info.first.lock().ok()?;
+        if let Some(fi) = firsts.get(&c) {
+            return Some(fi.clone());
+        }
+        let end = tp.lifts[mi].num_states;
+        let w = f.len();
+        let mut index: HashMap<u32, usize> = HashMap::new();
+        let mut targets: Vec<u32> = Vec::new();
+        let mut pre: Vec<u64> = Vec::new();
+        let mut viol = vec![0u64; w];
+        states::for_each(f, |q| {
+            let s1 = if q == end { end as u32 } else { m.next_class(ward_policy::StateId(q as u32), c).0 };
+            if s1 == ward_policy::StateId::VIOLATED.0 {
+                states::insert(&mut viol, q);
+                return;
+            }
+            let k = *index.entry(s1).or_insert_with(|| {
+                targets.push(s1);
+                pre.resize(pre.len() + w, 0);
+                targets.len() - 1
+            });
+            states::insert(&mut pre[k * w..(k + 1) * w], q);
+        });
+        let fi = Arc::new(FirstImage { targets, pre, viol });
+        firsts.insert(c, fi.clone());
+        Some(fi)
+    }
+
+    /// ANY(F) and the states of F with no live one-token successor, cached by F.
+    fn hole_step(tp: &TokenPolicy, mi: usize, f: &[u64], cache: &mut StepCache) -> Arc<HoleStep> {
+        let info = cache.info(f);
+        info.hole
+            .get_or_init(|| {
+                let end = tp.lifts[mi].num_states;
+                let mut next = vec![0u64; f.len()];
+                let mut dead = vec![0u64; f.len()];
+                states::for_each(f, |q| {
+                    if q == end {
+                        states::insert(&mut next, end);
+                    } else {
+                        let row = tp.row(mi, q);
+                        if row.any.is_empty() {
+                            states::insert(&mut dead, q);
+                        }
+                        for (o, a) in next.iter_mut().zip(&row.any_bits) {
+                            *o |= *a;
+                        }
+                    }
+                });
+                Arc::new(HoleStep { next, dead })
+            })
+            .clone()
+    }
+
     /// G_j from F_j, slot j and G_{j+1} (or the end condition for j = n), into `out`.
-    fn backward(tp: &TokenPolicy, mi: usize, ms: &ModSets, slot: Option<Slot>, j: usize, out: &mut [u64]) {
+    fn backward(
+        tp: &TokenPolicy,
+        mi: usize,
+        ms: &ModSets,
+        slot: Option<Slot>,
+        j: usize,
+        cache: &mut StepCache,
+        out: &mut [u64],
+    ) {
+        if slot == Some(Slot::Hole) && ms.g(j + 1) == ms.f(j + 1) {
+            // Every forward-reachable state after the hole is good: the good states before
+            // it are those with some live successor.
+            let step = Self::hole_step(tp, mi, ms.f(j), cache);
+            for ((o, f), d) in out.iter_mut().zip(ms.f(j)).zip(&step.dead) {
+                *o = f & !d;
+            }
+            return;
+        }
         out.iter_mut().for_each(|w| *w = 0);
         let end = tp.lifts[mi].num_states;
         let m = tp.module(mi);
@@ -384,13 +544,42 @@ impl Guard {
             }
             Some(Slot::Fixed(t)) | Some(Slot::Committed(t)) => {
                 let gn = ms.g(j + 1);
-                states::for_each(ms.f(j), |q| {
-                    if let Some(r) = tp.delta(mi, q, t) {
-                        if states::contains(gn, r) {
-                            states::insert(out, q);
+                let f = ms.f(j);
+                match Self::first_image(tp, mi, f, t, cache) {
+                    Some(fi) => {
+                        let rest = &tp.vocab().bytes(t)[1..];
+                        let w = f.len();
+                        let good: Vec<bool> = fi
+                            .targets
+                            .iter()
+                            .map(|&s1| Self::run_rest(tp, mi, s1 as usize, rest).is_some_and(|r| states::contains(gn, r)))
+                            .collect();
+                        let ngood = good.iter().filter(|&&g| g).count();
+                        if ngood * 2 <= good.len() {
+                            for (k, _) in good.iter().enumerate().filter(|(_, &g)| g) {
+                                for (o, p) in out.iter_mut().zip(&fi.pre[k * w..(k + 1) * w]) {
+                                    *o |= *p;
+                                }
+                            }
+                        } else {
+                            for ((o, x), v) in out.iter_mut().zip(f).zip(&fi.viol) {
+                                *o = x & !v;
+                            }
+                            for (k, _) in good.iter().enumerate().filter(|(_, &g)| !g) {
+                                for (o, p) in out.iter_mut().zip(&fi.pre[k * w..(k + 1) * w]) {
+                                    *o &= !*p;
+                                }
+                            }
                         }
                     }
-                })
+                    None => states::for_each(f, |q| {
+                        if let Some(r) = tp.delta(mi, q, t) {
+                            if states::contains(gn, r) {
+                                states::insert(out, q);
+                            }
+                        }
+                    }),
+                }
             }
         }
     }
@@ -399,15 +588,16 @@ impl Guard {
         let n = self.slots.len();
         let tp = &*self.tp;
         let ms = &mut self.mods[mi];
+        let cache = &mut self.caches[mi];
         let w = ms.w;
         let out = &mut self.scratch[..w];
         for j in 0..n {
-            Self::forward(tp, mi, ms, self.slots[j], j, out);
+            Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
             ms.f[(j + 1) * w..(j + 2) * w].copy_from_slice(out);
         }
         for j in (0..=n).rev() {
             let slot = if j == n { None } else { Some(self.slots[j]) };
-            Self::backward(tp, mi, ms, slot, j, out);
+            Self::backward(tp, mi, ms, slot, j, cache, out);
             ms.g[j * w..(j + 1) * w].copy_from_slice(out);
         }
     }
@@ -417,12 +607,13 @@ impl Guard {
         let n = self.slots.len();
         let tp = &*self.tp;
         let ms = &mut self.mods[mi];
+        let cache = &mut self.caches[mi];
         let w = ms.w;
         let out = &mut self.scratch[..w];
         let mut hi = i;
         let mut j = i;
         while j < n {
-            Self::forward(tp, mi, ms, self.slots[j], j, out);
+            Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
             if ms.f(j + 1) == &out[..] {
                 break;
             }
@@ -434,7 +625,7 @@ impl Guard {
         let mut j = hi;
         loop {
             let slot = if j == n { None } else { Some(self.slots[j]) };
-            Self::backward(tp, mi, ms, slot, j, out);
+            Self::backward(tp, mi, ms, slot, j, cache, out);
             let same = ms.g(j) == &out[..];
             if !same {
                 ms.g[j * w..(j + 1) * w].copy_from_slice(out);

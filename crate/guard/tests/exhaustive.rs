@@ -147,7 +147,9 @@ fn masks_are_exact_on_random_tiny_cases() {
         let ctx = format!("case {case}: rules {rules:?}\nvocab {toks:?} end={with_end} empty={with_empty}\nslots {slots:?}");
         let tp = token_policy(policy.clone(), vocab.clone());
         let canvas = Canvas::from_slots(slots.clone());
-        let g = Guard::new(tp, &canvas);
+        // Half of the cases step every set through the cached partitions.
+        let cfg = ward_guard::GuardConfig { small_set: if case % 2 == 0 { 0 } else { 24 }, ..Default::default() };
+        let g = Guard::with_config(tp, &canvas, &cfg);
         let fixed: Vec<Option<u32>> = slots.iter().map(|s| s.token()).collect();
         let b = brute(&policy, &fixed, &vocab);
         let mut g = match g {
@@ -241,7 +243,7 @@ fn error_cases() {
     // Empty canvas.
     assert_eq!(Guard::new(tp.clone(), &Canvas::new()).err(), Some(GuardError::EmptyCanvas));
     // Too long.
-    let cfg = ward_guard::GuardConfig { max_len: 4 };
+    let cfg = ward_guard::GuardConfig { max_len: 4, ..Default::default() };
     assert_eq!(
         Guard::with_config(tp.clone(), &Canvas::new().holes(5), &cfg).err(),
         Some(GuardError::CanvasTooLong { len: 5, max: 4 })
