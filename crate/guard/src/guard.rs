@@ -208,6 +208,14 @@ pub struct Guard {
     caches: Vec<StepCache>,
 }
 
+/// Largest anchor set, and deepest hole run, for forward steps through `ANY^k` caches.
+const ANCHOR_MAX: usize = 1024;
+const ANCHOR_DEPTH: usize = 8;
+
+/// Largest number of excluded states for which the backward hole step goes through the
+/// inverse index instead of scanning every state.
+const INV_LIMIT: usize = 256;
+
 /// Most entries kept per cache before it is cleared.
 const CACHE_LIMIT: usize = 4096;
 
@@ -215,7 +223,6 @@ const CACHE_LIMIT: usize = 4096;
 #[derive(Debug)]
 struct HoleStep {
     next: Vec<u64>,
-    dead: Vec<u64>,
 }
 
 /// Sets with at most this many states are stepped state by state, without the caches.
@@ -243,19 +250,67 @@ struct SetInfo {
 struct StepCache {
     sets: HashMap<Box<[u64]>, Arc<SetInfo>>,
     small_set: usize,
+    stamp: Vec<u32>,
+    memo: Vec<u32>,
+    gen: u32,
 }
 
 impl StepCache {
     fn info(&mut self, f: &[u64]) -> Arc<SetInfo> {
+        self.info_seen(f).0
+    }
+
+    /// The cached info of a set, and whether the set was seen before.
+    fn info_seen(&mut self, f: &[u64]) -> (Arc<SetInfo>, bool) {
         if let Some(i) = self.sets.get(f) {
-            return i.clone();
+            return (i.clone(), true);
         }
         if self.sets.len() >= CACHE_LIMIT {
             self.sets.clear();
         }
         let i = Arc::new(SetInfo::default());
         self.sets.insert(f.to_vec().into_boxed_slice(), i.clone());
-        i
+        (i, false)
+    }
+
+    /// The state after a text token from every state of `f` with the same first-byte
+    /// class, computed once per distinct state after the first byte; calls `each(q, r)`.
+    fn direct_token_step(
+        &mut self,
+        tp: &TokenPolicy,
+        mi: usize,
+        f: &[u64],
+        t: u32,
+        mut each: impl FnMut(usize, Option<usize>),
+    ) {
+        let l = &tp.lifts[mi];
+        let end = l.num_states;
+        if self.stamp.len() != end + 1 {
+            self.stamp = vec![0; end + 1];
+            self.memo = vec![0; end + 1];
+        }
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.stamp.iter_mut().for_each(|x| *x = 0);
+            self.gen = 1;
+        }
+        let m = tp.module(mi);
+        let bytes = tp.vocab().bytes(t);
+        let c = m.byte_classes()[bytes[0] as usize];
+        let rest = &bytes[1..];
+        states::for_each(f, |q| {
+            let s1 = if q == end { end } else { m.next_class(ward_policy::StateId(q as u32), c).as_usize() };
+            if s1 == ward_policy::StateId::VIOLATED.as_usize() {
+                each(q, None);
+                return;
+            }
+            if self.stamp[s1] != self.gen {
+                self.stamp[s1] = self.gen;
+                self.memo[s1] = Guard::run_rest(tp, mi, s1, rest).map_or(u32::MAX, |r| r as u32);
+            }
+            let r = self.memo[s1];
+            each(q, (r != u32::MAX).then_some(r as usize));
+        });
     }
 }
 
@@ -410,6 +465,13 @@ impl Guard {
                             }
                         }
                     }
+                    None if tp.vocab().kind(t) == TokenKind::Text && states::count(f) > cache.small_set => {
+                        cache.direct_token_step(tp, mi, f, t, |_, r| {
+                            if let Some(r) = r {
+                                states::insert(out, r);
+                            }
+                        })
+                    }
                     None => states::for_each(f, |q| {
                         if let Some(r) = tp.delta(mi, q, t) {
                             states::insert(out, r);
@@ -446,10 +508,15 @@ impl Guard {
         }
         let m = tp.module(mi);
         let c = m.byte_classes()[tp.vocab().bytes(t)[0] as usize];
-        let info = cache.info(f);
+        let (info, seen) = cache.info_seen(f);
         let mut firsts = info.first.lock().ok()?;
         if let Some(fi) = firsts.get(&c) {
             return Some(fi.clone());
+        }
+        if !seen {
+            // A set seen for the first time is stepped directly; partitions are built for
+            // sets that recur.
+            return None;
         }
         let end = tp.lifts[mi].num_states;
         let w = f.len();
@@ -482,21 +549,17 @@ impl Guard {
             .get_or_init(|| {
                 let end = tp.lifts[mi].num_states;
                 let mut next = vec![0u64; f.len()];
-                let mut dead = vec![0u64; f.len()];
                 states::for_each(f, |q| {
                     if q == end {
                         states::insert(&mut next, end);
                     } else {
                         let row = tp.row(mi, q);
-                        if row.any.is_empty() {
-                            states::insert(&mut dead, q);
-                        }
                         for (o, a) in next.iter_mut().zip(&row.any_bits) {
                             *o |= *a;
                         }
                     }
                 });
-                Arc::new(HoleStep { next, dead })
+                Arc::new(HoleStep { next })
             })
             .clone()
     }
@@ -511,14 +574,46 @@ impl Guard {
         cache: &mut StepCache,
         out: &mut [u64],
     ) {
-        if slot == Some(Slot::Hole) && ms.g(j + 1) == ms.f(j + 1) {
-            // Every forward-reachable state after the hole is good: the good states before
-            // it are those with some live successor.
-            let step = Self::hole_step(tp, mi, ms.f(j), cache);
-            for ((o, f), d) in out.iter_mut().zip(ms.f(j)).zip(&step.dead) {
-                *o = f & !d;
+        if slot == Some(Slot::Hole) {
+            // Every state of F_j reaches only states of F_{j+1} by one token, so q is good iff
+            // ANY(q) is not inside X = F_{j+1} \ G_{j+1}: only predecessors of X can be bad.
+            let l = &tp.lifts[mi];
+            let (fj, fn_, gn) = (ms.f(j), ms.f(j + 1), ms.g(j + 1));
+            let xcount: usize = fn_.iter().zip(gn).map(|(f, g)| (f & !g).count_ones() as usize).sum();
+            if xcount <= INV_LIMIT {
+                tp.ensure_rows(mi, fj);
+                for ((o, f), e) in out.iter_mut().zip(fj).zip(&l.any_empty) {
+                    *o = f & !e.load(std::sync::atomic::Ordering::Acquire);
+                }
+                if xcount > 0 {
+                    let end = l.num_states;
+                    if let Ok(inv) = l.inv.read() {
+                        let mut x_states = Vec::with_capacity(xcount);
+                        for (k, (f, g)) in fn_.iter().zip(gn).enumerate() {
+                            let mut b = f & !g;
+                            while b != 0 {
+                                x_states.push(k * 64 + b.trailing_zeros() as usize);
+                                b &= b - 1;
+                            }
+                        }
+                        let in_x = |r: usize| states::contains(fn_, r) && !states::contains(gn, r);
+                        for &x in &x_states {
+                            if x == end && states::contains(fj, end) {
+                                states::clear(out, end);
+                            }
+                            for &q in &inv[x] {
+                                let q = q as usize;
+                                if states::contains(out, q) && tp.row(mi, q).any.iter().all(|&r| in_x(r as usize)) {
+                                    states::clear(out, q);
+                                }
+                            }
+                        }
+                        return;
+                    }
+                } else {
+                    return;
+                }
             }
-            return;
         }
         out.iter_mut().for_each(|w| *w = 0);
         let end = tp.lifts[mi].num_states;
@@ -572,6 +667,13 @@ impl Guard {
                             }
                         }
                     }
+                    None if tp.vocab().kind(t) == TokenKind::Text && states::count(f) > cache.small_set => {
+                        cache.direct_token_step(tp, mi, f, t, |q, r| {
+                            if r.is_some_and(|r| states::contains(gn, r)) {
+                                states::insert(out, q);
+                            }
+                        })
+                    }
                     None => states::for_each(f, |q| {
                         if let Some(r) = tp.delta(mi, q, t) {
                             if states::contains(gn, r) {
@@ -612,8 +714,30 @@ impl Guard {
         let out = &mut self.scratch[..w];
         let mut hi = i;
         let mut j = i;
+        // While F is the k-step hole closure of a small anchor set, F is the union of the
+        // anchor states' cached ANY^k sets (no union over a large set).
+        let mut anchor: Option<(Vec<usize>, usize)> = None;
         while j < n {
-            Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
+            match (self.slots[j], anchor.as_mut()) {
+                (Slot::Hole, Some((a, k))) if *k < ANCHOR_DEPTH => {
+                    *k += 1;
+                    out.iter_mut().for_each(|w| *w = 0);
+                    for &q in a.iter() {
+                        for (o, x) in out.iter_mut().zip(tp.any_k(mi, q, *k).iter()) {
+                            *o |= *x;
+                        }
+                    }
+                }
+                _ => {
+                    Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
+                    anchor = None;
+                    if self.slots[j] != Slot::Hole && states::count(out) <= ANCHOR_MAX {
+                        let mut a = Vec::new();
+                        states::for_each(out, |q| a.push(q));
+                        anchor = Some((a, 0));
+                    }
+                }
+            }
             if ms.f(j + 1) == &out[..] {
                 break;
             }

@@ -223,6 +223,11 @@ pub(crate) mod states {
     }
 
     #[inline]
+    pub(crate) fn clear(set: &mut [u64], s: usize) {
+        set[s / 64] &= !(1 << (s % 64));
+    }
+
+    #[inline]
     pub(crate) fn is_subset(a: &[u64], b: &[u64]) -> bool {
         a.iter().zip(b).all(|(x, y)| x & !y == 0)
     }
