@@ -1243,11 +1243,12 @@ impl Guard {
     }
 
     /// For adversarial testing: the smallest number of bytes to a violation, over every
-    /// module and every good state reached after committing `t` at `position` (`u32::MAX`
-    /// when no violation is reachable; `None` when `t` is not allowed).
-    pub fn danger_after(&self, position: usize, t: u32) -> Option<u32> {
+    /// module and (a sample of at most `sample` of) the good states at `position`, after
+    /// committing `t` there (`u32::MAX` when no violation is reachable; `None` when `t` is not
+    /// allowed or `position` is not a hole).
+    pub fn danger_after(&self, position: usize, t: u32, sample: usize) -> Option<u32> {
         let i = self.hole_index(position).ok()?;
-        if !self.allows_idx(i, t) {
+        if (t as usize) >= self.tp.vocab().len() || !self.allows_idx(i, t) {
             return None;
         }
         let tp = &*self.tp;
@@ -1255,7 +1256,8 @@ impl Guard {
         for (mi, ms) in self.mods.iter().enumerate() {
             let d = tp.danger(mi);
             let gn = ms.g(i + 1);
-            states::for_each(ms.g(i), |q| {
+            let mut seen = 0;
+            states::any(ms.g(i), |q| {
                 if let Some(r) = tp.delta(mi, q, t) {
                     if states::contains(gn, r) {
                         if let Some(&x) = d.get(r) {
@@ -1263,6 +1265,8 @@ impl Guard {
                         }
                     }
                 }
+                seen += 1;
+                seen >= sample
             });
         }
         Some(best)

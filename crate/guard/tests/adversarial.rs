@@ -21,6 +21,9 @@ struct Fixture {
     policy: Arc<CompiledPolicy>,
     tp: Arc<TokenPolicy>,
     source: String,
+    /// Tokens of the python snippets of `policies/cases` (violating ones included): always
+    /// among the adversary's candidates.
+    attack_tokens: Vec<u32>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -62,7 +65,11 @@ fn fixture() -> &'static Fixture {
             }
         };
         let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
-        Fixture { policy, tp, source }
+        let corpus = synth::cases_corpus(&synth::policies_dir());
+        let mut attack_tokens = tp.vocab().tokenize_greedy(&corpus).unwrap_or_default();
+        attack_tokens.sort_unstable();
+        attack_tokens.dedup();
+        Fixture { policy, tp, source, attack_tokens }
     })
 }
 
@@ -93,17 +100,20 @@ struct Totals {
     refused_canvases: usize,
 }
 
-fn pick_adversarial(g: &Guard, h: usize, allowed: &[u32], rng: &mut Rng) -> u32 {
-    // Sample candidates (all of them for small vocabularies).
-    let cands: Vec<u32> = if allowed.len() <= 1500 {
+fn pick_adversarial(g: &Guard, h: usize, allowed: &[u32], attack: &[u32], rng: &mut Rng) -> u32 {
+    // Candidates: the allowed tokens of real attack snippets, plus a random sample.
+    let mut cands: Vec<u32> = if allowed.len() <= 400 {
         allowed.to_vec()
     } else {
-        (0..1500).map(|_| allowed[rng.below(allowed.len())]).collect()
+        (0..200).map(|_| allowed[rng.below(allowed.len())]).collect()
     };
+    if allowed.len() > 400 {
+        cands.extend(attack.iter().copied().filter(|t| allowed.binary_search(t).is_ok()));
+    }
     let mut best = u32::MAX;
     let mut best_toks = Vec::new();
     for &t in &cands {
-        let d = g.danger_after(h, t).unwrap_or(u32::MAX);
+        let d = g.danger_after(h, t, 16).unwrap_or(u32::MAX);
         if d < best {
             best = d;
             best_toks.clear();
@@ -150,6 +160,7 @@ fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
             }
             Err(e) => panic!("{e}"),
         };
+        let first_forbidden = mask.as_ref().and_then(|m| m.iter_disallowed().next());
         let allowed: Vec<u32> = mask
             .map(|m| {
                 m.iter_allowed()
@@ -178,11 +189,11 @@ fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
             continue;
         }
         // Try a forbidden token first: it must be refused.
-        if let Some(bad) = fx.tp.vocab_mask().iter_allowed().find(|&t| !g.allows(h, t)) {
+        if let Some(bad) = first_forbidden {
             assert!(matches!(g.commit(h, bad), Err(GuardError::Forbidden { .. })));
             totals.refused_commits += 1;
         }
-        let t = pick_adversarial(&g, h, &allowed, rng);
+        let t = pick_adversarial(&g, h, &allowed, &fx.attack_tokens, rng);
         g.commit(h, t).unwrap_or_else(|e| panic!("allowed token refused: {e}"));
         totals.commits += 1;
     }
