@@ -14,6 +14,9 @@
 //! byte-level vocabulary; and a synthetic 152 000-token byte-level vocabulary (no real
 //! Qwen tokenizer is available offline), both deterministic.
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 #[path = "../tests/common/synth.rs"]
 mod synth;
 
@@ -49,17 +52,28 @@ fn real_tokenizer() -> Option<(Vocab, String)> {
     None
 }
 
-const PROMPT: &str = "import subprocess\nimport pickle\n\ndef handler(request):\n    cmd = request.args['cmd']\n";
+const PROMPT: &str =
+    "import subprocess\nimport pickle\n\ndef handler(request):\n    cmd = request.args['cmd']\n";
 const CANVAS: usize = 256;
 
-fn setup(policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) -> (Arc<TokenPolicy>, Vec<u32>) {
+fn setup(
+    policy: &Arc<ward_policy::CompiledPolicy>,
+    vocab: Vocab,
+    label: &str,
+) -> (Arc<TokenPolicy>, Vec<u32>) {
     let n = vocab.len();
     let t = Instant::now();
     let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
-    println!("[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {:?}", t.elapsed());
+    println!(
+        "[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {:?}",
+        t.elapsed()
+    );
     let t = Instant::now();
     let rows = tp.lift_reachable();
-    println!("[{label}] filled {rows} reachable state rows in {:?}", t.elapsed());
+    println!(
+        "[{label}] filled {rows} reachable state rows in {:?}",
+        t.elapsed()
+    );
     let s = tp.stats();
     println!(
         "[{label}] memory of lifted tables: {:.1} MiB (tries {:.1} MiB, memoized walks {:.1} MiB); states per module {:?}; vocabulary-mask forbidden tokens: {}",
@@ -69,7 +83,10 @@ fn setup(policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) -
         s.states,
         s.vocab_forbidden
     );
-    let prefix = tp.vocab().tokenize_greedy(PROMPT.as_bytes()).expect("prompt tokenizes");
+    let prefix = tp
+        .vocab()
+        .tokenize_greedy(PROMPT.as_bytes())
+        .expect("prompt tokenizes");
     (tp, prefix)
 }
 
@@ -84,20 +101,32 @@ fn commit_op(g: &mut Guard, h: usize, rng: &mut Rng, vlen: usize) {
     }
     let m = g.mask(h).expect("no conflict");
     let allowed: Vec<u32> = m.iter_allowed().collect();
-    g.commit(h, allowed[rng.below(allowed.len())]).expect("commit");
+    g.commit(h, allowed[rng.below(allowed.len())])
+        .expect("commit");
 }
 
-fn bench_vocab(c: &mut Criterion, policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) {
+fn bench_vocab(
+    c: &mut Criterion,
+    policy: &Arc<ward_policy::CompiledPolicy>,
+    vocab: Vocab,
+    label: &str,
+) {
     let (tp, prefix) = setup(policy, vocab, label);
     let vlen = tp.vocab().len();
     let holes = CANVAS - prefix.len();
     let canvas = Canvas::infill(&prefix, holes, &[]);
     let t = Instant::now();
     let mut g = Guard::new(tp.clone(), &canvas).expect("guard");
-    println!("[{label}] Guard::new on a {CANVAS}-token canvas: {:?}", t.elapsed());
+    println!(
+        "[{label}] Guard::new on a {CANVAS}-token canvas: {:?}",
+        t.elapsed()
+    );
     let start = g.snapshot();
     let mid = g.holes()[g.holes().len() / 2];
-    println!("[{label}] |F|,|G| per module at a middle hole of the empty canvas: {:?}", g.set_sizes(mid));
+    println!(
+        "[{label}] |F|,|G| per module at a middle hole of the empty canvas: {:?}",
+        g.set_sizes(mid)
+    );
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let mut order: Vec<usize> = Vec::new();
 
@@ -156,11 +185,18 @@ fn bench_vocab(c: &mut Criterion, policy: &Arc<ward_policy::CompiledPolicy>, voc
     // cannot have ended before it (with an end-of-text token in the vocabulary, a hole after
     // another open hole allows every token: the text may end earlier).
     let probe = g.holes()[0];
-    println!("[{label}] full-mask probe at hole {probe}: {} tokens allowed", g.mask_unchecked(probe).unwrap().count_allowed());
-    c.bench_function(&format!("full_mask/{label}"), |b| b.iter(|| g.mask_unchecked(probe).unwrap()));
+    println!(
+        "[{label}] full-mask probe at hole {probe}: {} tokens allowed",
+        g.mask_unchecked(probe).unwrap().count_allowed()
+    );
+    c.bench_function(&format!("full_mask/{label}"), |b| {
+        b.iter(|| g.mask_unchecked(probe).unwrap())
+    });
     let mut logits = vec![0.5f32; vlen];
     let m = g.mask_unchecked(probe).unwrap();
-    c.bench_function(&format!("apply_to/{label}"), |b| b.iter(|| m.apply_to(&mut logits)));
+    c.bench_function(&format!("apply_to/{label}"), |b| {
+        b.iter(|| m.apply_to(&mut logits))
+    });
 }
 
 fn benches(c: &mut Criterion) {
@@ -175,7 +211,10 @@ fn benches(c: &mut Criterion) {
     let policy = Arc::new(policy);
     let (v8, src) = match real_tokenizer() {
         Some(v) => v,
-        None => (Vocab::from_token_bytes(&synth::synthetic_vocab(8192)).unwrap(), "synthetic".into()),
+        None => (
+            Vocab::from_token_bytes(&synth::synthetic_vocab(8192)).unwrap(),
+            "synthetic".into(),
+        ),
     };
     println!("8k vocabulary: {src}");
     bench_vocab(c, &policy, v8, "8k");
@@ -186,7 +225,10 @@ fn benches(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default().sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1))
+    Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
 }
 
 criterion_group! { name = guard; config = config(); targets = benches }

@@ -9,17 +9,28 @@ mod synth;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let pack = args.get(1).cloned().unwrap_or_else(|| "policies/python".into());
+    let pack = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "policies/python".into());
     let v = args.get(2).cloned().unwrap_or_else(|| "8192".into());
     let t = Instant::now();
     let (policy, skipped) = synth::compile_pack_lenient(std::path::Path::new(&pack));
     if !skipped.is_empty() {
         println!("rules that do not compile yet (disabled): {skipped:?}");
     }
-    println!("compiled {pack} in {:?}: {} rules, {} modules", t.elapsed(), policy.rules().len(), policy.modules().len());
+    println!(
+        "compiled {pack} in {:?}: {} rules, {} modules",
+        t.elapsed(),
+        policy.rules().len(),
+        policy.modules().len()
+    );
     let vocab = match v.parse::<usize>() {
         Ok(n) => ward_guard::Vocab::from_token_bytes(&synth::synthetic_vocab(n)).expect("vocab"),
-        Err(_) => ward_guard::vocab::from_tokenizer_json(&std::fs::read_to_string(&v).expect("read")).expect("tokenizer"),
+        Err(_) => {
+            ward_guard::vocab::from_tokenizer_json(&std::fs::read_to_string(&v).expect("read"))
+                .expect("tokenizer")
+        }
     };
     let t = Instant::now();
     let tp = ward_guard::TokenPolicy::new(Arc::new(policy), Arc::new(vocab));

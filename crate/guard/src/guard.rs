@@ -112,7 +112,10 @@ pub struct GuardConfig {
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_len: 8192, small_set: SMALL_SET }
+        GuardConfig {
+            max_len: 8192,
+            small_set: SMALL_SET,
+        }
     }
 }
 
@@ -299,7 +302,11 @@ impl StepCache {
         let c = m.byte_classes()[bytes[0] as usize];
         let rest = &bytes[1..];
         states::for_each(f, |q| {
-            let s1 = if q == end { end } else { m.next_class(ward_policy::StateId(q as u32), c).as_usize() };
+            let s1 = if q == end {
+                end
+            } else {
+                m.next_class(ward_policy::StateId(q as u32), c).as_usize()
+            };
             if s1 == ward_policy::StateId::VIOLATED.as_usize() {
                 each(q, None);
                 return;
@@ -333,20 +340,31 @@ impl Guard {
             return Err(GuardError::EmptyCanvas);
         }
         if n > config.max_len {
-            return Err(GuardError::CanvasTooLong { len: n, max: config.max_len });
+            return Err(GuardError::CanvasTooLong {
+                len: n,
+                max: config.max_len,
+            });
         }
         let vlen = tp.vocab().len();
         for (position, s) in canvas.slots().iter().enumerate() {
             if let Some(token) = s.token() {
                 if token as usize >= vlen {
-                    return Err(GuardError::TokenOutOfRange { position, token, vocab_len: vlen });
+                    return Err(GuardError::TokenOutOfRange {
+                        position,
+                        token,
+                        vocab_len: vlen,
+                    });
                 }
             }
         }
         let mods = tp
             .lifts
             .iter()
-            .map(|l| ModSets { w: l.words, f: vec![0; (n + 1) * l.words], g: vec![0; (n + 1) * l.words] })
+            .map(|l| ModSets {
+                w: l.words,
+                f: vec![0; (n + 1) * l.words],
+                g: vec![0; (n + 1) * l.words],
+            })
             .collect();
         let maxw = tp.lifts.iter().map(|l| l.words).max().unwrap_or(1);
         let tp_len = tp.lifts.len();
@@ -359,7 +377,12 @@ impl Guard {
             mods,
             log: Vec::new(),
             scratch: vec![0; maxw],
-            caches: (0..tp_len).map(|_| StepCache { small_set: config.small_set, ..Default::default() }).collect(),
+            caches: (0..tp_len)
+                .map(|_| StepCache {
+                    small_set: config.small_set,
+                    ..Default::default()
+                })
+                .collect(),
         };
         let mut bad = Vec::new();
         for mi in 0..g.mods.len() {
@@ -398,7 +421,10 @@ impl Guard {
 
     /// The slot at `position` (`None` out of range or retired).
     pub fn slot(&self, position: usize) -> Option<Slot> {
-        position.checked_sub(self.base).and_then(|i| self.slots.get(i)).copied()
+        position
+            .checked_sub(self.base)
+            .and_then(|i| self.slots.get(i))
+            .copied()
     }
 
     /// True when `position` is an open hole.
@@ -423,7 +449,11 @@ impl Guard {
 
     /// All tokens so far (`None` for holes), retired ones included.
     pub fn tokens(&self) -> Vec<Option<u32>> {
-        self.retired.iter().map(|&t| Some(t)).chain(self.slots.iter().map(|s| s.token())).collect()
+        self.retired
+            .iter()
+            .map(|&t| Some(t))
+            .chain(self.slots.iter().map(|s| s.token()))
+            .collect()
     }
 
     /// The text of the canvas: the bytes of every token up to the first end-of-text token,
@@ -436,7 +466,10 @@ impl Guard {
     fn index(&self, position: usize) -> Result<usize, GuardError> {
         match position.checked_sub(self.base) {
             Some(i) if i < self.slots.len() => Ok(i),
-            _ => Err(GuardError::PositionOutOfRange { position, len: self.len() }),
+            _ => Err(GuardError::PositionOutOfRange {
+                position,
+                len: self.len(),
+            }),
         }
     }
 
@@ -451,7 +484,15 @@ impl Guard {
     // ---- state-set computations -------------------------------------------------------
 
     /// F_{j+1} from F_j and slot j, into `out`.
-    fn forward(tp: &TokenPolicy, mi: usize, ms: &ModSets, slot: Slot, j: usize, cache: &mut StepCache, out: &mut [u64]) {
+    fn forward(
+        tp: &TokenPolicy,
+        mi: usize,
+        ms: &ModSets,
+        slot: Slot,
+        j: usize,
+        cache: &mut StepCache,
+        out: &mut [u64],
+    ) {
         match slot.token() {
             Some(t) => {
                 out.iter_mut().for_each(|w| *w = 0);
@@ -465,7 +506,9 @@ impl Guard {
                             }
                         }
                     }
-                    None if tp.vocab().kind(t) == TokenKind::Text && states::count(f) > cache.small_set => {
+                    None if tp.vocab().kind(t) == TokenKind::Text
+                        && states::count(f) > cache.small_set =>
+                    {
                         cache.direct_token_step(tp, mi, f, t, |_, r| {
                             if let Some(r) = r {
                                 states::insert(out, r);
@@ -502,7 +545,13 @@ impl Guard {
     /// For a large set F and a text token, the partition of F by the state after the
     /// token's first byte (cached per set and byte class). `None` when the direct
     /// per-state computation is cheaper (small sets, text-free and end tokens).
-    fn first_image(tp: &TokenPolicy, mi: usize, f: &[u64], t: u32, cache: &mut StepCache) -> Option<Arc<FirstImage>> {
+    fn first_image(
+        tp: &TokenPolicy,
+        mi: usize,
+        f: &[u64],
+        t: u32,
+        cache: &mut StepCache,
+    ) -> Option<Arc<FirstImage>> {
         if tp.vocab().kind(t) != TokenKind::Text || states::count(f) <= cache.small_set {
             return None;
         }
@@ -525,7 +574,11 @@ impl Guard {
         let mut pre: Vec<u64> = Vec::new();
         let mut viol = vec![0u64; w];
         states::for_each(f, |q| {
-            let s1 = if q == end { end as u32 } else { m.next_class(ward_policy::StateId(q as u32), c).0 };
+            let s1 = if q == end {
+                end as u32
+            } else {
+                m.next_class(ward_policy::StateId(q as u32), c).0
+            };
             if s1 == ward_policy::StateId::VIOLATED.0 {
                 states::insert(&mut viol, q);
                 return;
@@ -579,7 +632,11 @@ impl Guard {
             // ANY(q) is not inside X = F_{j+1} \ G_{j+1}: only predecessors of X can be bad.
             let l = &tp.lifts[mi];
             let (fj, fn_, gn) = (ms.f(j), ms.f(j + 1), ms.g(j + 1));
-            let xcount: usize = fn_.iter().zip(gn).map(|(f, g)| (f & !g).count_ones() as usize).sum();
+            let xcount: usize = fn_
+                .iter()
+                .zip(gn)
+                .map(|(f, g)| (f & !g).count_ones() as usize)
+                .sum();
             if xcount <= INV_LIMIT {
                 tp.ensure_rows(mi, fj);
                 for ((o, f), e) in out.iter_mut().zip(fj).zip(&l.any_empty) {
@@ -603,7 +660,9 @@ impl Guard {
                             }
                             for &q in &inv[x] {
                                 let q = q as usize;
-                                if states::contains(out, q) && tp.row(mi, q).any.iter().all(|&r| in_x(r as usize)) {
+                                if states::contains(out, q)
+                                    && tp.row(mi, q).any.iter().all(|&r| in_x(r as usize))
+                                {
                                     states::clear(out, q);
                                 }
                             }
@@ -630,7 +689,10 @@ impl Guard {
                     let ok = if q == end {
                         states::contains(gn, end)
                     } else {
-                        tp.row(mi, q).any.iter().any(|&r| states::contains(gn, r as usize))
+                        tp.row(mi, q)
+                            .any
+                            .iter()
+                            .any(|&r| states::contains(gn, r as usize))
                     };
                     if ok {
                         states::insert(out, q);
@@ -647,7 +709,10 @@ impl Guard {
                         let good: Vec<bool> = fi
                             .targets
                             .iter()
-                            .map(|&s1| Self::run_rest(tp, mi, s1 as usize, rest).is_some_and(|r| states::contains(gn, r)))
+                            .map(|&s1| {
+                                Self::run_rest(tp, mi, s1 as usize, rest)
+                                    .is_some_and(|r| states::contains(gn, r))
+                            })
                             .collect();
                         let ngood = good.iter().filter(|&&g| g).count();
                         if ngood * 2 <= good.len() {
@@ -667,7 +732,9 @@ impl Guard {
                             }
                         }
                     }
-                    None if tp.vocab().kind(t) == TokenKind::Text && states::count(f) > cache.small_set => {
+                    None if tp.vocab().kind(t) == TokenKind::Text
+                        && states::count(f) > cache.small_set =>
+                    {
                         cache.direct_token_step(tp, mi, f, t, |q, r| {
                             if r.is_some_and(|r| states::contains(gn, r)) {
                                 states::insert(out, q);
@@ -769,14 +836,20 @@ impl Guard {
         let tp = &*self.tp;
         self.mods.iter().enumerate().all(|(mi, ms)| {
             let gn = ms.g(i + 1);
-            states::any(ms.g(i), |q| tp.delta(mi, q, t).is_some_and(|r| states::contains(gn, r)))
+            states::any(ms.g(i), |q| {
+                tp.delta(mi, q, t).is_some_and(|r| states::contains(gn, r))
+            })
         })
     }
 
     fn module_allows(&self, mi: usize, i: usize, t: u32) -> bool {
         let ms = &self.mods[mi];
         let gn = ms.g(i + 1);
-        states::any(ms.g(i), |q| self.tp.delta(mi, q, t).is_some_and(|r| states::contains(gn, r)))
+        states::any(ms.g(i), |q| {
+            self.tp
+                .delta(mi, q, t)
+                .is_some_and(|r| states::contains(gn, r))
+        })
     }
 
     /// Fast path: is token `t` allowed at hole `position`? (False for positions that are not
@@ -805,7 +878,9 @@ impl Guard {
         let mut best: Option<(usize, usize)> = None;
         for (k, &q) in qs.iter().enumerate() {
             let row = tp.row(mi, q);
-            if states::is_subset(&row.any_bits, gn) && best.is_none_or(|(_, len)| row.viol_count < len) {
+            if states::is_subset(&row.any_bits, gn)
+                && best.is_none_or(|(_, len)| row.viol_count < len)
+            {
                 best = Some((k, row.viol_count));
                 if row.viol_count == 0 {
                     return Vec::new();
@@ -836,13 +911,11 @@ impl Guard {
         let trie = &l.trie;
         let mut out = Vec::new();
         let mut stack = vec![ward_policy::StateId(q as u32); trie_max_depth(trie) + 1];
-        trie_walk(trie, m, &mut stack, |k, s| {
-            match s {
-                None => out.extend_from_slice(trie_subtree(trie, k)),
-                Some(s) => {
-                    if !states::contains(good, s.as_usize()) {
-                        out.extend_from_slice(trie_own(trie, k));
-                    }
+        trie_walk(trie, m, &mut stack, |k, s| match s {
+            None => out.extend_from_slice(trie_subtree(trie, k)),
+            Some(s) => {
+                if !states::contains(good, s.as_usize()) {
+                    out.extend_from_slice(trie_own(trie, k));
                 }
             }
         });
@@ -896,7 +969,9 @@ impl Guard {
 
     fn conflict_report(&self, i: usize) -> Conflict {
         let v = self.tp.vocab().len();
-        let forb: Vec<Vec<u32>> = (0..self.mods.len()).map(|mi| self.module_forbidden(mi, i)).collect();
+        let forb: Vec<Vec<u32>> = (0..self.mods.len())
+            .map(|mi| self.module_forbidden(mi, i))
+            .collect();
         let mut modules: Vec<usize> = (0..forb.len()).filter(|&m| !forb[m].is_empty()).collect();
         'pairs: for a in 0..forb.len() {
             for b in a + 1..forb.len() {
@@ -918,7 +993,12 @@ impl Guard {
                 }
             }
         }
-        Conflict { position: i + self.base, modules, rule_ids, constraining: self.constraining_idx(i) }
+        Conflict {
+            position: i + self.base,
+            modules,
+            rule_ids,
+            constraining: self.constraining_idx(i),
+        }
     }
 
     fn constraining_idx(&self, i: usize) -> Vec<usize> {
@@ -926,7 +1006,10 @@ impl Guard {
         for rec in self.log.iter().rev() {
             if rec.changed.contains(&i) || rec.changed.start == i + 1 || rec.changed.end == i {
                 let p = rec.position;
-                if p >= self.base && matches!(self.slots.get(p - self.base), Some(Slot::Committed(_))) && !out.contains(&p) {
+                if p >= self.base
+                    && matches!(self.slots.get(p - self.base), Some(Slot::Committed(_)))
+                    && !out.contains(&p)
+                {
                     out.push(p);
                 }
             }
@@ -952,10 +1035,18 @@ impl Guard {
         let i = self.hole_index(position)?;
         let vlen = self.tp.vocab().len();
         if t as usize >= vlen {
-            return Err(GuardError::TokenOutOfRange { position, token: t, vocab_len: vlen });
+            return Err(GuardError::TokenOutOfRange {
+                position,
+                token: t,
+                vocab_len: vlen,
+            });
         }
         if !self.allows_idx(i, t) {
-            return Err(GuardError::Forbidden { position, token: t, blame: self.blame_idx(i, t) });
+            return Err(GuardError::Forbidden {
+                position,
+                token: t,
+                blame: self.blame_idx(i, t),
+            });
         }
         self.slots[i] = Slot::Committed(t);
         let mut changed = i..i + 1;
@@ -994,7 +1085,10 @@ impl Guard {
 
     /// Restores a state saved by [`Guard::snapshot`] of this same guard (and block layout).
     pub fn restore(&mut self, snap: &Snapshot) -> Result<(), GuardError> {
-        if snap.guard_id != self.id || snap.base != self.base || snap.slots.len() != self.slots.len() {
+        if snap.guard_id != self.id
+            || snap.base != self.base
+            || snap.slots.len() != self.slots.len()
+        {
             return Err(GuardError::SnapshotMismatch);
         }
         self.slots.clone_from(&snap.slots);
@@ -1012,12 +1106,18 @@ impl Guard {
         }
         let k = position - self.base;
         if k >= self.slots.len() {
-            return Err(GuardError::PositionOutOfRange { position, len: self.len() });
+            return Err(GuardError::PositionOutOfRange {
+                position,
+                len: self.len(),
+            });
         }
         if let Some(h) = self.slots[..k].iter().position(|s| *s == Slot::Hole) {
-            return Err(GuardError::BlockNotFinished { hole: h + self.base });
+            return Err(GuardError::BlockNotFinished {
+                hole: h + self.base,
+            });
         }
-        self.retired.extend(self.slots[..k].iter().filter_map(|s| s.token()));
+        self.retired
+            .extend(self.slots[..k].iter().filter_map(|s| s.token()));
         self.slots.drain(..k);
         for ms in &mut self.mods {
             ms.f.drain(..k * ms.w);
@@ -1055,12 +1155,19 @@ impl Guard {
                 None => completes.extend(tp.violation_rules_of(mi, q, t)),
                 Some(r) => doomed.push(r),
             });
-            let mut unavoidable = if doomed.is_empty() { Vec::new() } else { self.unavoidable_rules(mi, i + 1, doomed) };
+            let mut unavoidable = if doomed.is_empty() {
+                Vec::new()
+            } else {
+                self.unavoidable_rules(mi, i + 1, doomed)
+            };
             unavoidable.retain(|r| !completes.contains(r));
             if completes.is_empty() && unavoidable.is_empty() {
                 unavoidable = tp.module(mi).rules().to_vec();
             }
-            for (rules, kind) in [(completes, BlameKind::Completes), (unavoidable, BlameKind::Unavoidable)] {
+            for (rules, kind) in [
+                (completes, BlameKind::Completes),
+                (unavoidable, BlameKind::Unavoidable),
+            ] {
                 for r in rules {
                     let b = self.blame(r, mi, kind);
                     if !out.contains(&b) {
@@ -1073,8 +1180,19 @@ impl Guard {
     }
 
     fn blame(&self, rule: RuleIndex, module: usize, kind: BlameKind) -> Blame {
-        let rule_id = self.tp.policy().rules().get(rule as usize).map(|r| r.id.clone()).unwrap_or_default();
-        Blame { rule, rule_id, module, kind }
+        let rule_id = self
+            .tp
+            .policy()
+            .rules()
+            .get(rule as usize)
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        Blame {
+            rule,
+            rule_id,
+            module,
+            kind,
+        }
     }
 
     /// Rules violated on the way from states `start` (at index `j`, none of them good)
@@ -1104,7 +1222,10 @@ impl Guard {
             if k == n {
                 states::for_each(&cur, |q| {
                     if q < l.num_states {
-                        add(m.end_violation_rules(ward_policy::StateId(q as u32)), &mut rules);
+                        add(
+                            m.end_violation_rules(ward_policy::StateId(q as u32)),
+                            &mut rules,
+                        );
                     }
                 });
                 break;
@@ -1131,11 +1252,19 @@ impl Guard {
 
     /// Adds the probability mass that the mask at hole `position` blocks to `stats`, per
     /// rule. `probs` are the model's probabilities over the vocabulary (softmax of logits).
-    pub fn record_blocked(&self, position: usize, probs: &[f32], stats: &mut BlockedMass) -> Result<(), GuardError> {
+    pub fn record_blocked(
+        &self,
+        position: usize,
+        probs: &[f32],
+        stats: &mut BlockedMass,
+    ) -> Result<(), GuardError> {
         let i = self.hole_index(position)?;
         let v = self.tp.vocab().len();
         if probs.len() < v {
-            return Err(GuardError::LengthMismatch { expected: v, got: probs.len() });
+            return Err(GuardError::LengthMismatch {
+                expected: v,
+                got: probs.len(),
+            });
         }
         let mask = self.mask_idx(i);
         stats.masks += 1;
@@ -1184,14 +1313,15 @@ impl Guard {
         let rules = tp.policy().rules();
         let mut findings = tp.policy().check(&text);
         findings.retain(|f| {
-            rules.get(f.rule as usize).is_some_and(|r| r.enforced()) && (whole || (f.end as usize) < text.len())
+            rules.get(f.rule as usize).is_some_and(|r| r.enforced())
+                && (whole || f.end < text.len())
         });
         findings.sort_by_key(|f| (f.start, f.end));
         if let Some(f) = findings.first() {
             return GuardError::CanvasViolates {
                 rule: f.rule,
                 rule_id: f.rule_id.clone(),
-                span: f.start as usize..f.end as usize,
+                span: f.start..f.end,
             };
         }
         // Otherwise: the first fixed token after which some bad module has no live state.
@@ -1202,7 +1332,9 @@ impl Guard {
             for j in 0..self.slots.len() {
                 if states::is_empty(ms.f(j + 1)) && !states::is_empty(ms.f(j)) {
                     if let Some(t) = self.slots[j].token() {
-                        states::for_each(ms.f(j), |q| rule_set.extend(tp.violation_rules_of(mi, q, t)));
+                        states::for_each(ms.f(j), |q| {
+                            rule_set.extend(tp.violation_rules_of(mi, q, t))
+                        });
                         if position.is_none_or(|p| j < p) {
                             position = Some(j);
                         }
@@ -1227,7 +1359,10 @@ impl Guard {
         GuardError::NoSafeCompletion {
             position,
             modules: bad.to_vec(),
-            rule_ids: rule_set.iter().filter_map(|&r| rules.get(r as usize).map(|r| r.id.clone())).collect(),
+            rule_ids: rule_set
+                .iter()
+                .filter_map(|&r| rules.get(r as usize).map(|r| r.id.clone()))
+                .collect(),
         }
     }
 
@@ -1237,7 +1372,11 @@ impl Guard {
     /// benchmarks.
     pub fn set_sizes(&self, position: usize) -> Vec<(usize, usize)> {
         match self.index(position) {
-            Ok(i) => self.mods.iter().map(|ms| (states::count(ms.f(i)), states::count(ms.g(i)))).collect(),
+            Ok(i) => self
+                .mods
+                .iter()
+                .map(|ms| (states::count(ms.f(i)), states::count(ms.g(i))))
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -1278,7 +1417,10 @@ impl std::fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("len", &self.len())
             .field("base", &self.base)
-            .field("holes", &self.slots.iter().filter(|s| **s == Slot::Hole).count())
+            .field(
+                "holes",
+                &self.slots.iter().filter(|s| **s == Slot::Hole).count(),
+            )
             .field("modules", &self.mods.len())
             .field("commits", &self.log.len())
             .finish()

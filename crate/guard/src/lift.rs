@@ -40,7 +40,16 @@ impl ClassTrie {
     fn build(vocab: &Vocab, classes: &[u8; 256]) -> ClassTrie {
         let mut seqs: Vec<(Vec<u8>, u32)> = (0..vocab.len() as u32)
             .filter(|&t| vocab.kind(t) == TokenKind::Text)
-            .map(|t| (vocab.bytes(t).iter().map(|&b| classes[b as usize]).collect(), t))
+            .map(|t| {
+                (
+                    vocab
+                        .bytes(t)
+                        .iter()
+                        .map(|&b| classes[b as usize])
+                        .collect(),
+                    t,
+                )
+            })
             .collect();
         seqs.sort_unstable();
         let mut trie = ClassTrie {
@@ -56,7 +65,11 @@ impl ClassTrie {
         let mut path: Vec<usize> = Vec::new();
         let mut prev: &[u8] = &[];
         for (idx, (seq, _)) in seqs.iter().enumerate() {
-            let lcp = prev.iter().zip(seq.iter()).take_while(|(a, b)| a == b).count();
+            let lcp = prev
+                .iter()
+                .zip(seq.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
             while path.len() > lcp {
                 let n = path.pop().unwrap_or(0);
                 trie.skip[n] = trie.class.len() as u32;
@@ -73,7 +86,11 @@ impl ClassTrie {
                     trie.depth.push(d as u32 + 1);
                     trie.skip.push(0);
                     trie.lo.push(idx as u32);
-                    let own = if d + 1 == seq.len() { idx as u32 + 1 } else { idx as u32 };
+                    let own = if d + 1 == seq.len() {
+                        idx as u32 + 1
+                    } else {
+                        idx as u32
+                    };
                     trie.own_end.push(own);
                     path.push(n);
                 }
@@ -259,8 +276,12 @@ impl TokenPolicy {
                 forbidden_everywhere: Vec::new(),
                 danger: OnceLock::new(),
                 memo: Mutex::new(HashMap::new()),
-                any_nonempty: (0..(num_states + 1).div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-                any_empty: (0..(num_states + 1).div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+                any_nonempty: (0..(num_states + 1).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                any_empty: (0..(num_states + 1).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
                 inv: RwLock::new(vec![Vec::new(); num_states + 1]),
                 anyk: (0..num_states).map(|_| Mutex::new(Vec::new())).collect(),
             };
@@ -273,7 +294,14 @@ impl TokenPolicy {
                 vocab_mask.clear(t);
             }
         }
-        TokenPolicy { policy, vocab, lifts, empty_tokens, end_tokens, vocab_mask }
+        TokenPolicy {
+            policy,
+            vocab,
+            lifts,
+            empty_tokens,
+            end_tokens,
+            vocab_mask,
+        }
     }
 
     /// The compiled policy.
@@ -368,7 +396,11 @@ impl TokenPolicy {
                     }
                 }
             }
-            let bits = if row.any.is_empty() { &l.any_empty } else { &l.any_nonempty };
+            let bits = if row.any.is_empty() {
+                &l.any_empty
+            } else {
+                &l.any_nonempty
+            };
             bits[q / 64].fetch_or(1 << (q % 64), Ordering::Release);
             Box::new(row)
         })
@@ -418,7 +450,8 @@ impl TokenPolicy {
         let l = &self.lifts[mi];
         let end = l.num_states;
         for (k, &w) in set.iter().enumerate() {
-            let known = l.any_nonempty[k].load(Ordering::Acquire) | l.any_empty[k].load(Ordering::Acquire);
+            let known =
+                l.any_nonempty[k].load(Ordering::Acquire) | l.any_empty[k].load(Ordering::Acquire);
             let mut missing = w & !known;
             while missing != 0 {
                 let q = k * 64 + missing.trailing_zeros() as usize;
@@ -455,7 +488,11 @@ impl TokenPolicy {
         let row = self.row(mi, q);
         let order = &self.lifts[mi].trie.order;
         let mut out = Vec::with_capacity(row.viol_count);
-        for &(a, b) in row.viol_ranges.iter().chain(row.viol_subs.iter().flat_map(|s| s.viol.iter())) {
+        for &(a, b) in row
+            .viol_ranges
+            .iter()
+            .chain(row.viol_subs.iter().flat_map(|s| s.viol.iter()))
+        {
             out.extend_from_slice(&order[a as usize..b as usize]);
         }
         if row.viol_end {
@@ -530,7 +567,11 @@ impl TokenPolicy {
         }
         let mut reached = Vec::new();
         states::for_each(&reached_bits, |s| reached.push(s as u32));
-        let r = Arc::new(SubWalk { reached, viol, rules });
+        let r = Arc::new(SubWalk {
+            reached,
+            viol,
+            rules,
+        });
         if let Ok(mut memo) = l.memo.lock() {
             memo.insert(key, r.clone());
         }
@@ -562,7 +603,11 @@ impl TokenPolicy {
             }
             let sub = self.subtree(mi, k1, s1);
             if !sub.viol.is_empty() {
-                viol_count += sub.viol.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>();
+                viol_count += sub
+                    .viol
+                    .iter()
+                    .map(|&(a, b)| (b - a) as usize)
+                    .sum::<usize>();
                 viol_subs.push(sub.clone());
             }
             for &r in &sub.reached {
@@ -604,7 +649,15 @@ impl TokenPolicy {
             + if viol_end { self.end_tokens.len() } else { 0 };
         let mut any = Vec::new();
         states::for_each(&any_bits, |s| any.push(s as u32));
-        StateRow { any, any_bits, viol_ranges: merged, viol_subs, viol_end, viol_count, viol_rules }
+        StateRow {
+            any,
+            any_bits,
+            viol_ranges: merged,
+            viol_subs,
+            viol_end,
+            viol_count,
+            viol_rules,
+        }
     }
 
     /// Bytes to the nearest violation from each state of module `mi` (for adversarial
@@ -659,7 +712,9 @@ impl ModuleLift {
         let mut out = Vec::new();
         // Sets per depth, as sorted vectors.
         let mut sets: Vec<Vec<u32>> = vec![Vec::new(); trie.max_depth + 1];
-        sets[0] = (0..ns as u32).filter(|&s| s != StateId::VIOLATED.0).collect();
+        sets[0] = (0..ns as u32)
+            .filter(|&s| s != StateId::VIOLATED.0)
+            .collect();
         if sets[0].is_empty() {
             return out;
         }

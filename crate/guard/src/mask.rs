@@ -24,12 +24,18 @@ pub struct TokenMask {
 impl TokenMask {
     /// An empty mask (nothing allowed) over `len` tokens.
     pub fn new_empty(len: usize) -> Self {
-        TokenMask { words: vec![0; len.div_ceil(32)], len }
+        TokenMask {
+            words: vec![0; len.div_ceil(32)],
+            len,
+        }
     }
 
     /// A full mask (everything allowed) over `len` tokens.
     pub fn new_full(len: usize) -> Self {
-        let mut m = TokenMask { words: vec![u32::MAX; len.div_ceil(32)], len };
+        let mut m = TokenMask {
+            words: vec![u32::MAX; len.div_ceil(32)],
+            len,
+        };
         m.trim();
         m
     }
@@ -176,7 +182,9 @@ impl TokenMask {
         }
         let covered = self.words.len() * 32;
         if logits.len() > covered {
-            logits[covered..].iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+            logits[covered..]
+                .iter_mut()
+                .for_each(|x| *x = f32::NEG_INFINITY);
         }
     }
 }

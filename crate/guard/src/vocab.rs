@@ -81,7 +81,9 @@ impl fmt::Display for VocabError {
             VocabError::DuplicateId { id } => {
                 write!(f, "tokenizer.json: two different tokens have id {id}")
             }
-            VocabError::IdTooLarge { id } => write!(f, "tokenizer.json: token id {id} is too large"),
+            VocabError::IdTooLarge { id } => {
+                write!(f, "tokenizer.json: token id {id} is too large")
+            }
             VocabError::EmptyVocabulary => write!(f, "the vocabulary has no tokens"),
             VocabError::Inconsistent(what) => write!(f, "inconsistent vocabulary: {what}"),
         }
@@ -97,7 +99,13 @@ impl Vocab {
     pub fn from_token_bytes<B: AsRef<[u8]>>(tokens: &[B]) -> Result<Vocab, VocabError> {
         let kinds = tokens
             .iter()
-            .map(|t| if t.as_ref().is_empty() { TokenKind::Empty } else { TokenKind::Text })
+            .map(|t| {
+                if t.as_ref().is_empty() {
+                    TokenKind::Empty
+                } else {
+                    TokenKind::Text
+                }
+            })
             .collect::<Vec<_>>();
         Vocab::from_parts(tokens, kinds)
     }
@@ -119,7 +127,9 @@ impl Vocab {
             )));
         }
         if tokens.len() as u64 > MAX_TOKENS {
-            return Err(VocabError::IdTooLarge { id: tokens.len() as u64 });
+            return Err(VocabError::IdTooLarge {
+                id: tokens.len() as u64,
+            });
         }
         let mut data = Vec::new();
         let mut offsets = Vec::with_capacity(tokens.len() + 1);
@@ -138,7 +148,12 @@ impl Vocab {
             }
             offsets.push(data.len() as u32);
         }
-        Ok(Vocab { data, offsets, kinds, names: HashMap::new() })
+        Ok(Vocab {
+            data,
+            offsets,
+            kinds,
+            names: HashMap::new(),
+        })
     }
 
     /// Number of token ids.
@@ -164,7 +179,10 @@ impl Vocab {
     /// The kind of token `t` (out-of-range ids are reported as `Empty`).
     #[inline]
     pub fn kind(&self, t: u32) -> TokenKind {
-        self.kinds.get(t as usize).copied().unwrap_or(TokenKind::Empty)
+        self.kinds
+            .get(t as usize)
+            .copied()
+            .unwrap_or(TokenKind::Empty)
     }
 
     /// Changes the kind of token `t` (e.g. to declare an end-of-text token).
@@ -187,7 +205,9 @@ impl Vocab {
 
     /// All token ids of the given kind.
     pub fn tokens_of_kind(&self, kind: TokenKind) -> Vec<u32> {
-        (0..self.len() as u32).filter(|&t| self.kind(t) == kind).collect()
+        (0..self.len() as u32)
+            .filter(|&t| self.kind(t) == kind)
+            .collect()
     }
 
     /// The text of a token sequence: bytes up to (not including) the first `End` token.
@@ -225,7 +245,9 @@ impl Vocab {
         let mut i = 0;
         while i < text.len() {
             let cands = by_first.get(&text[i])?;
-            let t = *cands.iter().find(|&&t| text[i..].starts_with(self.bytes(t)))?;
+            let t = *cands
+                .iter()
+                .find(|&&t| text[i..].starts_with(self.bytes(t)))?;
             out.push(t);
             i += self.bytes(t).len();
         }
@@ -310,12 +332,18 @@ fn decoding_of(root: &serde_json::Value) -> Result<Decoding, VocabError> {
     if types.iter().any(|t| t == "ByteLevel") {
         return Ok(Decoding::ByteLevel);
     }
-    if types.iter().any(|t| t == "WordPiece" || t == "CTC" || t == "BPEDecoder") {
+    if types
+        .iter()
+        .any(|t| t == "WordPiece" || t == "CTC" || t == "BPEDecoder")
+    {
         return Err(VocabError::Unsupported(format!(
             "decoder {types:?}: token bytes depend on their neighbours"
         )));
     }
-    if types.iter().any(|t| t == "Metaspace" || t == "Replace" || t == "ByteFallback") {
+    if types
+        .iter()
+        .any(|t| t == "Metaspace" || t == "Replace" || t == "ByteFallback")
+    {
         return Ok(Decoding::Metaspace);
     }
     Ok(Decoding::Raw)
@@ -361,16 +389,32 @@ pub fn from_tokenizer_json(json: &str) -> Result<Vocab, VocabError> {
     if !root.is_object() {
         return Err(VocabError::Missing("top-level object"));
     }
-    let model = root.get("model").filter(|m| m.is_object()).ok_or(VocabError::Missing("model"))?;
-    let model_type = type_of(model).unwrap_or(if model.get("merges").is_some() { "BPE" } else { "" });
+    let model = root
+        .get("model")
+        .filter(|m| m.is_object())
+        .ok_or(VocabError::Missing("model"))?;
+    let model_type = type_of(model).unwrap_or(if model.get("merges").is_some() {
+        "BPE"
+    } else {
+        ""
+    });
     let mode = decoding_of(&root)?;
-    let inverse: HashMap<char, u8> =
-        byte_to_char().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+    let inverse: HashMap<char, u8> = byte_to_char()
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| (c, b as u8))
+        .collect();
 
     // id → (bytes, kind)
     let mut entries: HashMap<u32, (Vec<u8>, TokenKind, String)> = HashMap::new();
     type Entries = HashMap<u32, (Vec<u8>, TokenKind, String)>;
-    fn put(entries: &mut Entries, id: u64, bytes: Vec<u8>, kind: TokenKind, name: String) -> Result<(), VocabError> {
+    fn put(
+        entries: &mut Entries,
+        id: u64,
+        bytes: Vec<u8>,
+        kind: TokenKind,
+        name: String,
+    ) -> Result<(), VocabError> {
         if id >= MAX_TOKENS {
             return Err(VocabError::IdTooLarge { id });
         }
@@ -390,21 +434,38 @@ pub fn from_tokenizer_json(json: &str) -> Result<Vocab, VocabError> {
                 .and_then(|v| v.as_object())
                 .ok_or(VocabError::Missing("model.vocab (an object of token → id)"))?;
             for (tok, id) in vocab {
-                let id = id.as_u64().ok_or(VocabError::Missing("model.vocab ids (integers)"))?;
-                put(&mut entries, id, decode_token(tok, mode, &inverse), TokenKind::Text, tok.clone())?;
+                let id = id
+                    .as_u64()
+                    .ok_or(VocabError::Missing("model.vocab ids (integers)"))?;
+                put(
+                    &mut entries,
+                    id,
+                    decode_token(tok, mode, &inverse),
+                    TokenKind::Text,
+                    tok.clone(),
+                )?;
             }
         }
         "Unigram" => {
-            let vocab = model
-                .get("vocab")
-                .and_then(|v| v.as_array())
-                .ok_or(VocabError::Missing("model.vocab (a list of [token, score])"))?;
+            let vocab =
+                model
+                    .get("vocab")
+                    .and_then(|v| v.as_array())
+                    .ok_or(VocabError::Missing(
+                        "model.vocab (a list of [token, score])",
+                    ))?;
             for (id, pair) in vocab.iter().enumerate() {
                 let tok = pair
                     .get(0)
                     .and_then(|t| t.as_str())
                     .ok_or(VocabError::Missing("model.vocab entries ([token, score])"))?;
-                put(&mut entries, id as u64, decode_token(tok, mode, &inverse), TokenKind::Text, tok.to_string())?;
+                put(
+                    &mut entries,
+                    id as u64,
+                    decode_token(tok, mode, &inverse),
+                    TokenKind::Text,
+                    tok.to_string(),
+                )?;
             }
         }
         other => {
@@ -414,11 +475,19 @@ pub fn from_tokenizer_json(json: &str) -> Result<Vocab, VocabError> {
         }
     }
     // The model's unknown token is text-free.
-    let unk = model.get("unk_token").and_then(|s| s.as_str()).map(str::to_string);
+    let unk = model
+        .get("unk_token")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
     if let Some(added) = root.get("added_tokens").filter(|a| !a.is_null()) {
-        let added = added.as_array().ok_or(VocabError::Missing("added_tokens (a list)"))?;
+        let added = added
+            .as_array()
+            .ok_or(VocabError::Missing("added_tokens (a list)"))?;
         for a in added {
-            let id = a.get("id").and_then(|i| i.as_u64()).ok_or(VocabError::Missing("added_tokens[].id"))?;
+            let id = a
+                .get("id")
+                .and_then(|i| i.as_u64())
+                .ok_or(VocabError::Missing("added_tokens[].id"))?;
             let content = a
                 .get("content")
                 .and_then(|c| c.as_str())
@@ -475,18 +544,39 @@ mod tests {
     #[test]
     fn malformed_files_give_clear_errors() {
         assert!(matches!(from_tokenizer_json("{"), Err(VocabError::Json(_))));
-        assert!(matches!(from_tokenizer_json("[]"), Err(VocabError::Missing(_))));
-        assert!(matches!(from_tokenizer_json("{}"), Err(VocabError::Missing("model"))));
+        assert!(matches!(
+            from_tokenizer_json("[]"),
+            Err(VocabError::Missing(_))
+        ));
+        assert!(matches!(
+            from_tokenizer_json("{}"),
+            Err(VocabError::Missing("model"))
+        ));
         let bad = r#"{"model": {"type": "BPE", "vocab": {"a": "x"}}}"#;
-        assert!(matches!(from_tokenizer_json(bad), Err(VocabError::Missing(_))));
+        assert!(matches!(
+            from_tokenizer_json(bad),
+            Err(VocabError::Missing(_))
+        ));
         let dup = r#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}}}"#;
-        assert!(matches!(from_tokenizer_json(dup), Err(VocabError::DuplicateId { id: 0 })));
+        assert!(matches!(
+            from_tokenizer_json(dup),
+            Err(VocabError::DuplicateId { id: 0 })
+        ));
         let wp = r#"{"decoder": {"type": "WordPiece"}, "model": {"type": "WordPiece", "vocab": {"a": 0}}}"#;
-        assert!(matches!(from_tokenizer_json(wp), Err(VocabError::Unsupported(_))));
+        assert!(matches!(
+            from_tokenizer_json(wp),
+            Err(VocabError::Unsupported(_))
+        ));
         let big = r#"{"model": {"type": "BPE", "vocab": {"a": 99999999999}}}"#;
-        assert!(matches!(from_tokenizer_json(big), Err(VocabError::IdTooLarge { .. })));
+        assert!(matches!(
+            from_tokenizer_json(big),
+            Err(VocabError::IdTooLarge { .. })
+        ));
         let empty = r#"{"model": {"type": "BPE", "vocab": {}}}"#;
-        assert!(matches!(from_tokenizer_json(empty), Err(VocabError::EmptyVocabulary)));
+        assert!(matches!(
+            from_tokenizer_json(empty),
+            Err(VocabError::EmptyVocabulary)
+        ));
     }
 
     #[test]

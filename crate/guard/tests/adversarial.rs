@@ -61,7 +61,10 @@ fn fixture() -> &'static Fixture {
                 let n = kinds.len();
                 kinds[n - 2] = TokenKind::Empty;
                 kinds[n - 1] = TokenKind::End;
-                (Vocab::from_parts(&toks, kinds).unwrap(), format!("BPE trained in the test ({n} tokens)"))
+                (
+                    Vocab::from_parts(&toks, kinds).unwrap(),
+                    format!("BPE trained in the test ({n} tokens)"),
+                )
             }
         };
         let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
@@ -69,7 +72,12 @@ fn fixture() -> &'static Fixture {
         let mut attack_tokens = tp.vocab().tokenize_greedy(&corpus).unwrap_or_default();
         attack_tokens.sort_unstable();
         attack_tokens.dedup();
-        Fixture { policy, tp, source, attack_tokens }
+        Fixture {
+            policy,
+            tp,
+            source,
+            attack_tokens,
+        }
     })
 }
 
@@ -105,10 +113,17 @@ fn pick_adversarial(g: &Guard, h: usize, allowed: &[u32], attack: &[u32], rng: &
     let mut cands: Vec<u32> = if allowed.len() <= 400 {
         allowed.to_vec()
     } else {
-        (0..200).map(|_| allowed[rng.below(allowed.len())]).collect()
+        (0..200)
+            .map(|_| allowed[rng.below(allowed.len())])
+            .collect()
     };
     if allowed.len() > 400 {
-        cands.extend(attack.iter().copied().filter(|t| allowed.binary_search(t).is_ok()));
+        cands.extend(
+            attack
+                .iter()
+                .copied()
+                .filter(|t| allowed.binary_search(t).is_ok()),
+        );
     }
     let mut best = u32::MAX;
     let mut best_toks = Vec::new();
@@ -132,9 +147,15 @@ fn pick_adversarial(g: &Guard, h: usize, allowed: &[u32], attack: &[u32], rng: &
 fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
     let vocab = fx.tp.vocab();
     let prompt = PROMPTS[rng.below(PROMPTS.len())];
-    let prefix = vocab.tokenize_greedy(prompt.as_bytes()).expect("byte-level vocabulary covers the prompt");
+    let prefix = vocab
+        .tokenize_greedy(prompt.as_bytes())
+        .expect("byte-level vocabulary covers the prompt");
     let holes = 6 + rng.below(20);
-    let suffix: Vec<u32> = if rng.chance(0.3) { vocab.tokenize_greedy(b")\n").unwrap() } else { Vec::new() };
+    let suffix: Vec<u32> = if rng.chance(0.3) {
+        vocab.tokenize_greedy(b")\n").unwrap()
+    } else {
+        Vec::new()
+    };
     let canvas = Canvas::infill(&prefix, holes, &suffix);
     let mut g = match Guard::new(fx.tp.clone(), &canvas) {
         Ok(g) => g,
@@ -190,11 +211,15 @@ fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
         }
         // Try a forbidden token first: it must be refused.
         if let Some(bad) = first_forbidden {
-            assert!(matches!(g.commit(h, bad), Err(GuardError::Forbidden { .. })));
+            assert!(matches!(
+                g.commit(h, bad),
+                Err(GuardError::Forbidden { .. })
+            ));
             totals.refused_commits += 1;
         }
         let t = pick_adversarial(&g, h, &allowed, &fx.attack_tokens, rng);
-        g.commit(h, t).unwrap_or_else(|e| panic!("allowed token refused: {e}"));
+        g.commit(h, t)
+            .unwrap_or_else(|e| panic!("allowed token refused: {e}"));
         totals.commits += 1;
     }
     if g.is_complete() {
@@ -205,7 +230,12 @@ fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
             "violation completed: {findings:?}\n{}",
             String::from_utf8_lossy(&text)
         );
-        let dfa: Vec<_> = fx.policy.check(&text).into_iter().filter(|f| f.enforced).collect();
+        let dfa: Vec<_> = fx
+            .policy
+            .check(&text)
+            .into_iter()
+            .filter(|f| f.enforced)
+            .collect();
         assert!(dfa.is_empty(), "DFA checker disagrees: {dfa:?}");
     }
 }
@@ -219,9 +249,16 @@ fn adversary_never_completes_a_violation() {
     for _ in 0..cases {
         run_case(fx, &mut rng, &mut totals);
     }
-    eprintln!("adversarial ({}, {} modules): {cases} cases: {totals:?}", fx.source, fx.tp.num_modules());
+    eprintln!(
+        "adversarial ({}, {} modules): {cases} cases: {totals:?}",
+        fx.source,
+        fx.tp.num_modules()
+    );
     assert!(totals.runs > 0);
-    assert_eq!(totals.stuck, 0, "runs that could not finish even with remasking");
+    assert_eq!(
+        totals.stuck, 0,
+        "runs that could not finish even with remasking"
+    );
 }
 
 #[test]
@@ -229,15 +266,27 @@ fn known_attacks_are_blocked_with_attribution() {
     let fx = fixture();
     let vocab = fx.tp.vocab();
     for (prompt, attack, rule) in [
-        ("import subprocess\nsubprocess.run(cmd, ", "shell=True)\n", "python.subprocess-shell-true"),
+        (
+            "import subprocess\nsubprocess.run(cmd, ",
+            "shell=True)\n",
+            "python.subprocess-shell-true",
+        ),
         ("x = ", "eval(data)\n", "python.eval"),
     ] {
-        if fx.policy.rule_index(rule).is_none_or(|r| !fx.policy.rule(r).enforced()) {
+        if fx
+            .policy
+            .rule_index(rule)
+            .is_none_or(|r| !fx.policy.rule(r).enforced())
+        {
             continue;
         }
         let prefix = vocab.tokenize_greedy(prompt.as_bytes()).unwrap();
         let attack = vocab.tokenize_greedy(attack.as_bytes()).unwrap();
-        let mut g = Guard::new(fx.tp.clone(), &Canvas::infill(&prefix, attack.len() + 2, &[])).unwrap();
+        let mut g = Guard::new(
+            fx.tp.clone(),
+            &Canvas::infill(&prefix, attack.len() + 2, &[]),
+        )
+        .unwrap();
         let mut blocked = None;
         for (k, &t) in attack.iter().enumerate() {
             let pos = prefix.len() + k;
@@ -250,7 +299,11 @@ fn known_attacks_are_blocked_with_attribution() {
                 Err(e) => panic!("{e}"),
             }
         }
-        let blame = blocked.unwrap_or_else(|| panic!("attack {attack:?} for {rule} was not blocked"));
-        assert!(blame.iter().any(|b| b.rule_id == rule), "{rule} not blamed: {blame:?}");
+        let blame =
+            blocked.unwrap_or_else(|| panic!("attack {attack:?} for {rule} was not blocked"));
+        assert!(
+            blame.iter().any(|b| b.rule_id == rule),
+            "{rule} not blamed: {blame:?}"
+        );
     }
 }

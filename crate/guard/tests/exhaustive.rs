@@ -13,7 +13,9 @@ use ward_policy::CompiledPolicy;
 const ALPHABET: &[u8] = b"ab(#\n\" ";
 
 fn random_regex(rng: &mut Rng) -> String {
-    const ATOMS: &[&str] = &["a", "b", "\\(", "[ab]", "a+", "b?", "#", " ", "\\s*", "[^(]"];
+    const ATOMS: &[&str] = &[
+        "a", "b", "\\(", "[ab]", "a+", "b?", "#", " ", "\\s*", "[^(]",
+    ];
     const SOLID: &[&str] = &["a", "b", "\\(", "[ab]", "a+", "#", "[^(]"];
     let n = 1 + rng.below(3);
     let mut s = String::new();
@@ -22,7 +24,11 @@ fn random_regex(rng: &mut Rng) -> String {
     }
     let solid_at = rng.below(n);
     for k in 0..n {
-        let atom = if k == solid_at { SOLID[rng.below(SOLID.len())] } else { ATOMS[rng.below(ATOMS.len())] };
+        let atom = if k == solid_at {
+            SOLID[rng.below(SOLID.len())]
+        } else {
+            ATOMS[rng.below(ATOMS.len())]
+        };
         s.push_str(atom);
     }
     if rng.chance(0.15) {
@@ -39,7 +45,10 @@ fn random_policy(rng: &mut Rng) -> (CompiledPolicy, Vec<(String, String, String)
             (format!("r{k}"), sev.to_string(), random_regex(rng))
         })
         .collect();
-    let refs: Vec<(&str, &str, &str)> = rules.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    let refs: Vec<(&str, &str, &str)> = rules
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
     (compile(&refs), rules)
 }
 
@@ -48,7 +57,9 @@ fn random_vocab(rng: &mut Rng) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = Vec::new();
     while v.len() < n {
         let len = 1 + rng.below(3);
-        let t: Vec<u8> = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+        let t: Vec<u8> = (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+            .collect();
         if !v.contains(&t) {
             v.push(t);
         }
@@ -57,7 +68,11 @@ fn random_vocab(rng: &mut Rng) -> Vec<Vec<u8>> {
 }
 
 /// Per module: is the text clean for that module's rules (by the regex checker)?
-fn clean_per_module(policy: &CompiledPolicy, rc: &ward_policy::RegexChecker<'_>, text: &[u8]) -> Vec<bool> {
+fn clean_per_module(
+    policy: &CompiledPolicy,
+    rc: &ward_policy::RegexChecker<'_>,
+    text: &[u8],
+) -> Vec<bool> {
     let findings = rc.check(text);
     policy
         .modules()
@@ -77,7 +92,9 @@ struct Brute {
 
 fn brute(policy: &CompiledPolicy, g_tokens: &[Option<u32>], vocab: &ward_guard::Vocab) -> Brute {
     let rc = ward_policy::RegexChecker::new(policy);
-    let holes: Vec<usize> = (0..g_tokens.len()).filter(|&i| g_tokens[i].is_none()).collect();
+    let holes: Vec<usize> = (0..g_tokens.len())
+        .filter(|&i| g_tokens[i].is_none())
+        .collect();
     let v = vocab.len();
     let nm = policy.modules().len();
     let mut per_module = vec![vec![vec![false; nm]; v]; holes.len()];
@@ -105,7 +122,12 @@ fn brute(policy: &CompiledPolicy, g_tokens: &[Option<u32>], vocab: &ward_guard::
             any_clean[m] |= clean[m];
         }
     }
-    Brute { holes, per_module, joint, any_clean_per_module: any_clean }
+    Brute {
+        holes,
+        per_module,
+        joint,
+        any_clean_per_module: any_clean,
+    }
 }
 
 fn check_exact(g: &Guard, policy: &CompiledPolicy, ctx: &str) {
@@ -117,12 +139,20 @@ fn check_exact(g: &Guard, policy: &CompiledPolicy, ctx: &str) {
             let expect = b.per_module[k][t as usize].iter().all(|&x| x);
             let got = g.allows(h, t);
             assert_eq!(got, expect, "allows({h}, {t}) on {}\n{ctx}", describe(g));
-            assert_eq!(mask.contains(t), got, "mask vs allows at ({h}, {t}) on {}\n{ctx}", describe(g));
+            assert_eq!(
+                mask.contains(t),
+                got,
+                "mask vs allows at ({h}, {t}) on {}\n{ctx}",
+                describe(g)
+            );
             if b.joint[k][t as usize] {
                 assert!(got, "jointly safe token refused at ({h}, {t})\n{ctx}");
             }
             if !got {
-                assert!(!g.why_forbidden(h, t).is_empty(), "no blame for ({h}, {t})\n{ctx}");
+                assert!(
+                    !g.why_forbidden(h, t).is_empty(),
+                    "no blame for ({h}, {t})\n{ctx}"
+                );
             }
         }
     }
@@ -142,13 +172,22 @@ fn masks_are_exact_on_random_tiny_cases() {
         let v = vocab.len();
         let n = 1 + rng.below(5);
         let slots: Vec<Slot> = (0..n)
-            .map(|_| if rng.chance(0.6) { Slot::Hole } else { Slot::Fixed(rng.below(v) as u32) })
+            .map(|_| {
+                if rng.chance(0.6) {
+                    Slot::Hole
+                } else {
+                    Slot::Fixed(rng.below(v) as u32)
+                }
+            })
             .collect();
         let ctx = format!("case {case}: rules {rules:?}\nvocab {toks:?} end={with_end} empty={with_empty}\nslots {slots:?}");
         let tp = token_policy(policy.clone(), vocab.clone());
         let canvas = Canvas::from_slots(slots.clone());
         // Half of the cases step every set through the cached partitions.
-        let cfg = ward_guard::GuardConfig { small_set: if case % 2 == 0 { 0 } else { 24 }, ..Default::default() };
+        let cfg = ward_guard::GuardConfig {
+            small_set: if case % 2 == 0 { 0 } else { 24 },
+            ..Default::default()
+        };
         let g = Guard::with_config(tp, &canvas, &cfg);
         let fixed: Vec<Option<u32>> = slots.iter().map(|s| s.token()).collect();
         let b = brute(&policy, &fixed, &vocab);
@@ -156,15 +195,24 @@ fn masks_are_exact_on_random_tiny_cases() {
             Err(e) => {
                 errors += 1;
                 assert!(
-                    matches!(e, GuardError::CanvasViolates { .. } | GuardError::NoSafeCompletion { .. }),
+                    matches!(
+                        e,
+                        GuardError::CanvasViolates { .. } | GuardError::NoSafeCompletion { .. }
+                    ),
                     "{e:?}\n{ctx}"
                 );
-                assert!(b.any_clean_per_module.iter().any(|&c| !c), "guard refused a completable canvas: {e}\n{ctx}");
+                assert!(
+                    b.any_clean_per_module.iter().any(|&c| !c),
+                    "guard refused a completable canvas: {e}\n{ctx}"
+                );
                 continue;
             }
             Ok(g) => g,
         };
-        assert!(b.any_clean_per_module.iter().all(|&c| c), "guard accepted a canvas without completion\n{ctx}");
+        assert!(
+            b.any_clean_per_module.iter().all(|&c| c),
+            "guard accepted a canvas without completion\n{ctx}"
+        );
         built += 1;
         check_exact(&g, &policy, &ctx);
         // Random commit order, re-checking exactness after every commit, and comparing the
@@ -186,7 +234,10 @@ fn masks_are_exact_on_random_tiny_cases() {
             // A forbidden token is refused, and the guard is unchanged.
             if let Some(bad) = mask.iter_disallowed().next() {
                 let before = g.tokens();
-                assert!(matches!(g.commit(h, bad), Err(GuardError::Forbidden { .. })));
+                assert!(matches!(
+                    g.commit(h, bad),
+                    Err(GuardError::Forbidden { .. })
+                ));
                 assert_eq!(before, g.tokens());
             }
             let allowed: Vec<u32> = mask.iter_allowed().collect();
@@ -194,17 +245,29 @@ fn masks_are_exact_on_random_tiny_cases() {
             g.commit(h, t).unwrap_or_else(|e| panic!("{e}\n{ctx}"));
             commits += 1;
             check_exact(&g, &policy, &ctx);
-            let fresh_slots: Vec<Slot> =
-                g.tokens().iter().map(|t| t.map(Slot::Fixed).unwrap_or(Slot::Hole)).collect();
-            let fresh = Guard::new(g.token_policy().clone(), &Canvas::from_slots(fresh_slots)).unwrap();
+            let fresh_slots: Vec<Slot> = g
+                .tokens()
+                .iter()
+                .map(|t| t.map(Slot::Fixed).unwrap_or(Slot::Hole))
+                .collect();
+            let fresh =
+                Guard::new(g.token_policy().clone(), &Canvas::from_slots(fresh_slots)).unwrap();
             for h in g.holes() {
-                assert_eq!(fresh.mask_unchecked(h).unwrap(), g.mask_unchecked(h).unwrap(), "incremental != fresh\n{ctx}");
+                assert_eq!(
+                    fresh.mask_unchecked(h).unwrap(),
+                    g.mask_unchecked(h).unwrap(),
+                    "incremental != fresh\n{ctx}"
+                );
             }
         }
         if g.is_complete() {
             let text = g.text();
             let f = enforced_findings(&policy, &text);
-            assert!(f.is_empty(), "complete canvas violates: {f:?} in {:?}\n{ctx}", String::from_utf8_lossy(&text));
+            assert!(
+                f.is_empty(),
+                "complete canvas violates: {f:?} in {:?}\n{ctx}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
     eprintln!("exhaustive: {cases} cases, {built} guards, {errors} refused canvases, {commits} commits, {conflicts} conflicts");
@@ -230,9 +293,15 @@ fn snapshot_restore_and_uncommit() {
     g.commit(1, 0).unwrap();
     g.uncommit(1).unwrap();
     assert!(g.allows(2, 1));
-    assert!(matches!(g.uncommit(1), Err(GuardError::NotCommitted { position: 1 })));
+    assert!(matches!(
+        g.uncommit(1),
+        Err(GuardError::NotCommitted { position: 1 })
+    ));
     let other = Guard::new(g.token_policy().clone(), &Canvas::new().holes(3)).unwrap();
-    assert_eq!(g.restore(&other.snapshot()), Err(GuardError::SnapshotMismatch));
+    assert_eq!(
+        g.restore(&other.snapshot()),
+        Err(GuardError::SnapshotMismatch)
+    );
 }
 
 #[test]
@@ -241,23 +310,41 @@ fn error_cases() {
     let vocab = vocab_with_specials(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], true, false);
     let tp = token_policy(policy, vocab);
     // Empty canvas.
-    assert_eq!(Guard::new(tp.clone(), &Canvas::new()).err(), Some(GuardError::EmptyCanvas));
+    assert_eq!(
+        Guard::new(tp.clone(), &Canvas::new()).err(),
+        Some(GuardError::EmptyCanvas)
+    );
     // Too long.
-    let cfg = ward_guard::GuardConfig { max_len: 4, ..Default::default() };
+    let cfg = ward_guard::GuardConfig {
+        max_len: 4,
+        ..Default::default()
+    };
     assert_eq!(
         Guard::with_config(tp.clone(), &Canvas::new().holes(5), &cfg).err(),
         Some(GuardError::CanvasTooLong { len: 5, max: 4 })
     );
     // Token outside the vocabulary.
     assert!(matches!(
-        Guard::new(tp.clone(), &Canvas::infill(&[9], 1, &[])).err().unwrap(),
-        GuardError::TokenOutOfRange { position: 0, token: 9, .. }
+        Guard::new(tp.clone(), &Canvas::infill(&[9], 1, &[]))
+            .err()
+            .unwrap(),
+        GuardError::TokenOutOfRange {
+            position: 0,
+            token: 9,
+            ..
+        }
     ));
     // The prompt violates: rule and span.
-    match Guard::new(tp.clone(), &Canvas::infill(&[2, 0, 1, 2], 2, &[])).err().unwrap() {
+    match Guard::new(tp.clone(), &Canvas::infill(&[2, 0, 1, 2], 2, &[]))
+        .err()
+        .unwrap()
+    {
         GuardError::CanvasViolates { rule_id, span, .. } => {
             assert_eq!(rule_id, "no-ab");
-            assert!(span.start >= 1 && span.start < 3 && span.end == 3, "{span:?}");
+            assert!(
+                span.start >= 1 && span.start < 3 && span.end == 3,
+                "{span:?}"
+            );
         }
         e => panic!("{e:?}"),
     }
@@ -268,8 +355,13 @@ fn error_cases() {
         compile(&[("no-ab", "ERROR", "ab")]),
         vocab_with_specials(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], false, false),
     );
-    match Guard::new(tp_no_end, &Canvas::infill(&[], 1, &[0, 1])).err().unwrap() {
-        GuardError::NoSafeCompletion { rule_ids, position, .. } => {
+    match Guard::new(tp_no_end, &Canvas::infill(&[], 1, &[0, 1]))
+        .err()
+        .unwrap()
+    {
+        GuardError::NoSafeCompletion {
+            rule_ids, position, ..
+        } => {
             assert_eq!(rule_ids, vec!["no-ab".to_string()]);
             assert_eq!(position, Some(2));
         }
@@ -281,8 +373,14 @@ fn error_cases() {
     // Misuse of positions.
     let mut g = Guard::new(tp, &Canvas::infill(&[0], 1, &[])).unwrap();
     assert_eq!(g.commit(0, 0), Err(GuardError::NotAHole { position: 0 }));
-    assert!(matches!(g.commit(7, 0), Err(GuardError::PositionOutOfRange { .. })));
-    assert!(matches!(g.commit(1, 77), Err(GuardError::TokenOutOfRange { .. })));
+    assert!(matches!(
+        g.commit(7, 0),
+        Err(GuardError::PositionOutOfRange { .. })
+    ));
+    assert!(matches!(
+        g.commit(1, 77),
+        Err(GuardError::TokenOutOfRange { .. })
+    ));
     match g.commit(1, 1) {
         Err(GuardError::Forbidden { blame, .. }) => assert_eq!(blame[0].rule_id, "no-ab"),
         r => panic!("{r:?}"),
@@ -299,11 +397,20 @@ fn block_wise_retire_keeps_masks() {
     let mut g = Guard::new(tp, &Canvas::new().holes(6)).unwrap();
     g.commit(0, 0).unwrap();
     g.commit(1, 0).unwrap();
-    assert!(matches!(g.retire_prefix(3), Err(GuardError::BlockNotFinished { hole: 2 })));
+    assert!(matches!(
+        g.retire_prefix(3),
+        Err(GuardError::BlockNotFinished { hole: 2 })
+    ));
     g.retire_prefix(2).unwrap();
     assert_eq!(g.base(), 2);
-    assert!(!g.allows(2, 1), "aa + b must stay forbidden after retiring the block");
-    assert!(matches!(g.commit(1, 0), Err(GuardError::PositionOutOfRange { .. })));
+    assert!(
+        !g.allows(2, 1),
+        "aa + b must stay forbidden after retiring the block"
+    );
+    assert!(matches!(
+        g.commit(1, 0),
+        Err(GuardError::PositionOutOfRange { .. })
+    ));
     g.commit(2, 0).unwrap();
     assert_eq!(g.text(), b"aaa");
 }

@@ -31,7 +31,10 @@ impl Rng {
 
 /// Number of cases: `WARD_PROPTEST_CASES` or the default.
 pub fn cases(default: usize) -> usize {
-    std::env::var("WARD_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("WARD_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn yaml_pack(rules: &[(&str, &str, &str)]) -> String {
@@ -47,7 +50,9 @@ pub fn yaml_pack(rules: &[(&str, &str, &str)]) -> String {
 
 pub fn compile(rules: &[(&str, &str, &str)]) -> CompiledPolicy {
     let y = yaml_pack(rules);
-    PolicyBuilder::new().compile_str(&y, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{y}"))
+    PolicyBuilder::new()
+        .compile_str(&y, "test.yaml")
+        .unwrap_or_else(|e| panic!("{e}\n{y}"))
 }
 
 pub fn token_policy(policy: CompiledPolicy, vocab: Vocab) -> Arc<TokenPolicy> {

@@ -9,21 +9,119 @@ use std::collections::HashMap;
 /// leading space), then pseudo-random identifier-like strings, all from a fixed seed.
 pub fn synthetic_vocab(n: usize) -> Vec<Vec<u8>> {
     const WORDS: &[&str] = &[
-        "def", "class", "return", "import", "from", "as", "if", "elif", "else", "for", "while", "in", "not",
-        "and", "or", "is", "None", "True", "False", "self", "eval", "exec", "compile", "os", "system", "popen",
-        "subprocess", "run", "call", "check_output", "Popen", "shell", "pickle", "loads", "load", "dumps",
-        "yaml", "safe_load", "Loader", "hashlib", "md5", "sha1", "sha256", "new", "usedforsecurity",
-        "requests", "get", "post", "verify", "timeout", "ssl", "context", "random", "secrets", "token",
-        "password", "secret", "key", "api", "input", "open", "read", "write", "path", "join", "sql",
-        "execute", "cursor", "query", "format", "print", "len", "range", "list", "dict", "str", "int",
-        "xml", "etree", "parse", "marshal", "shelve", "tempfile", "mktemp", "chmod", "debug", "app",
-        "flask", "render_template_string", "jinja2", "Environment", "autoescape", "tarfile", "extractall",
-        "value", "data", "result", "name", "args", "kwargs", "url", "cmd", "user", "config", "x", "y", "i",
+        "def",
+        "class",
+        "return",
+        "import",
+        "from",
+        "as",
+        "if",
+        "elif",
+        "else",
+        "for",
+        "while",
+        "in",
+        "not",
+        "and",
+        "or",
+        "is",
+        "None",
+        "True",
+        "False",
+        "self",
+        "eval",
+        "exec",
+        "compile",
+        "os",
+        "system",
+        "popen",
+        "subprocess",
+        "run",
+        "call",
+        "check_output",
+        "Popen",
+        "shell",
+        "pickle",
+        "loads",
+        "load",
+        "dumps",
+        "yaml",
+        "safe_load",
+        "Loader",
+        "hashlib",
+        "md5",
+        "sha1",
+        "sha256",
+        "new",
+        "usedforsecurity",
+        "requests",
+        "get",
+        "post",
+        "verify",
+        "timeout",
+        "ssl",
+        "context",
+        "random",
+        "secrets",
+        "token",
+        "password",
+        "secret",
+        "key",
+        "api",
+        "input",
+        "open",
+        "read",
+        "write",
+        "path",
+        "join",
+        "sql",
+        "execute",
+        "cursor",
+        "query",
+        "format",
+        "print",
+        "len",
+        "range",
+        "list",
+        "dict",
+        "str",
+        "int",
+        "xml",
+        "etree",
+        "parse",
+        "marshal",
+        "shelve",
+        "tempfile",
+        "mktemp",
+        "chmod",
+        "debug",
+        "app",
+        "flask",
+        "render_template_string",
+        "jinja2",
+        "Environment",
+        "autoescape",
+        "tarfile",
+        "extractall",
+        "value",
+        "data",
+        "result",
+        "name",
+        "args",
+        "kwargs",
+        "url",
+        "cmd",
+        "user",
+        "config",
+        "x",
+        "y",
+        "i",
     ];
     const PUNCT: &[&str] = &[
-        "(", ")", "[", "]", "{", "}", ":", ",", ".", "=", "==", "+", "-", "*", "/", "%", "'", "\"", "\"\"\"",
-        "#", "\n", "\n\n", "    ", "        ", "(\"", "\")", "('", "')", "()", "):", "):\n", "=\"", "=True",
-        "=False", "=None", ", ", ".\n", "\\n", "f\"", "f'", "b'", "r\"", "{}", "[]", "->", "!=", "<=", ">=",
+        "(", ")", "[", "]", "{", "}", ":", ",", ".", "=", "==", "+", "-", "*", "/", "%", "'", "\"",
+        "\"\"\"", "#", "\n", "\n\n", "    ", "        ", "(\"", "\")", "('", "')", "()", "):",
+        "):\n", "=\"", "=True", "=False", "=None", ", ", ".\n", "\\n", "f\"", "f'", "b'", "r\"",
+        "{}", "[]", "->", "!=", "<=", ">=",
     ];
     let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(n);
@@ -49,7 +147,8 @@ pub fn synthetic_vocab(n: usize) -> Vec<Vec<u8>> {
         state ^= state << 17;
         state
     };
-    const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzabcdeeeiioonrstl_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const ALNUM: &[u8] =
+        b"abcdefghijklmnopqrstuvwxyzabcdeeeiioonrstl_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     while out.len() < n {
         let r = rnd();
         let len = 2 + (r % 9) as usize;
@@ -102,8 +201,10 @@ pub fn train_bpe(corpus: &[u8], merges: usize) -> Vec<Vec<u8>> {
         *words.entry(corpus[start..i].to_vec()).or_default() += 1;
     }
     let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-    let mut seqs: Vec<(Vec<u32>, usize)> =
-        words.into_iter().map(|(w, c)| (w.iter().map(|&b| b as u32).collect(), c)).collect();
+    let mut seqs: Vec<(Vec<u32>, usize)> = words
+        .into_iter()
+        .map(|(w, c)| (w.iter().map(|&b| b as u32).collect(), c))
+        .collect();
     seqs.sort();
     for _ in 0..merges {
         let mut pairs: HashMap<(u32, u32), usize> = HashMap::new();
@@ -112,7 +213,9 @@ pub fn train_bpe(corpus: &[u8], merges: usize) -> Vec<Vec<u8>> {
                 *pairs.entry((w[0], w[1])).or_default() += c;
             }
         }
-        let Some((&(a, b), _)) = pairs.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))) else { break };
+        let Some((&(a, b), _)) = pairs.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))) else {
+            break;
+        };
         let id = vocab.len() as u32;
         let mut t = vocab[a as usize].clone();
         t.extend_from_slice(&vocab[b as usize]);
@@ -138,7 +241,9 @@ pub fn train_bpe(corpus: &[u8], merges: usize) -> Vec<Vec<u8>> {
 /// The Python snippets of `policies/cases/*.yaml` (violating and clean ones) as a corpus.
 pub fn cases_corpus(policies_dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(policies_dir.join("cases")) else { return out };
+    let Ok(rd) = std::fs::read_dir(policies_dir.join("cases")) else {
+        return out;
+    };
     let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     files.sort();
     for f in files {
@@ -165,8 +270,15 @@ pub fn compile_pack_lenient(path: &std::path::Path) -> (ward_policy::CompiledPol
         match ward_policy::PolicyBuilder::new().compile(&eff) {
             Ok(p) => return (p, skipped),
             Err(e) => {
-                let id = e.rule().map(str::to_string).unwrap_or_else(|| panic!("pack does not compile: {e}"));
-                let r = eff.rules.iter_mut().find(|r| r.id == id && r.enabled).unwrap_or_else(|| panic!("{e}"));
+                let id = e
+                    .rule()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| panic!("pack does not compile: {e}"));
+                let r = eff
+                    .rules
+                    .iter_mut()
+                    .find(|r| r.id == id && r.enabled)
+                    .unwrap_or_else(|| panic!("{e}"));
                 r.enabled = false;
                 skipped.push(id);
             }
