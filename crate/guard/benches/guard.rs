@@ -192,6 +192,18 @@ fn bench_vocab(
     c.bench_function(&format!("full_mask/{label}"), |b| {
         b.iter(|| g.mask_unchecked(probe).unwrap())
     });
+    // A hole between open holes (large state sets; with an end-of-text token in the
+    // vocabulary every token is allowed there, so this is the costly case only without one).
+    let open = g.holes();
+    let mid = open[open.len() / 2];
+    println!(
+        "[{label}] full-mask probe at middle hole {mid}: {} tokens allowed, |G| per module {:?}",
+        g.mask_unchecked(mid).unwrap().count_allowed(),
+        g.set_sizes(mid).iter().map(|s| s.1).collect::<Vec<_>>()
+    );
+    c.bench_function(&format!("full_mask_mid/{label}"), |b| {
+        b.iter(|| g.mask_unchecked(mid).unwrap())
+    });
     let mut logits = vec![0.5f32; vlen];
     let m = g.mask_unchecked(probe).unwrap();
     c.bench_function(&format!("apply_to/{label}"), |b| {

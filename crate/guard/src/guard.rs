@@ -908,17 +908,7 @@ impl Guard {
         let tp = &*self.tp;
         let l = &tp.lifts[mi];
         let m = tp.module(mi);
-        let trie = &l.trie;
-        let mut out = Vec::new();
-        let mut stack = vec![ward_policy::StateId(q as u32); trie_max_depth(trie) + 1];
-        trie_walk(trie, m, &mut stack, |k, s| match s {
-            None => out.extend_from_slice(trie_subtree(trie, k)),
-            Some(s) => {
-                if !states::contains(good, s.as_usize()) {
-                    out.extend_from_slice(trie_own(trie, k));
-                }
-            }
-        });
+        let mut out = tp.text_forbidden_from(mi, q, good);
         if !states::contains(good, q) {
             out.extend_from_slice(&tp.empty_tokens);
         }
@@ -1424,45 +1414,5 @@ impl std::fmt::Debug for Guard {
             .field("modules", &self.mods.len())
             .field("commits", &self.log.len())
             .finish()
-    }
-}
-
-// ---- trie helpers (kept here to keep lift.rs focused on building) -------------------------
-
-use crate::lift::ClassTrie;
-
-fn trie_max_depth(trie: &ClassTrie) -> usize {
-    trie.max_depth()
-}
-
-fn trie_subtree(trie: &ClassTrie, k: usize) -> &[u32] {
-    trie.subtree_tokens(k)
-}
-
-fn trie_own(trie: &ClassTrie, k: usize) -> &[u32] {
-    trie.own_tokens(k)
-}
-
-/// Walks the trie from `stack[0]`; calls `f(node, Some(state))` for live nodes and
-/// `f(node, None)` for the first violated node of a subtree (which is then skipped).
-fn trie_walk(
-    trie: &ClassTrie,
-    m: &ward_policy::Module,
-    stack: &mut [ward_policy::StateId],
-    mut f: impl FnMut(usize, Option<ward_policy::StateId>),
-) {
-    let n = trie.num_nodes();
-    let mut k = 0;
-    while k < n {
-        let (d, c) = trie.node(k);
-        let s = m.next_class(stack[d - 1], c);
-        if m.is_violated(s) {
-            f(k, None);
-            k = trie.skip(k);
-            continue;
-        }
-        stack[d] = s;
-        f(k, Some(s));
-        k += 1;
     }
 }

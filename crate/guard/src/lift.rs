@@ -115,23 +115,6 @@ impl ClassTrie {
         self.class.len()
     }
 
-    /// Longest class string.
-    pub(crate) fn max_depth(&self) -> usize {
-        self.max_depth
-    }
-
-    /// (depth, class) of node `k`.
-    #[inline]
-    pub(crate) fn node(&self, k: usize) -> (usize, u8) {
-        (self.depth[k] as usize, self.class[k])
-    }
-
-    /// The first node after the subtree of `k`.
-    #[inline]
-    pub(crate) fn skip(&self, k: usize) -> usize {
-        self.skip[k] as usize
-    }
-
     /// Tokens of the subtree of node `k` (its own and its descendants').
     #[inline]
     pub(crate) fn subtree_tokens(&self, k: usize) -> &[u32] {
@@ -481,6 +464,58 @@ impl TokenPolicy {
                 (!m.is_violated(s)).then_some(s.as_usize())
             }
         }
+    }
+
+    /// The text tokens that go from state `q` to a state outside `good` or violate
+    /// (unsorted). Root subtrees whose reached states are all good contribute only their
+    /// (memoized) violating ranges; the others are walked token by token.
+    pub(crate) fn text_forbidden_from(&self, mi: usize, q: usize, good: &[u64]) -> Vec<u32> {
+        let l = &self.lifts[mi];
+        let m = self.module(mi);
+        let trie = &l.trie;
+        let qs = StateId(q as u32);
+        let mut out = Vec::new();
+        let mut stack = vec![qs; trie.max_depth + 1];
+        for &k1 in &trie.roots {
+            let k1 = k1 as usize;
+            let s1 = m.next_class(qs, trie.class[k1]);
+            if m.is_violated(s1) {
+                out.extend_from_slice(trie.subtree_tokens(k1));
+                continue;
+            }
+            let sub = self.subtree(mi, k1, s1);
+            if sub
+                .reached
+                .iter()
+                .all(|&r| states::contains(good, r as usize))
+            {
+                for &(a, b) in &sub.viol {
+                    out.extend_from_slice(&trie.order[a as usize..b as usize]);
+                }
+                continue;
+            }
+            if !states::contains(good, s1.as_usize()) {
+                out.extend_from_slice(trie.own_tokens(k1));
+            }
+            stack[1] = s1;
+            let end = trie.skip[k1] as usize;
+            let mut k = k1 + 1;
+            while k < end {
+                let d = trie.depth[k] as usize;
+                let s = m.next_class(stack[d - 1], trie.class[k]);
+                if m.is_violated(s) {
+                    out.extend_from_slice(trie.subtree_tokens(k));
+                    k = trie.skip[k] as usize;
+                    continue;
+                }
+                stack[d] = s;
+                if !states::contains(good, s.as_usize()) {
+                    out.extend_from_slice(trie.own_tokens(k));
+                }
+                k += 1;
+            }
+        }
+        out
     }
 
     /// The tokens that complete a violation from state `q` (unsorted).
