@@ -211,6 +211,9 @@ pub struct Guard {
     caches: Vec<StepCache>,
 }
 
+/// Smallest set for which token steps use cached first-byte partitions.
+const PARTITION_MIN: usize = 1024;
+
 /// Largest anchor set, and deepest hole run, for forward steps through `ANY^k` caches.
 const ANCHOR_MAX: usize = 1024;
 const ANCHOR_DEPTH: usize = 8;
@@ -248,10 +251,35 @@ struct SetInfo {
     first: Mutex<HashMap<u8, Arc<FirstImage>>>,
 }
 
+/// A fast multiplicative hasher for bitset keys (FxHash-style; keys are not adversarial).
+#[derive(Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type WordMap<V> = HashMap<Box<[u64]>, V, std::hash::BuildHasherDefault<WordHasher>>;
+
 /// Per-module caches of set steps (derived data, not part of a snapshot).
 #[derive(Debug, Default)]
 struct StepCache {
-    sets: HashMap<Box<[u64]>, Arc<SetInfo>>,
+    sets: WordMap<Arc<SetInfo>>,
     small_set: usize,
     stamp: Vec<u32>,
     memo: Vec<u32>,
@@ -260,20 +288,15 @@ struct StepCache {
 
 impl StepCache {
     fn info(&mut self, f: &[u64]) -> Arc<SetInfo> {
-        self.info_seen(f).0
-    }
-
-    /// The cached info of a set, and whether the set was seen before.
-    fn info_seen(&mut self, f: &[u64]) -> (Arc<SetInfo>, bool) {
         if let Some(i) = self.sets.get(f) {
-            return (i.clone(), true);
+            return i.clone();
         }
         if self.sets.len() >= CACHE_LIMIT {
             self.sets.clear();
         }
         let i = Arc::new(SetInfo::default());
         self.sets.insert(f.to_vec().into_boxed_slice(), i.clone());
-        (i, false)
+        i
     }
 
     /// The state after a text token from every state of `f` with the same first-byte
@@ -288,35 +311,57 @@ impl StepCache {
     ) {
         let l = &tp.lifts[mi];
         let end = l.num_states;
-        if self.stamp.len() != end + 1 {
-            self.stamp = vec![0; end + 1];
-            self.memo = vec![0; end + 1];
+        let bytes = tp.vocab().bytes(t);
+        let len = bytes.len();
+        // One stamp/memo row per byte depth: the state after `d` bytes determines the
+        // result, and the states collapse quickly with depth, so most states stop after a
+        // lookup or two.
+        let stride = end + 1;
+        if self.stamp.len() < len * stride {
+            self.stamp.resize(len * stride, 0);
+            self.memo.resize(len * stride, 0);
         }
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
             self.stamp.iter_mut().for_each(|x| *x = 0);
             self.gen = 1;
         }
+        let gen = self.gen;
         let m = tp.module(mi);
-        let bytes = tp.vocab().bytes(t);
-        let c = m.byte_classes()[bytes[0] as usize];
-        let rest = &bytes[1..];
+        let classes = m.byte_classes();
+        let (stamp, memo) = (&mut self.stamp, &mut self.memo);
+        let mut path: Vec<usize> = Vec::with_capacity(len);
+        const NONE: u32 = u32::MAX;
         states::for_each(f, |q| {
-            let s1 = if q == end {
-                end
-            } else {
-                m.next_class(ward_policy::StateId(q as u32), c).as_usize()
-            };
-            if s1 == ward_policy::StateId::VIOLATED.as_usize() {
-                each(q, None);
+            if q == end {
+                each(q, Some(end));
                 return;
             }
-            if self.stamp[s1] != self.gen {
-                self.stamp[s1] = self.gen;
-                self.memo[s1] = Guard::run_rest(tp, mi, s1, rest).map_or(u32::MAX, |r| r as u32);
+            // Walk down until a memoized (depth, state) or the end of the token.
+            path.clear();
+            let mut s = q;
+            let mut d = 0;
+            let result = loop {
+                if d == len {
+                    break s as u32;
+                }
+                if d > 0 && stamp[d * stride + s] == gen {
+                    break memo[d * stride + s];
+                }
+                path.push(s);
+                let n = m.next_class(ward_policy::StateId(s as u32), classes[bytes[d] as usize]);
+                if m.is_violated(n) {
+                    break NONE;
+                }
+                s = n.as_usize();
+                d += 1;
+            };
+            // Memoize along the path (depth 0 is the set itself: no reuse).
+            for (k, &p) in path.iter().enumerate().skip(1) {
+                stamp[k * stride + p] = gen;
+                memo[k * stride + p] = result;
             }
-            let r = self.memo[s1];
-            each(q, (r != u32::MAX).then_some(r as usize));
+            each(q, (result != NONE).then_some(result as usize));
         });
     }
 }
@@ -557,15 +602,15 @@ impl Guard {
         }
         let m = tp.module(mi);
         let c = m.byte_classes()[tp.vocab().bytes(t)[0] as usize];
-        let (info, seen) = cache.info_seen(f);
+        // Partitions pay off only for large sets that recur (those already cached by hole
+        // steps, e.g. the closure of a long run of holes); others are stepped directly.
+        if states::count(f) <= PARTITION_MIN {
+            return None;
+        }
+        let info = cache.sets.get(f)?.clone();
         let mut firsts = info.first.lock().ok()?;
         if let Some(fi) = firsts.get(&c) {
             return Some(fi.clone());
-        }
-        if !seen {
-            // A set seen for the first time is stepped directly; partitions are built for
-            // sets that recur.
-            return None;
         }
         let end = tp.lifts[mi].num_states;
         let w = f.len();
