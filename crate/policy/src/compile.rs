@@ -721,10 +721,24 @@ impl<'a> Builder<'a> {
         };
 
         let mut states: Vec<Key> = vec![Key { lex: u16::MAX, ctx: 0, threads: vec![] }]; // 0 = violated
-        let mut ids: FxHashMap<Key, StateId> = FxHashMap::default();
-        let start_key = Key { lex: 0, ctx: (CTX_LF | CTX_START) & ctx_mask, threads: vec![] };
-        ids.insert(start_key.clone(), StateId(1));
-        states.push(start_key);
+        // Thread sets are interned; a transition's thread part depends only on (thread set,
+        // scope, context, byte class), not on the full lexer state, so it is memoised.
+        let mut tsets: Vec<Vec<Thread>> = vec![Vec::new()];
+        let mut ts_ids: FxHashMap<Vec<Thread>, u32> = FxHashMap::default();
+        ts_ids.insert(Vec::new(), 0);
+        let mut state_ts: Vec<u32> = vec![0];
+        let mut ids: FxHashMap<(u16, u8, u32), StateId> = FxHashMap::default();
+        let start_ctx = (CTX_LF | CTX_START) & ctx_mask;
+        ids.insert((0, start_ctx, 0), StateId(1));
+        states.push(Key { lex: 0, ctx: start_ctx, threads: vec![] });
+        state_ts.push(0);
+        #[derive(Clone, Copy)]
+        enum Out {
+            Next(u32),
+            Violated(u32),
+        }
+        let mut tmemo: FxHashMap<(u32, u8, u8, u8), Out> = FxHashMap::default();
+        let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
         let mut trans: Vec<StateId> = vec![StateId::VIOLATED; nc]; // violated row
         let mut attribution = HashMap::default();
         let mut clean_end = vec![false];
@@ -741,12 +755,12 @@ impl<'a> Builder<'a> {
                     format!("compilation exceeded the time limit of {:?}", self.config.max_compile_time),
                 ));
             }
-            let key = states[i].clone();
-            let scope = self.lex.scopes[key.lex as usize];
+            let (lex, ctx, ts) = (states[i].lex, states[i].ctx, state_ts[i]);
             // end of text
             let mut er = Vec::new();
-            for &t in &key.threads {
-                let si = self.step_thread(t, key.ctx, EOI);
+            for k in 0..tsets[ts as usize].len() {
+                let t = tsets[ts as usize][k];
+                let si = self.step_thread(t, ctx, EOI);
                 if let Step::Match = self.steps[si] {
                     let r = self.alts[t.alt as usize].rule;
                     if !er.contains(&r) {
@@ -757,64 +771,81 @@ impl<'a> Builder<'a> {
             clean_end.push(er.is_empty());
             end_rules.push(er);
             if with_reset {
-                let rk = Key { lex: key.lex, ctx: key.ctx, threads: vec![] };
-                let id = match ids.get(&rk) {
-                    Some(&id) => id,
-                    None => {
-                        let id = StateId(states.len() as u32);
-                        ids.insert(rk.clone(), id);
-                        states.push(rk);
-                        id
-                    }
-                };
+                let id = *ids.entry((lex, ctx, 0)).or_insert_with(|| {
+                    states.push(Key { lex, ctx, threads: vec![] });
+                    state_ts.push(0);
+                    StateId((states.len() - 1) as u32)
+                });
                 reset.push(id);
             }
             for (ci, &rep) in reps.iter().enumerate() {
-                threads.clear();
-                threads.extend(key.threads.iter().copied());
-                for &a in alt_ids {
-                    let alt = &self.alts[a as usize];
-                    if alt.scope.admits(scope) {
-                        threads.push(Thread { alt: a, a: alt.a_start, b: 0 });
-                    }
-                }
-                next_threads.clear();
-                let mut violated: Vec<RuleIndex> = Vec::new();
-                for &t in &threads {
-                    let si = self.step_thread(t, key.ctx, rep as u16);
-                    match &self.steps[si] {
-                        Step::Match => {
-                            let r = self.alts[t.alt as usize].rule;
-                            if !violated.contains(&r) {
-                                violated.push(r);
+                let scope = self.lex.scope_at(lex, rep);
+                let mk = (ts, scope as u8, ctx, ci as u8);
+                let out = match tmemo.get(&mk) {
+                    Some(&o) => o,
+                    None => {
+                        threads.clear();
+                        threads.extend(tsets[ts as usize].iter().copied());
+                        for &a in alt_ids {
+                            let alt = &self.alts[a as usize];
+                            if alt.scope.admits(scope) {
+                                threads.push(Thread { alt: a, a: alt.a_start, b: 0 });
                             }
                         }
-                        Step::Next(v) => next_threads.extend_from_slice(v),
+                        next_threads.clear();
+                        let mut violated: Vec<RuleIndex> = Vec::new();
+                        for &t in &threads {
+                            let si = self.step_thread(t, ctx, rep as u16);
+                            match &self.steps[si] {
+                                Step::Match => {
+                                    let r = self.alts[t.alt as usize].rule;
+                                    if !violated.contains(&r) {
+                                        violated.push(r);
+                                    }
+                                }
+                                Step::Next(v) => next_threads.extend_from_slice(v),
+                            }
+                        }
+                        let o = if !violated.is_empty() {
+                            violated.sort_unstable();
+                            viol_sets.push(violated);
+                            Out::Violated((viol_sets.len() - 1) as u32)
+                        } else {
+                            next_threads.sort_unstable();
+                            next_threads.dedup();
+                            let mut nt = std::mem::take(&mut next_threads);
+                            self.prune(&mut nt);
+                            let id = match ts_ids.get(&nt) {
+                                Some(&id) => {
+                                    next_threads = nt;
+                                    id
+                                }
+                                None => {
+                                    let id = tsets.len() as u32;
+                                    tsets.push(nt.clone());
+                                    ts_ids.insert(nt, id);
+                                    id
+                                }
+                            };
+                            Out::Next(id)
+                        };
+                        tmemo.insert(mk, o);
+                        o
                     }
-                }
-                let target = if !violated.is_empty() {
-                    violated.sort_unstable();
-                    attribution.insert((StateId(i as u32), ci as u8), violated);
-                    StateId::VIOLATED
-                } else {
-                    next_threads.sort_unstable();
-                    next_threads.dedup();
-                    let mut nt = std::mem::take(&mut next_threads);
-                    self.prune(&mut nt);
-                    next_threads = nt;
-                    let lex = if needs_lex { self.lex.next(key.lex, rep) } else { 0 };
-                    let nk = Key { lex, ctx: ctx_after(rep), threads: std::mem::take(&mut next_threads) };
-                    match ids.get(&nk) {
-                        Some(&id) => {
-                            next_threads = nk.threads;
-                            id
-                        }
-                        None => {
-                            let id = StateId(states.len() as u32);
-                            ids.insert(nk.clone(), id);
-                            states.push(nk);
-                            id
-                        }
+                };
+                let target = match out {
+                    Out::Violated(v) => {
+                        attribution.insert((StateId(i as u32), ci as u8), viol_sets[v as usize].clone());
+                        StateId::VIOLATED
+                    }
+                    Out::Next(nts) => {
+                        let nlex = if needs_lex { self.lex.next(lex, rep) } else { 0 };
+                        let nctx = ctx_after(rep);
+                        *ids.entry((nlex, nctx, nts)).or_insert_with(|| {
+                            states.push(Key { lex: nlex, ctx: nctx, threads: tsets[nts as usize].clone() });
+                            state_ts.push(nts);
+                            StateId((states.len() - 1) as u32)
+                        })
                     }
                 };
                 trans.push(target);
