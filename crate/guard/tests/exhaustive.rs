@@ -414,3 +414,45 @@ fn block_wise_retire_keeps_masks() {
     g.commit(2, 0).unwrap();
     assert_eq!(g.text(), b"aaa");
 }
+
+#[test]
+fn warning_only_policy_enforces_nothing_and_guard_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Guard>();
+    assert_send_sync::<ward_guard::TokenPolicy>();
+    let policy = compile(&[("warn-ab", "WARNING", "ab")]);
+    let vocab = vocab_with_specials(&[b"a".to_vec(), b"b".to_vec()], true, true);
+    let tp = token_policy(policy, vocab);
+    assert_eq!(tp.num_modules(), 0);
+    let mut g = Guard::new(tp, &Canvas::new().holes(2)).unwrap();
+    assert_eq!(g.mask(0).unwrap().count_allowed(), 4);
+    g.commit(0, 0).unwrap();
+    g.commit(1, 1).unwrap();
+    assert_eq!(g.text(), b"ab");
+    let mut stats = ward_guard::BlockedMass::default();
+    assert!(matches!(
+        g.record_blocked(0, &[0.5; 4], &mut stats),
+        Err(GuardError::NotAHole { .. })
+    ));
+}
+
+#[test]
+fn blocked_mass_is_attributed() {
+    let policy = compile(&[("no-ab", "ERROR", "ab")]);
+    let vocab = vocab_with_specials(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], false, false);
+    let tp = token_policy(policy, vocab);
+    let mut g = Guard::new(tp.clone(), &Canvas::new().holes(2)).unwrap();
+    g.commit(0, 0).unwrap();
+    let mut stats = ward_guard::BlockedMass::default();
+    assert!(matches!(
+        g.record_blocked(1, &[0.5; 2], &mut stats),
+        Err(GuardError::LengthMismatch { .. })
+    ));
+    g.record_blocked(1, &[0.2, 0.7, 0.1], &mut stats).unwrap();
+    assert!((stats.total - 0.7).abs() < 1e-6);
+    assert_eq!(
+        stats.by_rule_id(&tp),
+        vec![("no-ab".to_string(), stats.per_rule[0])]
+    );
+    assert!((stats.per_rule[0] - 0.7).abs() < 1e-6);
+}
