@@ -12,10 +12,7 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     match run_train(&cli.args) {
-        Ok(r) => println!(
-            "{}",
-            serde_json::to_string_pretty(&r).unwrap_or_default()
-        ),
+        Ok(r) => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);

@@ -58,7 +58,11 @@ pub fn device_for(backend: &str) -> Result<Device> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         other => Err(Error::invalid(format!(
             "unknown or disabled backend `{other}` (flex{})",
-            if cfg!(feature = "wgpu") { ", wgpu" } else { "; build with --features wgpu for wgpu" }
+            if cfg!(feature = "wgpu") {
+                ", wgpu"
+            } else {
+                "; build with --features wgpu for wgpu"
+            }
         ))),
     }
 }
@@ -99,8 +103,19 @@ pub fn run_bench(args: &BenchArgs) -> Result<BenchReport> {
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
+    let backend = match args.backend.as_str() {
+        "flex" | "cpu" => format!(
+            "burn-flex 0.22.1 ({})",
+            if cfg!(feature = "fast-cpu") {
+                "simd + rayon"
+            } else {
+                "default build: 1 thread, no simd"
+            }
+        ),
+        other => format!("burn {other}"),
+    };
     Ok(BenchReport {
-        backend: args.backend.clone(),
+        backend,
         batch: args.batch,
         seq_len: args.seq_len,
         iters: times.len(),

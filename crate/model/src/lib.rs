@@ -61,7 +61,9 @@ pub fn default_model_dir() -> Result<PathBuf> {
             }
         }
     }
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&rel);
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(&rel);
     if here.join(CONFIG_FILE).exists() {
         return Ok(here);
     }
@@ -201,6 +203,9 @@ impl Model {
                 flat.push(t as i64);
             }
         }
-        Ok(Tensor::from_data(TensorData::new(flat, [b, s]), &self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(flat, [b, s]),
+            &self.device,
+        ))
     }
 }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{
     AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
     Tokenizer, TokenizerBuilder,
@@ -101,8 +101,8 @@ pub fn train_bpe(files: &[PathBuf], vocab_size: usize, min_frequency: u64) -> Re
     .with_pre_tokenizer(Some(byte_level.into()))
     .with_post_processor(Some(byte_level.into()))
     .with_decoder(Some(byte_level.into()))
-        .build()
-        .map_err(|e| Error::tokenizer(None, e.to_string()))?;
+    .build()
+    .map_err(|e| Error::tokenizer(None, e.to_string()))?;
     let names: Vec<String> = files.iter().map(|p| p.to_string_lossy().into()).collect();
     tok.train_from_files(&mut trainer, names)
         .map_err(|e| Error::tokenizer(None, e.to_string()))?;
@@ -112,15 +112,15 @@ pub fn train_bpe(files: &[PathBuf], vocab_size: usize, min_frequency: u64) -> Re
 /// Loads `tokenizer.json`.
 pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Tokenizer> {
     let path = path.as_ref();
-    Tokenizer::from_file(path).map_err(|e| Error::tokenizer(Some(path.to_path_buf()), e.to_string()))
+    Tokenizer::from_file(path)
+        .map_err(|e| Error::tokenizer(Some(path.to_path_buf()), e.to_string()))
 }
 
 /// The ids of [`EOS_TOKEN`] and [`MASK_TOKEN`].
 pub fn special_ids(tok: &Tokenizer, path: Option<&Path>) -> Result<(u32, u32)> {
     let get = |t: &str| {
-        tok.token_to_id(t).ok_or_else(|| {
-            Error::tokenizer(path.map(Path::to_path_buf), format!("no `{t}` token"))
-        })
+        tok.token_to_id(t)
+            .ok_or_else(|| Error::tokenizer(path.map(Path::to_path_buf), format!("no `{t}` token")))
     };
     Ok((get(EOS_TOKEN)?, get(MASK_TOKEN)?))
 }

@@ -305,17 +305,33 @@ pub fn masked_token_metrics(
         let rates = vec![ratio; part.len()];
         let m = mask_batch(part, &rates, mask_id, &mut rng);
         let (lp, am) = masked_logprobs(net, &m, device);
-        let lp: Vec<f32> = lp.into_data().convert::<f32>().try_to_vec().unwrap_or_default();
-        let am: Vec<i64> = am.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let lp: Vec<f32> = lp
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default();
+        let am: Vec<i64> = am
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap_or_default();
         ce -= lp.iter().map(|&x| x as f64).sum::<f64>();
         correct += am.iter().zip(&m.targets).filter(|(a, b)| a == b).count();
         count += m.targets.len();
     }
-    (ce / count.max(1) as f64, correct as f64 / count.max(1) as f64)
+    (
+        ce / count.max(1) as f64,
+        correct as f64 / count.max(1) as f64,
+    )
 }
 
 /// Masked-token accuracy at `ratio` of a loaded model on `seqs` (used by the model tests).
-pub fn model_masked_accuracy(model: &Model, seqs: &[Vec<u32>], ratio: f64, seed: u64) -> Result<f64> {
+pub fn model_masked_accuracy(
+    model: &Model,
+    seqs: &[Vec<u32>],
+    ratio: f64,
+    seed: u64,
+) -> Result<f64> {
     let mask = model
         .mask_token_id()
         .ok_or_else(|| Error::invalid("the model config has no mask_token_id"))?;
@@ -323,19 +339,44 @@ pub fn model_masked_accuracy(model: &Model, seqs: &[Vec<u32>], ratio: f64, seed:
     Ok(acc)
 }
 
-fn evaluate(net: &Transformer, val: &[Vec<u32>], args: &TrainArgs, mask_id: u32, device: &Device) -> EvalMetrics {
+fn evaluate(
+    net: &Transformer,
+    val: &[Vec<u32>],
+    args: &TrainArgs,
+    mask_id: u32,
+    device: &Device,
+) -> EvalMetrics {
     let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed_0000_0000_0001);
     let mut loss = 0.0;
     let mut n = 0usize;
     for part in val.chunks(args.batch_size.max(1)) {
-        let rates: Vec<f64> = part.iter().map(|_| rng.random_range(args.eps..1.0)).collect();
+        let rates: Vec<f64> = part
+            .iter()
+            .map(|_| rng.random_range(args.eps..1.0))
+            .collect();
         let m = mask_batch(part, &rates, mask_id, &mut rng);
         let l: f64 = diffusion_loss(net, &m, device).into_scalar::<f32>() as f64;
         loss += l * part.len() as f64;
         n += part.len();
     }
-    let (ce15, acc15) = masked_token_metrics(net, val, 0.15, mask_id, args.seed + 15, args.batch_size, device);
-    let (ce50, acc50) = masked_token_metrics(net, val, 0.5, mask_id, args.seed + 50, args.batch_size, device);
+    let (ce15, acc15) = masked_token_metrics(
+        net,
+        val,
+        0.15,
+        mask_id,
+        args.seed + 15,
+        args.batch_size,
+        device,
+    );
+    let (ce50, acc50) = masked_token_metrics(
+        net,
+        val,
+        0.5,
+        mask_id,
+        args.seed + 50,
+        args.batch_size,
+        device,
+    );
     EvalMetrics {
         val_loss: loss / n.max(1) as f64,
         ce15,
@@ -344,8 +385,6 @@ fn evaluate(net: &Transformer, val: &[Vec<u32>], args: &TrainArgs, mask_id: u32,
         acc50,
     }
 }
-
-
 
 /// Trains (or resumes) a model as described by `args`. See the module docs for the outputs.
 pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
@@ -372,8 +411,20 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
         Some(p) => p.clone(),
         None => corpus::python_stdlib_dir()?,
     };
-    let train_ids = load_or_encode(&run.join("train_ids.bin"), &tok, &root, Split::Train, eos_id)?;
-    let val_ids = load_or_encode(&run.join("val_ids.bin"), &tok, &root, Split::Validation, eos_id)?;
+    let train_ids = load_or_encode(
+        &run.join("train_ids.bin"),
+        &tok,
+        &root,
+        Split::Train,
+        eos_id,
+    )?;
+    let val_ids = load_or_encode(
+        &run.join("val_ids.bin"),
+        &tok,
+        &root,
+        Split::Validation,
+        eos_id,
+    )?;
     if train_ids.len() <= args.seq_len || val_ids.len() < args.seq_len {
         return Err(Error::invalid("corpus too small for one sequence"));
     }
@@ -450,7 +501,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
 
     while state.step < args.steps {
         let step = state.step;
-        let mut rng = StdRng::seed_from_u64(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
+        let mut rng =
+            StdRng::seed_from_u64(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
         let batch: Vec<Vec<u32>> = (0..args.batch_size)
             .map(|_| {
                 let s = rng.random_range(0..train_ids.len() - args.seq_len);
@@ -547,8 +599,54 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
         heldout_acc15,
     };
     let rp = run.join("final_metrics.json");
-    std::fs::write(&rp, serde_json::to_string_pretty(&report).unwrap_or_default())
-        .map_err(|e| Error::io(&rp, e))?;
+    std::fs::write(
+        &rp,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&rp, e))?;
+    Ok(report)
+}
+
+/// Writes `heldout.json` (the first [`HELDOUT_SEQS`] evenly spaced validation windows) and
+/// `final_metrics.json` for the last checkpoint of a run, without training. Used by
+/// [`run_train`] at the end, and by hand for a run that stopped early (`--max-minutes`).
+pub fn finalize_run(run: &Path, seq_len: usize) -> Result<TrainReport> {
+    let state_path = run.join("checkpoint").join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: State = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(format!("{}: {e}", state_path.display())))?;
+    let args_path = run.join("args.json");
+    let args: TrainArgs = serde_json::from_str(
+        &std::fs::read_to_string(&args_path).map_err(|e| Error::io(&args_path, e))?,
+    )
+    .map_err(|e| Error::invalid(format!("{}: {e}", args_path.display())))?;
+    let val_path = run.join("val_ids.bin");
+    let bytes = std::fs::read(&val_path).map_err(|e| Error::io(&val_path, e))?;
+    let val_ids: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let held = fixed_windows(&val_ids, seq_len, HELDOUT_SEQS);
+    let held_path = run.join("heldout.json");
+    std::fs::write(&held_path, serde_json::to_string(&held).unwrap_or_default())
+        .map_err(|e| Error::io(&held_path, e))?;
+    let model = Model::load(run.join("latest"), &Device::flex())?;
+    let acc = model_masked_accuracy(&model, &held, 0.15, HELDOUT_SEED)?;
+    let report = TrainReport {
+        steps: state.step,
+        finished: state.step >= args.steps,
+        tokens_seen: (state.step * args.batch_size * args.seq_len) as u64,
+        wall_seconds: state.wall_seconds,
+        params: model.config().num_params(),
+        last_eval: state.last_eval,
+        heldout_acc15: Some(acc),
+    };
+    let rp = run.join("final_metrics.json");
+    std::fs::write(
+        &rp,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&rp, e))?;
     Ok(report)
 }
 
@@ -584,7 +682,11 @@ fn save_checkpoint(
     cfg.save(latest.join(crate::CONFIG_FILE))?;
     let mut meta = HashMap::new();
     meta.insert("step".to_string(), state.step.to_string());
-    crate::weights::save_safetensors(&net.valid(), latest.join(crate::weights::WEIGHTS_FILE), Some(meta))?;
+    crate::weights::save_safetensors(
+        &net.valid(),
+        latest.join(crate::weights::WEIGHTS_FILE),
+        Some(meta),
+    )?;
     std::fs::copy(&args.tokenizer, latest.join(TOKENIZER_FILE))
         .map_err(|e| Error::io(&args.tokenizer, e))?;
     Ok(())
@@ -604,7 +706,9 @@ pub fn plot_curves(log_csv: &Path, png: &Path) -> Result<()> {
     .status()
     .map_err(|e| Error::io("python3", e))?;
     if !status.success() {
-        return Err(Error::invalid("the plotting script failed (is matplotlib installed?)"));
+        return Err(Error::invalid(
+            "the plotting script failed (is matplotlib installed?)",
+        ));
     }
     Ok(())
 }

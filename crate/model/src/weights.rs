@@ -121,7 +121,12 @@ impl WeightSource {
     /// Parses one safetensors file held in memory.
     pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Self> {
         let shard = Self::parse(path, bytes)?;
-        let names = shard.meta.tensors().keys().map(|n| (n.clone(), 0)).collect();
+        let names = shard
+            .meta
+            .tensors()
+            .keys()
+            .map(|n| (n.clone(), 0))
+            .collect();
         Ok(WeightSource {
             shards: vec![shard],
             names,
@@ -275,11 +280,30 @@ pub fn build_transformer(
         let p = format!("model.layers.{i}");
         let qb = cfg.qkv_bias();
         layers.push(Block {
-            input_layernorm: norm(&mut src, &format!("{p}.input_layernorm.weight"), cfg, device)?,
+            input_layernorm: norm(
+                &mut src,
+                &format!("{p}.input_layernorm.weight"),
+                cfg,
+                device,
+            )?,
             self_attn: Attention {
                 q_proj: linear(&mut src, &format!("{p}.self_attn.q_proj"), d, q, qb, device)?,
-                k_proj: linear(&mut src, &format!("{p}.self_attn.k_proj"), d, kv, qb, device)?,
-                v_proj: linear(&mut src, &format!("{p}.self_attn.v_proj"), d, kv, qb, device)?,
+                k_proj: linear(
+                    &mut src,
+                    &format!("{p}.self_attn.k_proj"),
+                    d,
+                    kv,
+                    qb,
+                    device,
+                )?,
+                v_proj: linear(
+                    &mut src,
+                    &format!("{p}.self_attn.v_proj"),
+                    d,
+                    kv,
+                    qb,
+                    device,
+                )?,
                 o_proj: linear(
                     &mut src,
                     &format!("{p}.self_attn.o_proj"),
@@ -299,9 +323,23 @@ pub fn build_transformer(
                 device,
             )?,
             mlp: Mlp {
-                gate_proj: linear(&mut src, &format!("{p}.mlp.gate_proj"), d, ff, false, device)?,
+                gate_proj: linear(
+                    &mut src,
+                    &format!("{p}.mlp.gate_proj"),
+                    d,
+                    ff,
+                    false,
+                    device,
+                )?,
                 up_proj: linear(&mut src, &format!("{p}.mlp.up_proj"), d, ff, false, device)?,
-                down_proj: linear(&mut src, &format!("{p}.mlp.down_proj"), ff, d, false, device)?,
+                down_proj: linear(
+                    &mut src,
+                    &format!("{p}.mlp.down_proj"),
+                    ff,
+                    d,
+                    false,
+                    device,
+                )?,
             },
         });
     }
@@ -355,7 +393,10 @@ pub fn named_tensors(model: &Transformer) -> Vec<(String, TensorData)> {
         lin(&mut v, format!("{p}.mlp.up_proj"), &b.mlp.up_proj);
         lin(&mut v, format!("{p}.mlp.down_proj"), &b.mlp.down_proj);
     }
-    v.push(("model.norm.weight".into(), model.norm.weight.val().into_data()));
+    v.push((
+        "model.norm.weight".into(),
+        model.norm.weight.val().into_data(),
+    ));
     if let Some(h) = &model.lm_head {
         v.push(("lm_head.weight".into(), h.val().into_data()));
     }

@@ -86,8 +86,12 @@ fn loads_f16_and_bf16() {
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
                 *b = match dtype {
-                    Dtype::F16 => vals.flat_map(|x| half::f16::from_f32(x).to_le_bytes()).collect(),
-                    _ => vals.flat_map(|x| half::bf16::from_f32(x).to_le_bytes()).collect(),
+                    Dtype::F16 => vals
+                        .flat_map(|x| half::f16::from_f32(x).to_le_bytes())
+                        .collect(),
+                    _ => vals
+                        .flat_map(|x| half::bf16::from_f32(x).to_le_bytes())
+                        .collect(),
                 };
                 *d = dtype;
             }
@@ -104,19 +108,32 @@ fn attention_is_bidirectional() {
     let a = model.forward_ids(&[1, 2, 3, 4]).unwrap();
     let b = model.forward_ids(&[1, 2, 3, 5]).unwrap();
     let first = |t: ward_model::Tensor<3>| -> Vec<f32> {
-        t.narrow(1, 0, 1).into_data().convert::<f32>().try_to_vec().unwrap()
+        t.narrow(1, 0, 1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap()
     };
-    assert_ne!(first(a), first(b), "a later token must change earlier logits");
+    assert_ne!(
+        first(a),
+        first(b),
+        "a later token must change earlier logits"
+    );
 }
 
 #[test]
 fn missing_extra_and_misshapen_tensors_are_named() {
     let dev = Device::flex();
     let dir = scratch("missing");
-    rewrite(&dir, |ts| ts.retain(|t| t.0 != "model.layers.1.mlp.up_proj.weight"));
+    rewrite(&dir, |ts| {
+        ts.retain(|t| t.0 != "model.layers.1.mlp.up_proj.weight")
+    });
     let e = Model::load(&dir, &dev).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::MissingTensor { .. }), "{e}");
-    assert!(e.to_string().contains("model.layers.1.mlp.up_proj.weight"), "{e}");
+    assert!(
+        e.to_string().contains("model.layers.1.mlp.up_proj.weight"),
+        "{e}"
+    );
 
     let dir = scratch("extra");
     rewrite(&dir, |ts| {
@@ -124,7 +141,10 @@ fn missing_extra_and_misshapen_tensors_are_named() {
         ts.push(("model.layers.7.extra.weight".into(), t.1, t.2, t.3));
     });
     let e = Model::load(&dir, &dev).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::UnexpectedTensor { .. }), "{e}");
+    assert!(
+        matches!(e.kind(), ErrorKind::UnexpectedTensor { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("model.layers.7.extra.weight"), "{e}");
 
     let dir = scratch("shape");
@@ -154,7 +174,10 @@ fn truncated_or_corrupt_weights_name_the_file() {
         std::fs::write(dir.join("model.safetensors"), data).unwrap();
         std::fs::copy(fixture().join("config.json"), dir.join("config.json")).unwrap();
         let e = Model::load(&dir, &dev).unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::Safetensors { .. }), "{name}: {e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::Safetensors { .. }),
+            "{name}: {e}"
+        );
         assert!(e.to_string().contains("model.safetensors"), "{name}: {e}");
     }
 }
@@ -183,10 +206,25 @@ fn save_and_load_round_trip() {
     let back = Model::load(&dir, &dev).unwrap();
     assert_eq!(back.config(), &cfg);
     let ids = [3u32, 7, 49, 1, 0];
-    let a: Vec<f32> = model.forward_ids(&ids).unwrap().into_data().convert::<f32>().try_to_vec().unwrap();
-    let b: Vec<f32> = back.forward_ids(&ids).unwrap().into_data().convert::<f32>().try_to_vec().unwrap();
+    let a: Vec<f32> = model
+        .forward_ids(&ids)
+        .unwrap()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap();
+    let b: Vec<f32> = back
+        .forward_ids(&ids)
+        .unwrap()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap();
     assert_eq!(a, b);
-    assert!(model.forward_ids(&[50]).is_err(), "out-of-range ids are rejected");
+    assert!(
+        model.forward_ids(&[50]).is_err(),
+        "out-of-range ids are rejected"
+    );
 }
 
 #[test]
@@ -195,7 +233,8 @@ fn tokenizer_must_match_the_vocab_size() {
     let mut cfg = ModelConfig::from_file(dir.join("config.json")).unwrap();
     ward_model::tokenizer::load_tokenizer_for(dir.join("tokenizer.json"), &cfg).unwrap();
     cfg.vocab_size += 1;
-    let e = ward_model::tokenizer::load_tokenizer_for(dir.join("tokenizer.json"), &cfg).unwrap_err();
+    let e =
+        ward_model::tokenizer::load_tokenizer_for(dir.join("tokenizer.json"), &cfg).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Tokenizer { .. }), "{e}");
     assert!(e.to_string().contains("vocab_size"), "{e}");
 }
