@@ -108,6 +108,11 @@ pub struct GuardConfig {
     /// Performance knob: state sets with at most this many states are stepped state by
     /// state; larger ones through cached partitions (default 24; results are identical).
     pub small_set: usize,
+    /// Whether a hole may take an end-of-text token while the text has not ended yet
+    /// (default true). With false, masks are exact for samplers that never end the text in
+    /// a hole: end tokens are refused there (without blame), and no mask counts on an earlier
+    /// hole ending the text. Fixed end tokens in the canvas still end the text.
+    pub end_in_holes: bool,
 }
 
 impl Default for GuardConfig {
@@ -115,6 +120,7 @@ impl Default for GuardConfig {
         GuardConfig {
             max_len: 8192,
             small_set: SMALL_SET,
+            end_in_holes: true,
         }
     }
 }
@@ -207,6 +213,8 @@ pub struct Guard {
     mods: Vec<ModSets>,
     log: Vec<CommitRecord>,
     scratch: Vec<u64>,
+    /// See [`GuardConfig::end_in_holes`].
+    end_in_holes: bool,
     /// Per module: cached hole and token steps over state sets.
     caches: Vec<StepCache>,
 }
@@ -281,6 +289,7 @@ type WordMap<V> = HashMap<Box<[u64]>, V, std::hash::BuildHasherDefault<WordHashe
 struct StepCache {
     sets: WordMap<Arc<SetInfo>>,
     small_set: usize,
+    end_in_holes: bool,
     stamp: Vec<u32>,
     memo: Vec<u32>,
     gen: u32,
@@ -422,9 +431,11 @@ impl Guard {
             mods,
             log: Vec::new(),
             scratch: vec![0; maxw],
+            end_in_holes: config.end_in_holes,
             caches: (0..tp_len)
                 .map(|_| StepCache {
                     small_set: config.small_set,
+                    end_in_holes: config.end_in_holes,
                     ..Default::default()
                 })
                 .collect(),
@@ -643,6 +654,7 @@ impl Guard {
     /// ANY(F) and the states of F with no live one-token successor, cached by F.
     fn hole_step(tp: &TokenPolicy, mi: usize, f: &[u64], cache: &mut StepCache) -> Arc<HoleStep> {
         let info = cache.info(f);
+        let cache = &*cache;
         info.hole
             .get_or_init(|| {
                 let end = tp.lifts[mi].num_states;
@@ -657,6 +669,10 @@ impl Guard {
                         }
                     }
                 });
+                let end_bit = tp.lifts[mi].num_states;
+                if !cache.end_in_holes && !states::contains(f, end_bit) {
+                    states::clear(&mut next, end_bit);
+                }
                 Arc::new(HoleStep { next })
             })
             .clone()
@@ -687,6 +703,12 @@ impl Guard {
                 for ((o, f), e) in out.iter_mut().zip(fj).zip(&l.any_empty) {
                     *o = f & !e.load(std::sync::atomic::Ordering::Acquire);
                 }
+                if !cache.end_in_holes {
+                    for (o, e) in out.iter_mut().zip(&l.any_only_end) {
+                        *o &= !e.load(std::sync::atomic::Ordering::Acquire);
+                    }
+                }
+                let end_ok = cache.end_in_holes;
                 if xcount > 0 {
                     let end = l.num_states;
                     if let Ok(inv) = l.inv.read() {
@@ -706,7 +728,12 @@ impl Guard {
                             for &q in &inv[x] {
                                 let q = q as usize;
                                 if states::contains(out, q)
-                                    && tp.row(mi, q).any.iter().all(|&r| in_x(r as usize))
+                                    && tp
+                                        .row(mi, q)
+                                        .any
+                                        .iter()
+                                        .filter(|&&r| end_ok || r as usize != end)
+                                        .all(|&r| in_x(r as usize))
                                 {
                                     states::clear(out, q);
                                 }
@@ -839,6 +866,10 @@ impl Guard {
                             *o |= *x;
                         }
                     }
+                    let end_bit = tp.lifts[mi].num_states;
+                    if !cache.end_in_holes && !a.contains(&end_bit) {
+                        states::clear(out, end_bit);
+                    }
                 }
                 _ => {
                     Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
@@ -877,22 +908,28 @@ impl Guard {
 
     // ---- masks ------------------------------------------------------------------------
 
+    /// The state after token `t` from `q` at a hole (`None`: violation, or an end token
+    /// that would end the text in a hole when that is not allowed).
+    #[inline]
+    fn hole_delta(&self, mi: usize, q: usize, t: u32) -> Option<usize> {
+        if !self.end_in_holes
+            && q != self.tp.lifts[mi].num_states
+            && self.tp.vocab().kind(t) == TokenKind::End
+        {
+            return None;
+        }
+        self.tp.delta(mi, q, t)
+    }
+
     fn allows_idx(&self, i: usize, t: u32) -> bool {
-        let tp = &*self.tp;
-        self.mods.iter().enumerate().all(|(mi, ms)| {
-            let gn = ms.g(i + 1);
-            states::any(ms.g(i), |q| {
-                tp.delta(mi, q, t).is_some_and(|r| states::contains(gn, r))
-            })
-        })
+        (0..self.mods.len()).all(|mi| self.module_allows(mi, i, t))
     }
 
     fn module_allows(&self, mi: usize, i: usize, t: u32) -> bool {
         let ms = &self.mods[mi];
         let gn = ms.g(i + 1);
         states::any(ms.g(i), |q| {
-            self.tp
-                .delta(mi, q, t)
+            self.hole_delta(mi, q, t)
                 .is_some_and(|r| states::contains(gn, r))
         })
     }
@@ -921,19 +958,32 @@ impl Guard {
         // Start from the state whose forbidden set is smallest: a saturated state
         // (every one-token successor is good) forbids exactly its violating tokens.
         let mut best: Option<(usize, usize)> = None;
+        let end_free = !self.end_in_holes && !tp.end_tokens.is_empty();
         for (k, &q) in qs.iter().enumerate() {
             let row = tp.row(mi, q);
-            if states::is_subset(&row.any_bits, gn)
-                && best.is_none_or(|(_, len)| row.viol_count < len)
-            {
+            let saturated = row.any_bits.iter().zip(gn).enumerate().all(|(wi, (a, g))| {
+                let a = if end_free && wi == end / 64 {
+                    a & !(1u64 << (end % 64))
+                } else {
+                    *a
+                };
+                a & !g == 0
+            });
+            if saturated && best.is_none_or(|(_, len)| row.viol_count < len) {
                 best = Some((k, row.viol_count));
-                if row.viol_count == 0 {
+                if row.viol_count == 0 && !end_free {
                     return Vec::new();
                 }
             }
         }
         let (first, mut out) = match best {
-            Some((k, _)) => (k, tp.violating_tokens(mi, qs[k])),
+            Some((k, _)) => {
+                let mut v = tp.violating_tokens(mi, qs[k]);
+                if end_free {
+                    v.extend_from_slice(&tp.end_tokens);
+                }
+                (k, v)
+            }
             None => (0, self.walk_forbidden(mi, qs[0], gn)),
         };
         for (k, &q) in qs.iter().enumerate() {
@@ -943,7 +993,11 @@ impl Guard {
             if k == first {
                 continue;
             }
-            out.retain(|&t| !tp.delta(mi, q, t).is_some_and(|r| states::contains(gn, r)));
+            out.retain(|&t| {
+                !self
+                    .hole_delta(mi, q, t)
+                    .is_some_and(|r| states::contains(gn, r))
+            });
         }
         out
     }
@@ -958,7 +1012,7 @@ impl Guard {
             out.extend_from_slice(&tp.empty_tokens);
         }
         let qs = ward_policy::StateId(q as u32);
-        if !(m.is_clean_end(qs) && states::contains(good, l.num_states)) {
+        if !(self.end_in_holes && m.is_clean_end(qs) && states::contains(good, l.num_states)) {
             out.extend_from_slice(&tp.end_tokens);
         }
         out.sort_unstable();
@@ -1178,6 +1232,10 @@ impl Guard {
 
     fn blame_idx(&self, i: usize, t: u32) -> Vec<Blame> {
         let mut out: Vec<Blame> = Vec::new();
+        if !self.end_in_holes && self.tp.vocab().kind(t) == TokenKind::End {
+            // Refused by configuration, not by a rule.
+            return out;
+        }
         let tp = &*self.tp;
         for mi in 0..self.mods.len() {
             if self.module_allows(mi, i, t) {

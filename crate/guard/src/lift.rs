@@ -190,6 +190,8 @@ pub(crate) struct ModuleLift {
     /// States whose row is filled and has a live successor / has none.
     pub(crate) any_nonempty: Vec<AtomicU64>,
     pub(crate) any_empty: Vec<AtomicU64>,
+    /// States whose only one-token successor is the end pseudo-state.
+    pub(crate) any_only_end: Vec<AtomicU64>,
     /// Inverse of `ANY` over filled rows: for each state (and the end pseudo-state), the
     /// filled states that reach it by one token.
     pub(crate) inv: RwLock<Vec<Vec<u32>>>,
@@ -263,6 +265,9 @@ impl TokenPolicy {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 any_empty: (0..(num_states + 1).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                any_only_end: (0..(num_states + 1).div_ceil(64))
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 inv: RwLock::new(vec![Vec::new(); num_states + 1]),
@@ -378,6 +383,9 @@ impl TokenPolicy {
                         v.push(q as u32);
                     }
                 }
+            }
+            if row.any.len() == 1 && row.any[0] as usize == l.num_states {
+                l.any_only_end[q / 64].fetch_or(1 << (q % 64), Ordering::Release);
             }
             let bits = if row.any.is_empty() {
                 &l.any_empty

@@ -236,11 +236,6 @@ pub(crate) mod states {
     }
 
     #[inline]
-    pub(crate) fn is_subset(a: &[u64], b: &[u64]) -> bool {
-        a.iter().zip(b).all(|(x, y)| x & !y == 0)
-    }
-
-    #[inline]
     pub(crate) fn is_empty(a: &[u64]) -> bool {
         a.iter().all(|&x| x == 0)
     }

@@ -157,7 +157,12 @@ fn run_case(fx: &Fixture, rng: &mut Rng, totals: &mut Totals) {
         Vec::new()
     };
     let canvas = Canvas::infill(&prefix, holes, &suffix);
-    let mut g = match Guard::new(fx.tp.clone(), &canvas) {
+    // Half the runs forbid ending the text in a hole (GuardConfig::end_in_holes = false).
+    let cfg = ward_guard::GuardConfig {
+        end_in_holes: rng.chance(0.5),
+        ..Default::default()
+    };
+    let mut g = match Guard::with_config(fx.tp.clone(), &canvas, &cfg) {
         Ok(g) => g,
         Err(GuardError::CanvasViolates { .. } | GuardError::NoSafeCompletion { .. }) => {
             totals.refused_canvases += 1;
