@@ -204,6 +204,35 @@ fn bench_vocab(
     c.bench_function(&format!("full_mask_mid/{label}"), |b| {
         b.iter(|| g.mask_unchecked(mid).unwrap())
     });
+    // The same with end tokens refused at holes (GuardConfig::end_in_holes = false): the
+    // costly middle-hole case for a vocabulary with an end token.
+    if !tp
+        .vocab()
+        .tokens_of_kind(ward_guard::TokenKind::End)
+        .is_empty()
+    {
+        let cfg = ward_guard::GuardConfig {
+            end_in_holes: false,
+            ..Default::default()
+        };
+        let mut g2 = Guard::with_config(tp.clone(), &canvas, &cfg).expect("guard");
+        let mut hs = g2.holes();
+        for k in (1..hs.len()).rev() {
+            hs.swap(k, rng.below(k + 1));
+        }
+        for &h in &hs[..hs.len() / 2] {
+            commit_op(&mut g2, h, &mut rng, vlen);
+        }
+        let open = g2.holes();
+        let mid = open[open.len() / 2];
+        println!(
+            "[{label}] no-end-in-holes full-mask probe at middle hole {mid}: {} tokens allowed",
+            g2.mask_unchecked(mid).unwrap().count_allowed()
+        );
+        c.bench_function(&format!("full_mask_mid_no_end/{label}"), |b| {
+            b.iter(|| g2.mask_unchecked(mid).unwrap())
+        });
+    }
     let mut logits = vec![0.5f32; vlen];
     let m = g.mask_unchecked(probe).unwrap();
     c.bench_function(&format!("apply_to/{label}"), |b| {
