@@ -150,3 +150,22 @@ fn shipped_python_pack_extends_base() {
     assert!(eff.rules.iter().any(|r| r.id.starts_with("python.")));
     let _: PathBuf = eff.files[0].clone();
 }
+
+#[test]
+fn compilation_is_deterministic() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/base");
+    let a = PolicyBuilder::new().compile_path(&p).unwrap();
+    let b = PolicyBuilder::new().compile_path(&p).unwrap();
+    assert_eq!(a.modules().len(), b.modules().len());
+    for (x, y) in a.modules().iter().zip(b.modules()) {
+        assert_eq!(x.rules(), y.rules());
+        assert_eq!(x.num_states(), y.num_states());
+        assert_eq!(x.byte_classes(), y.byte_classes());
+        for s in 0..x.num_states() as u32 {
+            for c in 0..x.num_classes() as u8 {
+                let s = ward_policy::StateId(s);
+                assert_eq!(x.next_class(s, c), y.next_class(s, c));
+            }
+        }
+    }
+}
