@@ -25,6 +25,8 @@ fn syntax_config() -> syntax::Config {
 #[derive(Clone, Debug)]
 struct Alt {
     positive: dense::DFA<Vec<u32>>,
+    /// The positive pattern unanchored, only to skip to the first possible start.
+    search: meta::Regex,
     not: Vec<meta::Regex>,
 }
 
@@ -70,7 +72,11 @@ impl SpanFinder {
                             .map_err(|e| CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id))?,
                     );
                 }
-                alts.push(Alt { positive, not });
+                let search = meta::Regex::builder()
+                    .syntax(syntax_config())
+                    .build(&a.regex)
+                    .map_err(|e| CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id))?;
+                alts.push(Alt { positive, search, not });
             }
             rules.push((r.scope, alts));
         }
@@ -106,6 +112,12 @@ impl SpanFinder {
         false
     }
 
+    /// A lower bound on the start of any match inside `[p, end)`: the leftmost match start
+    /// of the unanchored patterns (no match starts earlier). `None` if none matches.
+    fn first_start(alts: &[Alt], text: &[u8], p: usize, end: usize) -> Option<usize> {
+        alts.iter().filter_map(|a| a.search.find(Input::new(text).range(p..end)).map(|m| m.start())).min()
+    }
+
     fn valid(alt: &Alt, text: &[u8], s: usize, e: usize) -> bool {
         !alt.not.iter().any(|re| re.is_match(Input::new(text).range(s..e)))
     }
@@ -113,7 +125,8 @@ impl SpanFinder {
     /// The smallest `s` in `[p, e)` in the rule's scope with a match `[s, e)`.
     pub(crate) fn start_of(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize, e: usize) -> Option<usize> {
         let (scope, alts) = &self.rules[r as usize];
-        (p..e).find(|&s| {
+        let lo = Self::first_start(alts, text, p, e)?;
+        (lo..e).find(|&s| {
             scope.admits(scopes[s])
                 && alts.iter().any(|a| Self::ends(a, text, s, e, |end| end == e && Self::valid(a, text, s, e)))
         })
@@ -123,7 +136,8 @@ impl SpanFinder {
     pub(crate) fn earliest(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize) -> Option<(usize, usize)> {
         let (scope, alts) = &self.rules[r as usize];
         let mut best: Option<(usize, usize)> = None;
-        for s in p..text.len() {
+        let lo = Self::first_start(alts, text, p, text.len())?;
+        for s in lo..text.len() {
             if let Some((_, be)) = best {
                 if s >= be {
                     break;
