@@ -384,7 +384,7 @@ struct Builder<'a> {
     bset_ids: FxHashMap<Vec<NfaId>, u32>,
     memo: FxHashMap<(Thread, u8, u16), u32>,
     steps: Vec<Step>,
-    seen: Vec<bool>,
+    seen: nfa::Scratch,
     dom: FxHashMap<u32, Option<Dominance>>,
 }
 
@@ -436,7 +436,7 @@ impl<'a> Builder<'a> {
             bset_ids: FxHashMap::default(),
             memo: FxHashMap::default(),
             steps: Vec::new(),
-            seen: Vec::new(),
+            seen: nfa::Scratch::default(),
             dom: FxHashMap::default(),
         };
         b.intern(Vec::new());

@@ -272,35 +272,44 @@ impl Ctx {
     }
 }
 
+/// Reusable buffers for [`closure`].
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    seen: Vec<bool>,
+    stack: Vec<NfaId>,
+    visited: Vec<NfaId>,
+}
+
 /// Epsilon closure of `set` in context `ctx`, into `out` (sorted, deduplicated).
 /// Returns true if a `Match` state is in the closure.
-pub(crate) fn closure(arena: &Arena, seeds: &[NfaId], ctx: &Ctx, out: &mut Vec<NfaId>, seen: &mut Vec<bool>) -> bool {
+pub(crate) fn closure(arena: &Arena, seeds: &[NfaId], ctx: &Ctx, out: &mut Vec<NfaId>, sc: &mut Scratch) -> bool {
     out.clear();
-    if seen.len() < arena.states.len() {
-        seen.resize(arena.states.len(), false);
+    if sc.seen.len() < arena.states.len() {
+        sc.seen.resize(arena.states.len(), false);
     }
-    let mut stack: Vec<NfaId> = seeds.to_vec();
+    sc.stack.clear();
+    sc.stack.extend_from_slice(seeds);
+    sc.visited.clear();
     let mut matched = false;
-    let mut visited = Vec::new();
-    while let Some(s) = stack.pop() {
-        if seen[s as usize] {
+    while let Some(s) = sc.stack.pop() {
+        if sc.seen[s as usize] {
             continue;
         }
-        seen[s as usize] = true;
-        visited.push(s);
+        sc.seen[s as usize] = true;
+        sc.visited.push(s);
         match &arena.states[s as usize] {
-            NState::Split(alts) => stack.extend(alts.iter().rev()),
+            NState::Split(alts) => sc.stack.extend(alts.iter().rev()),
             NState::Look { look, next } => {
                 if ctx.holds(*look) {
-                    stack.push(*next);
+                    sc.stack.push(*next);
                 }
             }
             NState::Match => matched = true,
             NState::Range { .. } | NState::Ranges { .. } => out.push(s),
         }
     }
-    for v in visited {
-        seen[v as usize] = false;
+    for &v in &sc.visited {
+        sc.seen[v as usize] = false;
     }
     out.sort_unstable();
     out.dedup();
