@@ -11,7 +11,7 @@ test:
 
 ## The main job on the default setup: check the sample with the default policy (SARIF too).
 demo:
-	$(CARGO) build --release -p ward-cli
+	$(CARGO) build --release -p ward-cli --no-default-features
 	-$(CARGO_TARGET_DIR)/release/ward explain --stats --policy policies/python | tail -n 12
 	-$(CARGO_TARGET_DIR)/release/ward check tests/samples
 
