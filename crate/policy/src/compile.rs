@@ -97,7 +97,7 @@ pub struct CompiledPolicy {
     pub(crate) modules: Vec<Module>,
     pub(crate) report: Vec<Option<ReportDfa>>,
     pub(crate) stats: CompileStats,
-    pub(crate) span_finder: std::sync::OnceLock<std::sync::Arc<crate::regex_check::SpanFinder>>,
+    pub(crate) span_finder: std::sync::Arc<crate::regex_check::SpanFinder>,
 }
 
 impl CompiledPolicy {
@@ -275,6 +275,7 @@ impl PolicyBuilder {
             }
         }
 
+        let span_finder = std::sync::Arc::new(crate::regex_check::SpanFinder::build(&rules)?);
         let compile_time = t0.elapsed();
         let module_stats = modules
             .iter()
@@ -294,7 +295,7 @@ impl PolicyBuilder {
             modules,
             report,
             stats: CompileStats { modules: module_stats, rule_states, compile_time, report_time, memory_bytes },
-            span_finder: std::sync::OnceLock::new(),
+            span_finder,
         })
     }
 }

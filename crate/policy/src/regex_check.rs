@@ -18,6 +18,9 @@ use crate::lexer::{scope_of_bytes, Scope};
 use crate::module::RuleIndex;
 use crate::pack::RuleScope;
 
+/// Size limit of each of the regex checker's DFAs, in bytes.
+const SIZE_LIMIT: usize = 32 << 20;
+
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false).multi_line(true)
 }
@@ -39,15 +42,14 @@ pub(crate) struct SpanFinder {
 impl SpanFinder {
     /// Compile (or fetch the cached) regexes of `policy`.
     pub(crate) fn new(policy: &CompiledPolicy) -> std::sync::Arc<SpanFinder> {
-        policy
-            .span_finder
-            .get_or_init(|| std::sync::Arc::new(Self::build(policy).expect("rules were validated at compile time")))
-            .clone()
+        policy.span_finder.clone()
     }
 
-    fn build(policy: &CompiledPolicy) -> Result<SpanFinder, CompileError> {
+    /// Compile the regexes of `rules` (with size limits, so a pathological pattern fails
+    /// with an error naming its rule instead of exhausting memory).
+    pub(crate) fn build(rules_in: &[crate::pack::Rule]) -> Result<SpanFinder, CompileError> {
         let mut rules = Vec::new();
-        for r in policy.rules() {
+        for r in rules_in {
             let mut alts = Vec::new();
             for a in r.pattern.alternatives() {
                 let positive = dense::Builder::new()
@@ -57,11 +59,15 @@ impl SpanFinder {
                         dense::Config::new()
                             .match_kind(MatchKind::All)
                             .start_kind(StartKind::Anchored)
-                            .unicode_word_boundary(false),
+                            .unicode_word_boundary(false)
+                            .dfa_size_limit(Some(SIZE_LIMIT))
+                            .determinize_size_limit(Some(SIZE_LIMIT)),
                     )
                     .build(&a.regex)
                     .map_err(|e| {
-                        CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id)
+                        CompileError::new(ErrorKind::SizeLimit, format!("the independent regex checker cannot build this pattern within {SIZE_LIMIT} bytes: {e}"))
+                            .for_rule(&r.id)
+                            .in_file(&r.source)
                     })?;
                 let mut not = Vec::new();
                 for n in &a.not {

@@ -125,3 +125,22 @@ fn time_limit() {
         .unwrap_err();
     assert!(e.is_time_limit_exceeded() || e.is_size_limit_exceeded(), "{e}");
 }
+
+#[test]
+fn reported_rule_too_large_for_any_engine_fails_cleanly() {
+    // A WARNING rule too large for a reporting DFA falls back to the regex engine; if that
+    // engine cannot build it within its limit either, compilation fails naming the rule.
+    let yaml = "pack: t\nrules:\n  - id: t.huge\n    message: m\n    severity: WARNING\n    languages: [python]\n    pattern-regex: '[ab]*a[ab]{22}c'\n";
+    let t = std::time::Instant::now();
+    match PolicyBuilder::new().compile_str(yaml, "test.yaml") {
+        Err(e) => {
+            assert!(e.is_size_limit_exceeded() || e.is_time_limit_exceeded(), "{e}");
+            assert_eq!(e.rule(), Some("t.huge"), "{e}");
+        }
+        Ok(p) => {
+            // if it did fit, checking must still work
+            assert!(p.check(b"ab").is_empty());
+        }
+    }
+    assert!(t.elapsed().as_secs() < 30);
+}
