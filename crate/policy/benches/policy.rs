@@ -48,6 +48,16 @@ fn bench(c: &mut Criterion) {
     let text = large_python(4 << 20);
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("check_4MiB_stdlib", |b| b.iter(|| policy.check(&text)));
+    // A clean file (tests/samples/clean.py repeated to 1 MiB): the common case in a repository.
+    let clean_one = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples/clean.py")).unwrap();
+    let mut clean = Vec::new();
+    while clean.len() < 1 << 20 {
+        clean.extend_from_slice(&clean_one);
+    }
+    assert!(policy.check(&clean).iter().all(|f| !f.enforced));
+    g.throughput(Throughput::Bytes(clean.len() as u64));
+    g.bench_function("check_1MiB_clean", |b| b.iter(|| policy.check(&clean)));
+    g.throughput(Throughput::Bytes(text.len() as u64));
     // Every enforced module over the whole text (the violated state is absorbing, the scan goes on).
     g.bench_function("modules_scan_4MiB_stdlib", |b| {
         b.iter(|| {

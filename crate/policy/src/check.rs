@@ -62,8 +62,23 @@ impl CompiledPolicy {
     /// Every finding of every enabled rule in `text`, sorted by position then rule.
     pub fn check(&self, text: &[u8]) -> Vec<Finding> {
         let mut ends: Vec<(RuleIndex, usize)> = Vec::new();
+        // Prefilter: an enforced module that never reaches its violated state on this text
+        // proves that none of its rules has a finding here (the module is exactly "some match
+        // of one of its rules"), so their reporting DFAs need not run.
+        let mut quiet = vec![false; self.rules.len()];
+        for m in &self.modules {
+            let s = m.run(m.start(), text);
+            if !m.is_violated(s) && m.is_clean_end(s) {
+                for &r in m.rules() {
+                    quiet[r as usize] = true;
+                }
+            }
+        }
         let mut fallback = Vec::new();
         for (ri, rd) in self.report.iter().enumerate() {
+            if quiet[ri] {
+                continue;
+            }
             let Some(rd) = rd else {
                 fallback.push(ri as RuleIndex);
                 continue;
