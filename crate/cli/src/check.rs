@@ -59,7 +59,9 @@ fn policies(given: &[PathBuf]) -> Vec<PathBuf> {
 
 fn compile(given: &[PathBuf]) -> Result<CompiledPolicy, String> {
     let eff = EffectivePolicy::load_all(&policies(given)).map_err(|e| e.to_string())?;
-    PolicyBuilder::new().compile(&eff).map_err(|e| e.to_string())
+    PolicyBuilder::new()
+        .compile(&eff)
+        .map_err(|e| e.to_string())
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
@@ -115,7 +117,11 @@ fn text_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)], total: usize) -> String
     let mut s = String::new();
     for (path, text, findings) in all {
         for f in findings {
-            let cwe = f.cwe.first().map(|c| c.split(':').next().unwrap_or(c).trim().to_string()).unwrap_or_default();
+            let cwe = f
+                .cwe
+                .first()
+                .map(|c| c.split(':').next().unwrap_or(c).trim().to_string())
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "{}:{}:{}: {} {} [{}] {}",
@@ -161,8 +167,15 @@ fn json_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
 
 /// Column in Unicode code points of byte offset `off` (1-based).
 fn char_column(text: &[u8], off: usize) -> usize {
-    let line_start = text[..off].iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
-    String::from_utf8_lossy(&text[line_start..off]).chars().count() + 1
+    let line_start = text[..off]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
+    String::from_utf8_lossy(&text[line_start..off])
+        .chars()
+        .count()
+        + 1
 }
 
 fn security_severity(sev: ward_policy::Severity) -> &'static str {
@@ -272,7 +285,11 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
     if let Some(n) = args.max_states {
         builder = builder.max_states(n);
     }
-    let compiled = if args.stats { Some(builder.compile(&eff).map_err(|e| e.to_string())?) } else { None };
+    let compiled = if args.stats {
+        Some(builder.compile(&eff).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
     if args.json {
         let rules: Vec<Value> = eff
             .rules
@@ -299,13 +316,38 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
         let _ = writeln!(s, "  {}", f.display());
     }
     let enforced = eff.rules.iter().filter(|r| r.enforced()).count();
-    let reported = eff.rules.iter().filter(|r| r.enabled && !r.enforced()).count();
+    let reported = eff
+        .rules
+        .iter()
+        .filter(|r| r.enabled && !r.enforced())
+        .count();
     let disabled = eff.rules.iter().filter(|r| !r.enabled).count();
-    let _ = writeln!(s, "{enforced} enforced, {reported} reported only, {disabled} disabled\n");
+    let _ = writeln!(
+        s,
+        "{enforced} enforced, {reported} reported only, {disabled} disabled\n"
+    );
     for r in &eff.rules {
-        let state = if !r.enabled { "disabled" } else if r.enforced() { "enforced" } else { "reported" };
-        let _ = writeln!(s, "{} [{} {}] scope={}", r.id, r.severity, state, r.scope.as_str());
-        let _ = writeln!(s, "    from {}{}", r.source.display(), r.line.map(|l| format!(":{l}")).unwrap_or_default());
+        let state = if !r.enabled {
+            "disabled"
+        } else if r.enforced() {
+            "enforced"
+        } else {
+            "reported"
+        };
+        let _ = writeln!(
+            s,
+            "{} [{} {}] scope={}",
+            r.id,
+            r.severity,
+            state,
+            r.scope.as_str()
+        );
+        let _ = writeln!(
+            s,
+            "    from {}{}",
+            r.source.display(),
+            r.line.map(|l| format!(":{l}")).unwrap_or_default()
+        );
         for h in &r.history {
             let _ = writeln!(s, "    {h}");
         }
@@ -331,7 +373,14 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
             st.memory_bytes / 1024
         );
         for (i, m) in st.modules.iter().enumerate() {
-            let _ = writeln!(s, "  module {i}: {} states, {} byte classes, {} KiB, rules: {}", m.states, m.classes, m.memory_bytes / 1024, m.rules.join(", "));
+            let _ = writeln!(
+                s,
+                "  module {i}: {} states, {} byte classes, {} KiB, rules: {}",
+                m.states,
+                m.classes,
+                m.memory_bytes / 1024,
+                m.rules.join(", ")
+            );
         }
         let _ = writeln!(s, "  per-rule reporting DFAs (states):");
         for (r, n) in c.rules().iter().zip(&st.rule_states) {

@@ -52,7 +52,10 @@ pub(crate) fn default_policy() -> PathBuf {
     if local.join("pack.yaml").exists() {
         return local;
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/python"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/python"
+    ))
 }
 
 fn main() -> ExitCode {

@@ -8,15 +8,29 @@ fn root() -> PathBuf {
 }
 
 fn ward(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward")).args(args).current_dir(root()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn insecure_sample_has_findings_and_exit_1() {
     let (code, out, err) = ward(&["check", "tests/samples/insecure.py"]);
     assert_eq!(code, 1, "{out}{err}");
-    for id in ["python.subprocess-shell-true", "python.pickle-load", "python.yaml-load", "python.weak-hash", "python.tls-verify-disabled"] {
+    for id in [
+        "python.subprocess-shell-true",
+        "python.pickle-load",
+        "python.yaml-load",
+        "python.weak-hash",
+        "python.tls-verify-disabled",
+    ] {
         assert!(out.contains(id), "missing {id} in\n{out}");
     }
     // comment and string occurrences are not findings
@@ -37,8 +51,13 @@ fn folder_scan_and_json() {
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let arr = v.as_array().unwrap();
-    assert!(arr.iter().all(|f| f["path"].as_str().unwrap().ends_with("insecure.py")));
-    let f = arr.iter().find(|f| f["rule_id"] == "python.pickle-load").unwrap();
+    assert!(arr
+        .iter()
+        .all(|f| f["path"].as_str().unwrap().ends_with("insecure.py")));
+    let f = arr
+        .iter()
+        .find(|f| f["rule_id"] == "python.pickle-load")
+        .unwrap();
     assert_eq!(f["line"], 17);
     assert!(f["cwe"][0].as_str().unwrap().starts_with("CWE-502"));
 }
@@ -55,8 +74,16 @@ fn sarif_is_2_1_0_with_rules_cwe_and_locations() {
     for r in rules {
         assert!(r["id"].is_string() && r["shortDescription"]["text"].is_string());
         let tags = r["properties"]["tags"].as_array().unwrap();
-        assert!(tags.iter().any(|t| t.as_str().unwrap().starts_with("external/cwe/cwe-")), "{r}");
-        assert!(r["properties"]["security-severity"].as_str().unwrap().parse::<f64>().is_ok());
+        assert!(
+            tags.iter()
+                .any(|t| t.as_str().unwrap().starts_with("external/cwe/cwe-")),
+            "{r}"
+        );
+        assert!(r["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .is_ok());
     }
     let results = run["results"].as_array().unwrap();
     assert!(!results.is_empty());
@@ -66,7 +93,10 @@ fn sarif_is_2_1_0_with_rules_cwe_and_locations() {
         let region = &res["locations"][0]["physicalLocation"]["region"];
         assert!(region["startLine"].as_u64().unwrap() >= 1);
         assert!(region["startColumn"].as_u64().unwrap() >= 1);
-        assert_eq!(res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "tests/samples/insecure.py");
+        assert_eq!(
+            res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "tests/samples/insecure.py"
+        );
     }
 }
 
@@ -76,9 +106,17 @@ fn bad_policy_is_exit_2_with_file_and_cause() {
     std::fs::create_dir_all(&dir).unwrap();
     let pack = dir.join("pack.yaml");
     std::fs::write(&pack, "pack: bad\nrules:\n  - id: bad.look\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'a(?=b)'\n").unwrap();
-    let (code, _, err) = ward(&["check", "--policy", pack.to_str().unwrap(), "tests/samples/clean.py"]);
+    let (code, _, err) = ward(&[
+        "check",
+        "--policy",
+        pack.to_str().unwrap(),
+        "tests/samples/clean.py",
+    ]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.look") && err.contains("look-around") && err.contains("pack.yaml"), "{err}");
+    assert!(
+        err.contains("bad.look") && err.contains("look-around") && err.contains("pack.yaml"),
+        "{err}"
+    );
     let (code, _, err) = ward(&["check", "tests/samples/missing.py"]);
     assert_eq!(code, 2);
     assert!(err.contains("missing.py"), "{err}");
@@ -89,7 +127,10 @@ fn bad_policy_is_exit_2_with_file_and_cause() {
 fn explain_shows_origin_and_stats() {
     let (code, out, err) = ward(&["explain", "--stats", "--policy", "policies/python"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("base/pack.yaml") && out.contains("python/pack.yaml"), "{out}");
+    assert!(
+        out.contains("base/pack.yaml") && out.contains("python/pack.yaml"),
+        "{out}"
+    );
     assert!(out.contains("python.pickle-load") && out.contains("enforced"));
     assert!(out.contains("enforced module(s)") && out.contains("states"));
 }

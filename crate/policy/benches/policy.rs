@@ -17,7 +17,10 @@ fn python_pack() -> PathBuf {
 /// A large Python text: stdlib files concatenated, in sorted order, up to `limit` bytes.
 fn large_python(limit: usize) -> Vec<u8> {
     let out = std::process::Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .expect("python3 is needed to find the CPython stdlib");
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -43,13 +46,17 @@ fn bench(c: &mut Criterion) {
     let eff = EffectivePolicy::load(python_pack()).unwrap();
     let mut g = c.benchmark_group("policy");
     g.measurement_time(Duration::from_secs(10)).sample_size(20);
-    g.bench_function("compile_python_pack", |b| b.iter(|| PolicyBuilder::new().compile(&eff).unwrap()));
+    g.bench_function("compile_python_pack", |b| {
+        b.iter(|| PolicyBuilder::new().compile(&eff).unwrap())
+    });
     let policy = PolicyBuilder::new().compile(&eff).unwrap();
     let text = large_python(4 << 20);
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("check_4MiB_stdlib", |b| b.iter(|| policy.check(&text)));
     // A clean file (tests/samples/clean.py repeated to 1 MiB): the common case in a repository.
-    let clean_one = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples/clean.py")).unwrap();
+    let clean_one =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/samples/clean.py"))
+            .unwrap();
     let mut clean = Vec::new();
     while clean.len() < 1 << 20 {
         clean.extend_from_slice(&clean_one);

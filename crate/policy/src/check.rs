@@ -123,7 +123,11 @@ impl CompiledPolicy {
     }
 
     /// Build findings from (rule, end) pairs, locating each span's start.
-    pub(crate) fn findings_from_ends(&self, text: &[u8], mut ends: Vec<(RuleIndex, usize)>) -> Vec<Finding> {
+    pub(crate) fn findings_from_ends(
+        &self,
+        text: &[u8],
+        mut ends: Vec<(RuleIndex, usize)>,
+    ) -> Vec<Finding> {
         let scopes = crate::lexer::scope_of_bytes(text);
         let matcher = crate::regex_check::SpanFinder::new(self);
         let mut out = Vec::with_capacity(ends.len());

@@ -133,7 +133,10 @@ impl CompiledPolicy {
 
     /// The index of the rule with this id.
     pub fn rule_index(&self, id: &str) -> Option<RuleIndex> {
-        self.rules.iter().position(|r| r.id == id).map(|i| i as RuleIndex)
+        self.rules
+            .iter()
+            .position(|r| r.id == id)
+            .map(|i| i as RuleIndex)
     }
 }
 
@@ -234,11 +237,16 @@ impl PolicyBuilder {
 
         let report_time = t0.elapsed();
         // Enforced modules, merged greedily under the budget, grouped by lexer need.
-        let enforced: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].severity.enforced()).collect();
+        let enforced: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].severity.enforced())
+            .collect();
         let mut modules = Vec::new();
         for group in [true, false] {
-            let members: Vec<usize> =
-                enforced.iter().copied().filter(|&i| (rules[i].scope != RuleScope::Any) == group).collect();
+            let members: Vec<usize> = enforced
+                .iter()
+                .copied()
+                .filter(|&i| (rules[i].scope != RuleScope::Any) == group)
+                .collect();
             let mut current: Vec<usize> = Vec::new();
             let mut current_raw: Option<Raw> = None;
             for &ri in &members {
@@ -246,13 +254,17 @@ impl PolicyBuilder {
                 // roughly the product of the parts (divided by the shared lexer states).
                 let likely_fits = current_raw.as_ref().is_some_and(|cur| {
                     let lexdiv = if group { self.lexer_states() } else { 1 };
-                    let est = cur.states.len() as f64 * rule_states[ri].max(1) as f64 / lexdiv as f64;
+                    let est =
+                        cur.states.len() as f64 * rule_states[ri].max(1) as f64 / lexdiv as f64;
                     est <= 4.0 * self.config.max_states as f64
                 });
                 if self.config.merge && likely_fits {
                     let mut trial = current.clone();
                     trial.push(ri);
-                    let trial_alts: Vec<u32> = trial.iter().flat_map(|&i| rule_alts[i].iter().copied()).collect();
+                    let trial_alts: Vec<u32> = trial
+                        .iter()
+                        .flat_map(|&i| rule_alts[i].iter().copied())
+                        .collect();
                     match b.build(&trial_alts, false) {
                         Ok(raw) => {
                             current = trial;
@@ -266,7 +278,9 @@ impl PolicyBuilder {
                 if let Some(raw) = current_raw.take() {
                     modules.push(raw.into_enforced(&mut b, self.config.max_states));
                 }
-                let raw = b.build(&rule_alts[ri], false).map_err(|e| rule_error(e, &rules[ri]))?;
+                let raw = b
+                    .build(&rule_alts[ri], false)
+                    .map_err(|e| rule_error(e, &rules[ri]))?;
                 current = vec![ri];
                 current_raw = Some(raw);
             }
@@ -280,21 +294,35 @@ impl PolicyBuilder {
         let module_stats = modules
             .iter()
             .map(|m| ModuleStats {
-                rules: m.rules.iter().map(|&i| rules[i as usize].id.clone()).collect(),
+                rules: m
+                    .rules
+                    .iter()
+                    .map(|&i| rules[i as usize].id.clone())
+                    .collect(),
                 states: m.num_states(),
                 classes: m.num_classes(),
                 memory_bytes: m.memory_bytes(),
             })
             .collect::<Vec<_>>();
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>()
-            + report.iter().flatten().map(|r| r.dfa.memory_bytes() + r.reset.len() * 4).sum::<usize>();
+            + report
+                .iter()
+                .flatten()
+                .map(|r| r.dfa.memory_bytes() + r.reset.len() * 4)
+                .sum::<usize>();
         Ok(CompiledPolicy {
             name: eff.name.clone(),
             effective: eff.clone(),
             rules,
             modules,
             report,
-            stats: CompileStats { modules: module_stats, rule_states, compile_time, report_time, memory_bytes },
+            stats: CompileStats {
+                modules: module_stats,
+                rule_states,
+                compile_time,
+                report_time,
+                memory_bytes,
+            },
             span_finder,
         })
     }
@@ -315,7 +343,11 @@ struct CompiledRegex {
     range: std::ops::Range<NfaId>,
 }
 
-fn compile_regex(arena: &mut Arena, pattern: &str, rule: &Rule) -> Result<CompiledRegex, CompileError> {
+fn compile_regex(
+    arena: &mut Arena,
+    pattern: &str,
+    rule: &Rule,
+) -> Result<CompiledRegex, CompileError> {
     let located = |e: CompileError| {
         let mut e = e.for_rule(&rule.id).in_file(&rule.source);
         if let (Some(col), Ok(text)) = (e.column(), std::fs::read_to_string(&rule.source)) {
@@ -333,7 +365,11 @@ fn compile_regex(arena: &mut Arena, pattern: &str, rule: &Rule) -> Result<Compil
     let lo = arena.states.len() as NfaId;
     let c = arena.compile(&hir).map_err(located)?;
     let hi = arena.states.len() as NfaId;
-    Ok(CompiledRegex { start: c.start, needs: c.needs, range: lo..hi })
+    Ok(CompiledRegex {
+        start: c.start,
+        needs: c.needs,
+        range: lo..hi,
+    })
 }
 
 struct AltInfo {
@@ -494,7 +530,16 @@ impl<'a> Builder<'a> {
             } else {
                 0
             };
-            Step::Next(anext.into_iter().map(|a| Thread { alt: t.alt, a, b: bid }).collect())
+            Step::Next(
+                anext
+                    .into_iter()
+                    .map(|a| Thread {
+                        alt: t.alt,
+                        a,
+                        b: bid,
+                    })
+                    .collect(),
+            )
         };
         let idx = self.steps.len();
         self.steps.push(result);
@@ -543,7 +588,11 @@ impl<'a> Builder<'a> {
         let mut split = [false; 256];
         split[255] = true;
         nfa::mark_boundaries(self.arena, range.clone(), &mut split);
-        let needs = LookNeeds { word: info.needs.word, line: info.needs.line, text: info.needs.text };
+        let needs = LookNeeds {
+            word: info.needs.word,
+            line: info.needs.line,
+            text: info.needs.text,
+        };
         if needs.word {
             for b in 0..255u8 {
                 if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
@@ -576,11 +625,20 @@ impl<'a> Builder<'a> {
                 for (ni, &nx) in nexts.iter().enumerate() {
                     let c = ctx_of(bits, nx);
                     let ci = bi * nexts.len() + ni;
-                    let mt = nfa::closure(self.arena, &[lo + q as NfaId], &c, &mut closed, &mut self.seen);
+                    let mt = nfa::closure(
+                        self.arena,
+                        &[lo + q as NfaId],
+                        &c,
+                        &mut closed,
+                        &mut self.seen,
+                    );
                     matched[k * nctx + ci] = mt;
                     if let Some(b) = c.next {
                         nfa::step(self.arena, &closed, b, &mut out);
-                        succ[k * nctx + ci] = out.iter().map(|&r| index[(r - lo) as usize] as u32).collect();
+                        succ[k * nctx + ci] = out
+                            .iter()
+                            .map(|&r| index[(r - lo) as usize] as u32)
+                            .collect();
                     }
                 }
             }
@@ -604,7 +662,9 @@ impl<'a> Builder<'a> {
                     let ok = (0..nctx).all(|c| {
                         matched[q1 * nctx + c]
                             || succ[q2 * nctx + c].iter().all(|&r2| {
-                                succ[q1 * nctx + c].iter().any(|&r1| rel[r2 as usize * m + r1 as usize])
+                                succ[q1 * nctx + c]
+                                    .iter()
+                                    .any(|&r1| rel[r2 as usize * m + r1 as usize])
                             })
                     });
                     if !ok {
@@ -646,7 +706,9 @@ impl<'a> Builder<'a> {
                 if self.dominance(t2.alt).is_none() {
                     break;
                 }
-                if self.dominates(t1, t2) && (!self.dominates(t2, t1) || (t1.a, t1.b) < (t2.a, t2.b)) {
+                if self.dominates(t1, t2)
+                    && (!self.dominates(t2, t1) || (t1.a, t1.b) < (t2.a, t2.b))
+                {
                     keep[i] = false;
                     any = true;
                     break;
@@ -661,7 +723,9 @@ impl<'a> Builder<'a> {
 
     /// `t1` dominates `t2` (same alternative).
     fn dominates(&self, t1: Thread, t2: Thread) -> bool {
-        let Some(Some(d)) = self.dom.get(&t2.alt) else { return false };
+        let Some(Some(d)) = self.dom.get(&t2.alt) else {
+            return false;
+        };
         if !d.dominated(t2.a, t1.a) {
             return false;
         }
@@ -722,12 +786,18 @@ impl<'a> Builder<'a> {
             | (if needs.line { CTX_LF } else { 0 })
             | (if needs.text { CTX_START } else { 0 });
         let ctx_after = |b: u8| -> u8 {
-            ((if nfa::is_word_byte(b) { CTX_WORD } else { 0 }) | (if b == b'\n' { CTX_LF } else { 0 })) & ctx_mask
+            ((if nfa::is_word_byte(b) { CTX_WORD } else { 0 })
+                | (if b == b'\n' { CTX_LF } else { 0 }))
+                & ctx_mask
         };
 
-        let mut states: Vec<Key> = vec![Key { lex: u16::MAX, ctx: 0, threads: vec![] }]; // 0 = violated
-        // Thread sets are interned; a transition's thread part depends only on (thread set,
-        // scope, context, byte class), not on the full lexer state, so it is memoised.
+        let mut states: Vec<Key> = vec![Key {
+            lex: u16::MAX,
+            ctx: 0,
+            threads: vec![],
+        }]; // 0 = violated
+            // Thread sets are interned; a transition's thread part depends only on (thread set,
+            // scope, context, byte class), not on the full lexer state, so it is memoised.
         let mut tsets: Vec<Vec<Thread>> = vec![Vec::new()];
         let mut ts_ids: FxHashMap<Vec<Thread>, u32> = FxHashMap::default();
         ts_ids.insert(Vec::new(), 0);
@@ -735,7 +805,11 @@ impl<'a> Builder<'a> {
         let mut ids: FxHashMap<(u16, u8, u32), StateId> = FxHashMap::default();
         let start_ctx = (CTX_LF | CTX_START) & ctx_mask;
         ids.insert((0, start_ctx, 0), StateId(1));
-        states.push(Key { lex: 0, ctx: start_ctx, threads: vec![] });
+        states.push(Key {
+            lex: 0,
+            ctx: start_ctx,
+            threads: vec![],
+        });
         state_ts.push(0);
         #[derive(Clone, Copy)]
         enum Out {
@@ -757,7 +831,10 @@ impl<'a> Builder<'a> {
             if i % 64 == 0 && self.t0.elapsed() > self.config.max_compile_time {
                 return Err(CompileError::new(
                     ErrorKind::TimeLimit,
-                    format!("compilation exceeded the time limit of {:?}", self.config.max_compile_time),
+                    format!(
+                        "compilation exceeded the time limit of {:?}",
+                        self.config.max_compile_time
+                    ),
                 ));
             }
             let (lex, ctx, ts) = (states[i].lex, states[i].ctx, state_ts[i]);
@@ -777,7 +854,11 @@ impl<'a> Builder<'a> {
             end_rules.push(er);
             if with_reset {
                 let id = *ids.entry((lex, ctx, 0)).or_insert_with(|| {
-                    states.push(Key { lex, ctx, threads: vec![] });
+                    states.push(Key {
+                        lex,
+                        ctx,
+                        threads: vec![],
+                    });
                     state_ts.push(0);
                     StateId((states.len() - 1) as u32)
                 });
@@ -794,7 +875,11 @@ impl<'a> Builder<'a> {
                         for &a in alt_ids {
                             let alt = &self.alts[a as usize];
                             if alt.scope.admits(scope) {
-                                threads.push(Thread { alt: a, a: alt.a_start, b: 0 });
+                                threads.push(Thread {
+                                    alt: a,
+                                    a: alt.a_start,
+                                    b: 0,
+                                });
                             }
                         }
                         next_threads.clear();
@@ -840,14 +925,23 @@ impl<'a> Builder<'a> {
                 };
                 let target = match out {
                     Out::Violated(v) => {
-                        attribution.insert((StateId(i as u32), ci as u8), viol_sets[v as usize].clone());
+                        attribution
+                            .insert((StateId(i as u32), ci as u8), viol_sets[v as usize].clone());
                         StateId::VIOLATED
                     }
                     Out::Next(nts) => {
-                        let nlex = if needs_lex { self.lex.next(lex, rep) } else { 0 };
+                        let nlex = if needs_lex {
+                            self.lex.next(lex, rep)
+                        } else {
+                            0
+                        };
                         let nctx = ctx_after(rep);
                         *ids.entry((nlex, nctx, nts)).or_insert_with(|| {
-                            states.push(Key { lex: nlex, ctx: nctx, threads: tsets[nts as usize].clone() });
+                            states.push(Key {
+                                lex: nlex,
+                                ctx: nctx,
+                                threads: tsets[nts as usize].clone(),
+                            });
                             state_ts.push(nts);
                             StateId((states.len() - 1) as u32)
                         })
@@ -864,7 +958,10 @@ impl<'a> Builder<'a> {
             if trans.len() * 4 > self.config.max_module_bytes {
                 return Err(CompileError::new(
                     ErrorKind::SizeLimit,
-                    format!("the automaton needs more than {} bytes of tables (the per-module limit)", self.config.max_module_bytes),
+                    format!(
+                        "the automaton needs more than {} bytes of tables (the per-module limit)",
+                        self.config.max_module_bytes
+                    ),
                 ));
             }
             i += 1;
@@ -969,7 +1066,10 @@ fn hopcroft(
         for c in 0..nc {
             touched.clear();
             for &t in &splitter {
-                let (lo, hi) = (counts[c * n + t as usize] as usize, counts[c * n + t as usize + 1] as usize);
+                let (lo, hi) = (
+                    counts[c * n + t as usize] as usize,
+                    counts[c * n + t as usize + 1] as usize,
+                );
                 for &p in &preds[lo..hi] {
                     if !mark[p as usize] {
                         mark[p as usize] = true;
@@ -991,7 +1091,11 @@ fn hopcroft(
                 }
                 // split b into inside (new block) and the rest (keeps id b)
                 let newb = blocks.len() as u32;
-                let rest: Vec<u32> = blocks[b as usize].iter().copied().filter(|&s| !mark[s as usize]).collect();
+                let rest: Vec<u32> = blocks[b as usize]
+                    .iter()
+                    .copied()
+                    .filter(|&s| !mark[s as usize])
+                    .collect();
                 for &p in &inside {
                     mark[p as usize] = false;
                 }
@@ -1128,18 +1232,29 @@ impl Raw {
         // Hopcroft minimisation over live states (block 0 = violated, never split). The
         // initial partition separates end behaviour and the attribution of transitions into
         // the violated state, so merged states name the same rules.
-        let block = hopcroft(n, nc, &trans, &live, |s| {
-            let att: Vec<Option<&Vec<RuleIndex>>> =
-                (0..nc).map(|c| attribution.get(&(StateId(s as u32), c as u8))).collect();
-            let mut h = rustc_hash::FxHasher::default();
-            use std::hash::{Hash, Hasher};
-            (self.clean_end[s], &self.end_rules[s], att).hash(&mut h);
-            h.finish()
-        }, |s1, s2| {
-            self.clean_end[s1] == self.clean_end[s2]
-                && self.end_rules[s1] == self.end_rules[s2]
-                && (0..nc).all(|c| attribution.get(&(StateId(s1 as u32), c as u8)) == attribution.get(&(StateId(s2 as u32), c as u8)))
-        });
+        let block = hopcroft(
+            n,
+            nc,
+            &trans,
+            &live,
+            |s| {
+                let att: Vec<Option<&Vec<RuleIndex>>> = (0..nc)
+                    .map(|c| attribution.get(&(StateId(s as u32), c as u8)))
+                    .collect();
+                let mut h = rustc_hash::FxHasher::default();
+                use std::hash::{Hash, Hasher};
+                (self.clean_end[s], &self.end_rules[s], att).hash(&mut h);
+                h.finish()
+            },
+            |s1, s2| {
+                self.clean_end[s1] == self.clean_end[s2]
+                    && self.end_rules[s1] == self.end_rules[s2]
+                    && (0..nc).all(|c| {
+                        attribution.get(&(StateId(s1 as u32), c as u8))
+                            == attribution.get(&(StateId(s2 as u32), c as u8))
+                    })
+            },
+        );
         let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
         let mut rep_of = vec![usize::MAX; nblocks];
         for s in 1..n {
@@ -1165,7 +1280,11 @@ impl Raw {
                 }
             }
         }
-        let start = if live[self.start.as_usize()] { StateId(block[self.start.as_usize()]) } else { StateId::VIOLATED };
+        let start = if live[self.start.as_usize()] {
+            StateId(block[self.start.as_usize()])
+        } else {
+            StateId::VIOLATED
+        };
         let _ = &self.alts;
         Module {
             rules: self.rules,

@@ -52,7 +52,14 @@ pub struct CompileError {
 impl CompileError {
     /// A new error of `kind` with a message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CompileError { kind, file: None, line: None, column: None, rule: None, message: message.into() }
+        CompileError {
+            kind,
+            file: None,
+            line: None,
+            column: None,
+            rule: None,
+            message: message.into(),
+        }
     }
 
     /// Attach the file.

@@ -58,14 +58,33 @@ enum Ident {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum L {
-    Code { id: Ident, field: Option<(Fs, u8)> },
+    Code {
+        id: Ident,
+        field: Option<(Fs, u8)>,
+    },
     Comment,
-    Str { q: u8, triple: bool, fstr: bool, fresh: bool, esc: bool, close: u8, outer: Option<(Fs, u8)> },
-    Empty { q: u8, fstr: bool },
-    FBrace { fs: Fs },
+    Str {
+        q: u8,
+        triple: bool,
+        fstr: bool,
+        fresh: bool,
+        esc: bool,
+        close: u8,
+        outer: Option<(Fs, u8)>,
+    },
+    Empty {
+        q: u8,
+        fstr: bool,
+    },
+    FBrace {
+        fs: Fs,
+    },
 }
 
-const START: L = L::Code { id: Ident::Other, field: None };
+const START: L = L::Code {
+    id: Ident::Other,
+    field: None,
+};
 
 fn scope(l: L) -> Scope {
     match l {
@@ -80,7 +99,11 @@ fn scope(l: L) -> Scope {
 /// `{` of an escaped `{{` is string.
 fn byte_scope(l: L, b: u8) -> Scope {
     match l {
-        L::Str { fstr: true, esc: false, .. } if b == b'{' => Scope::Code,
+        L::Str {
+            fstr: true,
+            esc: false,
+            ..
+        } if b == b'{' => Scope::Code,
         // `{{` is an escaped brace: the second `{` is literal text
         L::FBrace { .. } if b == b'{' => Scope::String,
         _ => scope(l),
@@ -88,28 +111,59 @@ fn byte_scope(l: L, b: u8) -> Scope {
 }
 
 fn step(l: L, b: u8) -> L {
-    let code = L::Code { id: Ident::Other, field: None };
+    let code = L::Code {
+        id: Ident::Other,
+        field: None,
+    };
     match l {
-        L::Code { id, field: Some((fs, d)) } => {
+        L::Code {
+            id,
+            field: Some((fs, d)),
+        } => {
             let _ = id;
             match b {
                 b'}' => {
                     if d <= 1 {
-                        L::Str { q: fs.q, triple: fs.triple, fstr: true, fresh: false, esc: false, close: 0, outer: None }
+                        L::Str {
+                            q: fs.q,
+                            triple: fs.triple,
+                            fstr: true,
+                            fresh: false,
+                            esc: false,
+                            close: 0,
+                            outer: None,
+                        }
                     } else {
-                        L::Code { id: Ident::Other, field: Some((fs, d - 1)) }
+                        L::Code {
+                            id: Ident::Other,
+                            field: Some((fs, d - 1)),
+                        }
                     }
                 }
-                b'{' => L::Code { id: Ident::Other, field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))) },
+                b'{' => L::Code {
+                    id: Ident::Other,
+                    field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))),
+                },
                 b'\'' | b'"' => {
                     if b == fs.q && !fs.triple {
                         code
                     } else {
-                        L::Str { q: b, triple: false, fstr: false, fresh: false, esc: false, close: 0, outer: Some((fs, d)) }
+                        L::Str {
+                            q: b,
+                            triple: false,
+                            fstr: false,
+                            fresh: false,
+                            esc: false,
+                            close: 0,
+                            outer: Some((fs, d)),
+                        }
                     }
                 }
                 b'\n' if !fs.triple => code,
-                _ => L::Code { id: Ident::Other, field: Some((fs, d)) },
+                _ => L::Code {
+                    id: Ident::Other,
+                    field: Some((fs, d)),
+                },
             }
         }
         L::Code { id, field: None } => match b {
@@ -144,18 +198,45 @@ fn step(l: L, b: u8) -> L {
                 L::Comment
             }
         }
-        L::Str { q, triple, fstr, fresh, esc, close, outer } => {
-            let plain = L::Str { q, triple, fstr, fresh: false, esc: false, close: 0, outer };
+        L::Str {
+            q,
+            triple,
+            fstr,
+            fresh,
+            esc,
+            close,
+            outer,
+        } => {
+            let plain = L::Str {
+                q,
+                triple,
+                fstr,
+                fresh: false,
+                esc: false,
+                close: 0,
+                outer,
+            };
             if esc {
                 return plain;
             }
             if b == b'\\' {
-                return L::Str { q, triple, fstr, fresh: false, esc: true, close: 0, outer };
+                return L::Str {
+                    q,
+                    triple,
+                    fstr,
+                    fresh: false,
+                    esc: true,
+                    close: 0,
+                    outer,
+                };
             }
             if b == q {
                 if !triple {
                     return match outer {
-                        Some(o) => L::Code { id: Ident::Other, field: Some(o) },
+                        Some(o) => L::Code {
+                            id: Ident::Other,
+                            field: Some(o),
+                        },
                         None if fresh => L::Empty { q, fstr },
                         None => code,
                     };
@@ -163,14 +244,27 @@ fn step(l: L, b: u8) -> L {
                 if close + 1 == 3 {
                     return code;
                 }
-                return L::Str { q, triple, fstr, fresh: false, esc: false, close: close + 1, outer };
+                return L::Str {
+                    q,
+                    triple,
+                    fstr,
+                    fresh: false,
+                    esc: false,
+                    close: close + 1,
+                    outer,
+                };
             }
             if fstr && b == b'{' {
-                return L::FBrace { fs: Fs { q, triple } };
+                return L::FBrace {
+                    fs: Fs { q, triple },
+                };
             }
             if b == b'\n' && !triple {
                 return match outer {
-                    Some((fs, d)) if fs.triple => L::Code { id: Ident::Other, field: Some((fs, d)) },
+                    Some((fs, d)) if fs.triple => L::Code {
+                        id: Ident::Other,
+                        field: Some((fs, d)),
+                    },
                     _ => code,
                 };
             }
@@ -178,16 +272,38 @@ fn step(l: L, b: u8) -> L {
         }
         L::Empty { q, fstr } => {
             if b == q {
-                L::Str { q, triple: true, fstr, fresh: false, esc: false, close: 0, outer: None }
+                L::Str {
+                    q,
+                    triple: true,
+                    fstr,
+                    fresh: false,
+                    esc: false,
+                    close: 0,
+                    outer: None,
+                }
             } else {
                 step(code, b)
             }
         }
         L::FBrace { fs } => {
             if b == b'{' {
-                L::Str { q: fs.q, triple: fs.triple, fstr: true, fresh: false, esc: false, close: 0, outer: None }
+                L::Str {
+                    q: fs.q,
+                    triple: fs.triple,
+                    fstr: true,
+                    fresh: false,
+                    esc: false,
+                    close: 0,
+                    outer: None,
+                }
             } else {
-                step(L::Code { id: Ident::Other, field: Some((fs, 1)) }, b)
+                step(
+                    L::Code {
+                        id: Ident::Other,
+                        field: Some((fs, 1)),
+                    },
+                    b,
+                )
             }
         }
     }
@@ -248,31 +364,45 @@ pub(crate) fn table() -> &'static LexTable {
             i += 1;
         }
         let scopes = states.iter().map(|&l| scope(l)).collect::<Vec<_>>();
-        let byte_scopes: Vec<Scope> = states.iter().flat_map(|&l| (0..=255u8).map(move |b| byte_scope(l, b))).collect();
+        let byte_scopes: Vec<Scope> = states
+            .iter()
+            .flat_map(|&l| (0..=255u8).map(move |b| byte_scope(l, b)))
+            .collect();
         let (trans, scopes, byte_scopes) = minimise(&trans, &scopes, &byte_scopes);
         let n = scopes.len();
         let mut split = [false; 256];
         for b in 0..255usize {
             if (0..n).any(|s| {
-                trans[s * 256 + b] != trans[s * 256 + b + 1] || byte_scopes[s * 256 + b] != byte_scopes[s * 256 + b + 1]
+                trans[s * 256 + b] != trans[s * 256 + b + 1]
+                    || byte_scopes[s * 256 + b] != byte_scopes[s * 256 + b + 1]
             }) {
                 split[b] = true;
             }
         }
         split[255] = true;
-        LexTable { trans, scopes, byte_scopes, split }
+        LexTable {
+            trans,
+            scopes,
+            byte_scopes,
+            split,
+        }
     })
 }
 
 /// Moore minimisation of the lexer: states that emit the same scopes for every input merge.
-fn minimise(trans: &[u16], scopes: &[Scope], byte_scopes: &[Scope]) -> (Vec<u16>, Vec<Scope>, Vec<Scope>) {
+fn minimise(
+    trans: &[u16],
+    scopes: &[Scope],
+    byte_scopes: &[Scope],
+) -> (Vec<u16>, Vec<Scope>, Vec<Scope>) {
     let n = scopes.len();
     let mut block: Vec<usize> = {
         let mut ids: rustc_hash::FxHashMap<(Scope, &[Scope]), usize> = Default::default();
         (0..n)
             .map(|s| {
                 let k = ids.len();
-                *ids.entry((scopes[s], &byte_scopes[s * 256..s * 256 + 256])).or_insert(k)
+                *ids.entry((scopes[s], &byte_scopes[s * 256..s * 256 + 256]))
+                    .or_insert(k)
             })
             .collect()
     };
@@ -281,11 +411,17 @@ fn minimise(trans: &[u16], scopes: &[Scope], byte_scopes: &[Scope]) -> (Vec<u16>
         // keep the start state in block 0
         let mut nb = vec![0; n];
         for s in 0..n {
-            let row: Vec<usize> = (0..256).map(|b| block[trans[s * 256 + b] as usize]).collect();
+            let row: Vec<usize> = (0..256)
+                .map(|b| block[trans[s * 256 + b] as usize])
+                .collect();
             let k = ids.len();
             nb[s] = *ids.entry((block[s], row)).or_insert(k);
         }
-        let before = block.iter().copied().collect::<std::collections::HashSet<_>>().len();
+        let before = block
+            .iter()
+            .copied()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         let after = ids.len();
         block = nb;
         if after == before {

@@ -147,12 +147,18 @@ impl Module {
     /// (empty unless that transition enters the violated state).
     pub fn violation_rules(&self, s: StateId, byte: u8) -> &[RuleIndex] {
         let c = self.classes[byte as usize];
-        self.attribution.get(&(s, c)).map(|v| v.as_slice()).unwrap_or(&[])
+        self.attribution
+            .get(&(s, c))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Rules whose pending match completes if the text ends in state `s`.
     pub fn end_violation_rules(&self, s: StateId) -> &[RuleIndex] {
-        self.end_attribution.get(&s).map(|v| v.as_slice()).unwrap_or(&[])
+        self.end_attribution
+            .get(&s)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Approximate heap memory of the tables, in bytes.

@@ -43,7 +43,11 @@ pub(crate) struct LookNeeds {
 
 impl LookNeeds {
     pub(crate) fn union(self, o: LookNeeds) -> LookNeeds {
-        LookNeeds { word: self.word || o.word, line: self.line || o.line, text: self.text || o.text }
+        LookNeeds {
+            word: self.word || o.word,
+            line: self.line || o.line,
+            text: self.text || o.text,
+        }
     }
 }
 
@@ -62,7 +66,9 @@ pub(crate) fn parse(pattern: &str) -> Result<Hir, CompileError> {
         .multi_line(true)
         .nest_limit(100)
         .build();
-    let hir = parser.parse(pattern).map_err(|e| regex_error(pattern, &e))?;
+    let hir = parser
+        .parse(pattern)
+        .map_err(|e| regex_error(pattern, &e))?;
     if hir.properties().minimum_len() == Some(0) {
         return Err(CompileError::new(
             ErrorKind::EmptyMatch,
@@ -96,19 +102,28 @@ fn regex_error(pattern: &str, e: &regex_syntax::Error) -> CompileError {
                 other => (ErrorKind::BadRegex, other.to_string()),
             };
             let construct = construct_at(pattern, ast.span().start.offset, ast.span().end.offset);
-            CompileError::new(kind, format!("{what}: `{construct}` at column {col} of pattern `{pattern}`"))
-                .at(ast.span().start.line, col)
+            CompileError::new(
+                kind,
+                format!("{what}: `{construct}` at column {col} of pattern `{pattern}`"),
+            )
+            .at(ast.span().start.line, col)
         }
         regex_syntax::Error::Translate(t) => {
             let col = t.span().start.column;
             let construct = construct_at(pattern, t.span().start.offset, t.span().end.offset);
             CompileError::new(
                 ErrorKind::UnsupportedRegex,
-                format!("{}: `{construct}` at column {col} of pattern `{pattern}`", t.kind()),
+                format!(
+                    "{}: `{construct}` at column {col} of pattern `{pattern}`",
+                    t.kind()
+                ),
             )
             .at(t.span().start.line, col)
         }
-        other => CompileError::new(ErrorKind::BadRegex, format!("{other} in pattern `{pattern}`")),
+        other => CompileError::new(
+            ErrorKind::BadRegex,
+            format!("{other} in pattern `{pattern}`"),
+        ),
     }
 }
 
@@ -134,19 +149,27 @@ impl Arena {
 
     fn c(&mut self, hir: &Hir, next: NfaId, needs: &mut LookNeeds) -> Result<NfaId, CompileError> {
         if self.states.len() > 2_000_000 {
-            return Err(CompileError::new(ErrorKind::SizeLimit, "pattern expands to more than 2,000,000 NFA states"));
+            return Err(CompileError::new(
+                ErrorKind::SizeLimit,
+                "pattern expands to more than 2,000,000 NFA states",
+            ));
         }
         Ok(match hir.kind() {
             HirKind::Empty => next,
             HirKind::Literal(lit) => {
                 let mut cur = next;
                 for &b in lit.0.iter().rev() {
-                    cur = self.push(NState::Range { lo: b, hi: b, next: cur });
+                    cur = self.push(NState::Range {
+                        lo: b,
+                        hi: b,
+                        next: cur,
+                    });
                 }
                 cur
             }
             HirKind::Class(Class::Bytes(cls)) => {
-                let ranges: Vec<(u8, u8)> = cls.ranges().iter().map(|r| (r.start(), r.end())).collect();
+                let ranges: Vec<(u8, u8)> =
+                    cls.ranges().iter().map(|r| (r.start(), r.end())).collect();
                 self.ranges(ranges, next)
             }
             HirKind::Class(Class::Unicode(cls)) => {
@@ -226,7 +249,11 @@ impl Arena {
 
     fn ranges(&mut self, ranges: Vec<(u8, u8)>, next: NfaId) -> NfaId {
         if ranges.len() == 1 {
-            self.push(NState::Range { lo: ranges[0].0, hi: ranges[0].1, next })
+            self.push(NState::Range {
+                lo: ranges[0].0,
+                hi: ranges[0].1,
+                next,
+            })
         } else {
             self.push(NState::Ranges { ranges, next })
         }
@@ -282,7 +309,13 @@ pub(crate) struct Scratch {
 
 /// Epsilon closure of `set` in context `ctx`, into `out` (sorted, deduplicated).
 /// Returns true if a `Match` state is in the closure.
-pub(crate) fn closure(arena: &Arena, seeds: &[NfaId], ctx: &Ctx, out: &mut Vec<NfaId>, sc: &mut Scratch) -> bool {
+pub(crate) fn closure(
+    arena: &Arena,
+    seeds: &[NfaId],
+    ctx: &Ctx,
+    out: &mut Vec<NfaId>,
+    sc: &mut Scratch,
+) -> bool {
     out.clear();
     if sc.seen.len() < arena.states.len() {
         sc.seen.resize(arena.states.len(), false);
@@ -339,7 +372,11 @@ pub(crate) fn step(arena: &Arena, set: &[NfaId], b: u8, out: &mut Vec<NfaId>) {
 }
 
 /// Record the byte-class boundaries this arena's consuming states need.
-pub(crate) fn mark_boundaries(arena: &Arena, ids: impl Iterator<Item = NfaId>, split: &mut [bool; 256]) {
+pub(crate) fn mark_boundaries(
+    arena: &Arena,
+    ids: impl Iterator<Item = NfaId>,
+    split: &mut [bool; 256],
+) {
     // split[b] = a class boundary lies between b and b+1
     let mut mark = |lo: u8, hi: u8| {
         if lo > 0 {

@@ -29,7 +29,9 @@ pub enum Severity {
     Low,
 }
 
-const SEVERITIES: &[&str] = &["ERROR", "WARNING", "INFO", "CRITICAL", "HIGH", "MEDIUM", "LOW"];
+const SEVERITIES: &[&str] = &[
+    "ERROR", "WARNING", "INFO", "CRITICAL", "HIGH", "MEDIUM", "LOW",
+];
 
 impl Severity {
     /// Parse the YAML spelling (`ERROR`, `WARNING`, ...).
@@ -150,7 +152,10 @@ impl Pattern {
 
     fn flatten(&self, not: &[String], out: &mut Vec<Alternative>) {
         match self {
-            Pattern::Regex(r) => out.push(Alternative { regex: r.clone(), not: not.to_vec() }),
+            Pattern::Regex(r) => out.push(Alternative {
+                regex: r.clone(),
+                not: not.to_vec(),
+            }),
             Pattern::Either(ps) => ps.iter().for_each(|p| p.flatten(not, out)),
             Pattern::Patterns { positive, not: n } => {
                 let mut all = not.to_vec();
@@ -221,7 +226,14 @@ struct RawPack {
     rules: Option<Vec<RawRule>>,
 }
 
-const PACK_KEYS: &[&str] = &["pack", "description", "extends", "disable", "severity", "rules"];
+const PACK_KEYS: &[&str] = &[
+    "pack",
+    "description",
+    "extends",
+    "disable",
+    "severity",
+    "rules",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,7 +300,12 @@ struct RawItem {
     patterns: Option<Vec<RawItem>>,
 }
 
-const ITEM_KEYS: &[&str] = &["pattern-regex", "pattern-not-regex", "pattern-either", "patterns"];
+const ITEM_KEYS: &[&str] = &[
+    "pattern-regex",
+    "pattern-not-regex",
+    "pattern-either",
+    "patterns",
+];
 
 /// A parsed pack file, before its hierarchy is resolved.
 struct PackFile {
@@ -316,7 +333,12 @@ fn yaml_error(e: &serde_yaml::Error, file: &Path) -> CompileError {
             let rest = &msg[start + 15..];
             if let Some(end) = rest.find('`') {
                 let key = &rest[..end];
-                let all: Vec<&str> = PACK_KEYS.iter().chain(RULE_KEYS).chain(ITEM_KEYS).copied().collect();
+                let all: Vec<&str> = PACK_KEYS
+                    .iter()
+                    .chain(RULE_KEYS)
+                    .chain(ITEM_KEYS)
+                    .copied()
+                    .collect();
                 if let Some(s) = suggest(key, &all) {
                     text = format!("{msg} (did you mean `{s}`?)");
                 }
@@ -332,20 +354,25 @@ fn yaml_error(e: &serde_yaml::Error, file: &Path) -> CompileError {
 
 /// 1-based line of `id: <id>` in `text`.
 fn find_rule_line(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start().trim_start_matches("- ").trim_start();
-        if let Some(rest) = t.strip_prefix("id:") {
-            let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
-            v == id
-        } else {
-            false
-        }
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            if let Some(rest) = t.strip_prefix("id:") {
+                let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+                v == id
+            } else {
+                false
+            }
+        })
+        .map(|i| i + 1)
 }
 
 /// (line, column) of a regex construct in the file, when the pattern appears literally.
-pub(crate) fn locate_in_file(text: &str, pattern: &str, regex_col: usize) -> Option<(usize, usize)> {
+pub(crate) fn locate_in_file(
+    text: &str,
+    pattern: &str,
+    regex_col: usize,
+) -> Option<(usize, usize)> {
     if pattern.is_empty() {
         return None;
     }
@@ -361,7 +388,11 @@ fn metadata_to_json(v: &serde_yaml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-fn convert_item(item: &RawItem, rule: &str, in_patterns: bool) -> Result<Option<Pattern>, CompileError> {
+fn convert_item(
+    item: &RawItem,
+    rule: &str,
+    in_patterns: bool,
+) -> Result<Option<Pattern>, CompileError> {
     let n = [
         item.pattern_regex.is_some(),
         item.pattern_not_regex.is_some(),
@@ -394,12 +425,17 @@ fn convert_item(item: &RawItem, rule: &str, in_patterns: bool) -> Result<Option<
     if let Some(items) = &item.pattern_either {
         return Ok(Some(convert_either(items, rule)?));
     }
-    Ok(Some(convert_patterns(item.patterns.as_ref().unwrap(), rule)?))
+    Ok(Some(convert_patterns(
+        item.patterns.as_ref().unwrap(),
+        rule,
+    )?))
 }
 
 fn convert_either(items: &[RawItem], rule: &str) -> Result<Pattern, CompileError> {
     if items.is_empty() {
-        return Err(CompileError::new(ErrorKind::BadValue, "pattern-either is empty").for_rule(rule));
+        return Err(
+            CompileError::new(ErrorKind::BadValue, "pattern-either is empty").for_rule(rule),
+        );
     }
     let mut out = Vec::new();
     for it in items {
@@ -431,7 +467,10 @@ fn convert_patterns(items: &[RawItem], rule: &str) -> Result<Pattern, CompileErr
         )
         .for_rule(rule));
     }
-    Ok(Pattern::Patterns { positive: Box::new(positive.pop().unwrap()), not })
+    Ok(Pattern::Patterns {
+        positive: Box::new(positive.pop().unwrap()),
+        not,
+    })
 }
 
 fn parse_pack(text: &str, path: &Path) -> Result<PackFile, CompileError> {
@@ -439,7 +478,11 @@ fn parse_pack(text: &str, path: &Path) -> Result<PackFile, CompileError> {
     let name = raw.pack.clone().unwrap_or_else(|| {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pack");
         if stem == "pack" {
-            path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("pack").to_string()
+            path.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|s| s.to_str())
+                .unwrap_or("pack")
+                .to_string()
         } else {
             stem.to_string()
         }
@@ -471,12 +514,26 @@ fn parse_pack(text: &str, path: &Path) -> Result<PackFile, CompileError> {
     })
 }
 
-fn convert_rule(r: RawRule, index: usize, text: &str, path: &Path, pack: &str) -> Result<Rule, CompileError> {
+fn convert_rule(
+    r: RawRule,
+    index: usize,
+    text: &str,
+    path: &Path,
+    pack: &str,
+) -> Result<Rule, CompileError> {
     let id = r.id.clone().ok_or_else(|| {
-        CompileError::new(ErrorKind::MissingField, format!("rule #{} has no `id`", index + 1)).in_file(path)
+        CompileError::new(
+            ErrorKind::MissingField,
+            format!("rule #{} has no `id`", index + 1),
+        )
+        .in_file(path)
     })?;
     if id.trim().is_empty() {
-        return Err(CompileError::new(ErrorKind::BadValue, format!("rule #{} has an empty `id`", index + 1)).in_file(path));
+        return Err(CompileError::new(
+            ErrorKind::BadValue,
+            format!("rule #{} has an empty `id`", index + 1),
+        )
+        .in_file(path));
     }
     let line = find_rule_line(text, &id);
     let fail = |kind: ErrorKind, msg: String| {
@@ -492,30 +549,69 @@ fn convert_rule(r: RawRule, index: usize, text: &str, path: &Path, pack: &str) -
             "Semgrep AST patterns (`pattern`, `pattern-not`, `pattern-inside`) are not supported; Ward enforces regex rules (pattern-regex, pattern-either, patterns with pattern-not-regex)".into(),
         ));
     }
-    let _ = (&r.fix, &r.fix_regex, &r.paths, &r.options, &r.min_version, &r.max_version);
-    let message = r.message.ok_or_else(|| fail(ErrorKind::MissingField, "missing field `message`".into()))?;
-    let sev_s = r.severity.ok_or_else(|| fail(ErrorKind::MissingField, "missing field `severity`".into()))?;
+    let _ = (
+        &r.fix,
+        &r.fix_regex,
+        &r.paths,
+        &r.options,
+        &r.min_version,
+        &r.max_version,
+    );
+    let message = r
+        .message
+        .ok_or_else(|| fail(ErrorKind::MissingField, "missing field `message`".into()))?;
+    let sev_s = r
+        .severity
+        .ok_or_else(|| fail(ErrorKind::MissingField, "missing field `severity`".into()))?;
     let severity = Severity::parse(&sev_s).ok_or_else(|| {
-        let hint = suggest(&sev_s.to_uppercase(), SEVERITIES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        fail(ErrorKind::BadValue, format!("unknown severity `{sev_s}`{hint}; expected one of {}", SEVERITIES.join(", ")))
+        let hint = suggest(&sev_s.to_uppercase(), SEVERITIES)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        fail(
+            ErrorKind::BadValue,
+            format!(
+                "unknown severity `{sev_s}`{hint}; expected one of {}",
+                SEVERITIES.join(", ")
+            ),
+        )
     })?;
-    let languages = r.languages.ok_or_else(|| fail(ErrorKind::MissingField, "missing field `languages`".into()))?;
+    let languages = r
+        .languages
+        .ok_or_else(|| fail(ErrorKind::MissingField, "missing field `languages`".into()))?;
     let scope = match r.scope.as_deref() {
         None | Some("code") => RuleScope::Code,
         Some("string") => RuleScope::String,
         Some("comment") => RuleScope::Comment,
         Some("any") => RuleScope::Any,
         Some(other) => {
-            let hint = suggest(other, &["code", "string", "comment", "any"]).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            return Err(fail(ErrorKind::BadValue, format!("unknown scope `{other}`{hint}; expected code, string, comment or any")));
+            let hint = suggest(other, &["code", "string", "comment", "any"])
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(fail(
+                ErrorKind::BadValue,
+                format!("unknown scope `{other}`{hint}; expected code, string, comment or any"),
+            ));
         }
     };
-    let given = [r.pattern_regex.is_some(), r.pattern_either.is_some(), r.patterns.is_some()].iter().filter(|b| **b).count();
+    let given = [
+        r.pattern_regex.is_some(),
+        r.pattern_either.is_some(),
+        r.patterns.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if given == 0 {
-        return Err(fail(ErrorKind::MissingField, "missing a pattern: give one of pattern-regex, pattern-either, patterns".into()));
+        return Err(fail(
+            ErrorKind::MissingField,
+            "missing a pattern: give one of pattern-regex, pattern-either, patterns".into(),
+        ));
     }
     if given > 1 {
-        return Err(fail(ErrorKind::BadValue, "give only one of pattern-regex, pattern-either, patterns".into()));
+        return Err(fail(
+            ErrorKind::BadValue,
+            "give only one of pattern-regex, pattern-either, patterns".into(),
+        ));
     }
     let pattern = if let Some(p) = r.pattern_regex {
         Pattern::Regex(p)
@@ -524,10 +620,17 @@ fn convert_rule(r: RawRule, index: usize, text: &str, path: &Path, pack: &str) -
     } else {
         convert_patterns(r.patterns.as_ref().unwrap(), &id).map_err(|e| e.in_file(path))?
     };
-    let metadata = r.metadata.as_ref().map(metadata_to_json).unwrap_or(serde_json::Value::Null);
+    let metadata = r
+        .metadata
+        .as_ref()
+        .map(metadata_to_json)
+        .unwrap_or(serde_json::Value::Null);
     let cwe = match metadata.get("cwe") {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         Some(serde_json::Value::Null) | None => vec![],
         Some(other) => vec![other.to_string()],
     };
@@ -582,9 +685,18 @@ impl EffectivePolicy {
     }
 }
 
-fn finish(name: String, files: Vec<PathBuf>, rules: Vec<Rule>, top: &Path) -> Result<EffectivePolicy, CompileError> {
+fn finish(
+    name: String,
+    files: Vec<PathBuf>,
+    rules: Vec<Rule>,
+    top: &Path,
+) -> Result<EffectivePolicy, CompileError> {
     if !rules.iter().any(|r| r.enabled) {
-        return Err(CompileError::new(ErrorKind::EmptyPack, "the pack has no enabled rules (after extends and disable)").in_file(top));
+        return Err(CompileError::new(
+            ErrorKind::EmptyPack,
+            "the pack has no enabled rules (after extends and disable)",
+        )
+        .in_file(top));
     }
     Ok(EffectivePolicy { name, files, rules })
 }
@@ -602,14 +714,23 @@ impl Loader {
             CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
         })?;
         if let Some(i) = self.stack.iter().position(|p| *p == canon) {
-            let cycle: Vec<String> = self.stack[i..].iter().chain(std::iter::once(&canon)).map(|p| p.display().to_string()).collect();
-            return Err(CompileError::new(ErrorKind::Cycle, format!("`extends` cycle: {}", cycle.join(" → "))).in_file(file));
+            let cycle: Vec<String> = self.stack[i..]
+                .iter()
+                .chain(std::iter::once(&canon))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(CompileError::new(
+                ErrorKind::Cycle,
+                format!("`extends` cycle: {}", cycle.join(" → ")),
+            )
+            .in_file(file));
         }
         if let Some(done) = self.done.get(&canon) {
             return Ok(done.clone());
         }
-        let text = std::fs::read_to_string(&canon)
-            .map_err(|e| CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file))?;
+        let text = std::fs::read_to_string(&canon).map_err(|e| {
+            CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
+        })?;
         let pf = parse_pack(&text, file)?;
         self.stack.push(canon.clone());
         let dir = canon.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -620,7 +741,11 @@ impl Loader {
         Ok(res)
     }
 
-    fn resolve_parsed(&mut self, pf: PackFile, dir: &Path) -> Result<(String, Vec<Rule>), CompileError> {
+    fn resolve_parsed(
+        &mut self,
+        pf: PackFile,
+        dir: &Path,
+    ) -> Result<(String, Vec<Rule>), CompileError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen_files: HashSet<PathBuf> = HashSet::new();
         for ext in &pf.extends {
@@ -642,7 +767,11 @@ impl Loader {
         }
         let path_s = pf.path.display().to_string();
         for id in &pf.disable {
-            match rules.iter_mut().chain(std::iter::empty()).find(|r| r.id == *id) {
+            match rules
+                .iter_mut()
+                .chain(std::iter::empty())
+                .find(|r| r.id == *id)
+            {
                 Some(r) => {
                     r.enabled = false;
                     r.history.push(format!("disabled by {path_s}"));
@@ -658,7 +787,8 @@ impl Loader {
         for (id, sev) in &pf.severity {
             match rules.iter_mut().find(|r| r.id == *id) {
                 Some(r) => {
-                    r.history.push(format!("severity {} → {} by {path_s}", r.severity, sev));
+                    r.history
+                        .push(format!("severity {} → {} by {path_s}", r.severity, sev));
                     r.severity = *sev;
                 }
                 None => {
@@ -678,7 +808,8 @@ impl Loader {
                 r.history.push(format!("disabled by {path_s}"));
             }
             if let Some((_, sev)) = pf.severity.iter().find(|(id, _)| *id == r.id) {
-                r.history.push(format!("severity {} → {} by {path_s}", r.severity, sev));
+                r.history
+                    .push(format!("severity {} → {} by {path_s}", r.severity, sev));
                 r.severity = *sev;
             }
             rules.push(r);
@@ -693,7 +824,11 @@ impl Loader {
 fn duplicate(id: &str, a: &Path, b: &Path) -> CompileError {
     CompileError::new(
         ErrorKind::DuplicateId,
-        format!("duplicate rule id `{id}`: defined in {} and in {}", a.display(), b.display()),
+        format!(
+            "duplicate rule id `{id}`: defined in {} and in {}",
+            a.display(),
+            b.display()
+        ),
     )
     .in_file(b)
     .for_rule(id)
@@ -701,8 +836,14 @@ fn duplicate(id: &str, a: &Path, b: &Path) -> CompileError {
 
 fn unknown_rule(id: &str, what: &str, file: &Path, rules: &[Rule]) -> CompileError {
     let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-    let hint = suggest(id, &ids).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-    CompileError::new(ErrorKind::UnknownRule, format!("`{what}` names unknown rule `{id}`{hint}")).in_file(file)
+    let hint = suggest(id, &ids)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    CompileError::new(
+        ErrorKind::UnknownRule,
+        format!("`{what}` names unknown rule `{id}`{hint}"),
+    )
+    .in_file(file)
 }
 
 impl EffectivePolicy {
@@ -729,7 +870,10 @@ impl EffectivePolicy {
                 rules.push(r);
             }
         }
-        let top = paths.last().map(|p| pack_file(p.as_ref())).unwrap_or_default();
+        let top = paths
+            .last()
+            .map(|p| pack_file(p.as_ref()))
+            .unwrap_or_default();
         finish(names.join("+"), loader.order, rules, &top)
     }
 }

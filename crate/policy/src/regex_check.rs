@@ -22,7 +22,10 @@ use crate::pack::RuleScope;
 const SIZE_LIMIT: usize = 32 << 20;
 
 fn syntax_config() -> syntax::Config {
-    syntax::Config::new().unicode(false).utf8(false).multi_line(true)
+    syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
 }
 
 #[derive(Clone, Debug)]
@@ -75,14 +78,27 @@ impl SpanFinder {
                         meta::Regex::builder()
                             .syntax(syntax_config())
                             .build(n)
-                            .map_err(|e| CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id))?,
+                            .map_err(|e| {
+                                CompileError::new(
+                                    ErrorKind::BadRegex,
+                                    format!("regex checker: {e}"),
+                                )
+                                .for_rule(&r.id)
+                            })?,
                     );
                 }
                 let search = meta::Regex::builder()
                     .syntax(syntax_config())
                     .build(&a.regex)
-                    .map_err(|e| CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}")).for_rule(&r.id))?;
-                alts.push(Alt { positive, search, not });
+                    .map_err(|e| {
+                        CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}"))
+                            .for_rule(&r.id)
+                    })?;
+                alts.push(Alt {
+                    positive,
+                    search,
+                    not,
+                });
             }
             rules.push((r.scope, alts));
         }
@@ -91,10 +107,20 @@ impl SpanFinder {
 
     /// Ends `e ≤ bound` of anchored matches of `alt` starting at `s`, ascending, calling `f`
     /// until it returns true. Returns whether `f` returned true.
-    fn ends(alt: &Alt, text: &[u8], s: usize, bound: usize, mut f: impl FnMut(usize) -> bool) -> bool {
+    fn ends(
+        alt: &Alt,
+        text: &[u8],
+        s: usize,
+        bound: usize,
+        mut f: impl FnMut(usize) -> bool,
+    ) -> bool {
         let dfa = &alt.positive;
-        let cfg = start::Config::new().anchored(Anchored::Yes).look_behind(if s > 0 { Some(text[s - 1]) } else { None });
-        let Ok(mut sid) = dfa.start_state(&cfg) else { return false };
+        let cfg = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(if s > 0 { Some(text[s - 1]) } else { None });
+        let Ok(mut sid) = dfa.start_state(&cfg) else {
+            return false;
+        };
         let mut i = s;
         while i < text.len() {
             sid = dfa.next_state(sid, text[i]);
@@ -121,25 +147,48 @@ impl SpanFinder {
     /// A lower bound on the start of any match inside `[p, end)`: the leftmost match start
     /// of the unanchored patterns (no match starts earlier). `None` if none matches.
     fn first_start(alts: &[Alt], text: &[u8], p: usize, end: usize) -> Option<usize> {
-        alts.iter().filter_map(|a| a.search.find(Input::new(text).range(p..end)).map(|m| m.start())).min()
+        alts.iter()
+            .filter_map(|a| {
+                a.search
+                    .find(Input::new(text).range(p..end))
+                    .map(|m| m.start())
+            })
+            .min()
     }
 
     fn valid(alt: &Alt, text: &[u8], s: usize, e: usize) -> bool {
-        !alt.not.iter().any(|re| re.is_match(Input::new(text).range(s..e)))
+        !alt.not
+            .iter()
+            .any(|re| re.is_match(Input::new(text).range(s..e)))
     }
 
     /// The smallest `s` in `[p, e)` in the rule's scope with a match `[s, e)`.
-    pub(crate) fn start_of(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize, e: usize) -> Option<usize> {
+    pub(crate) fn start_of(
+        &self,
+        r: RuleIndex,
+        text: &[u8],
+        scopes: &[Scope],
+        p: usize,
+        e: usize,
+    ) -> Option<usize> {
         let (scope, alts) = &self.rules[r as usize];
         let lo = Self::first_start(alts, text, p, e)?;
         (lo..e).find(|&s| {
             scope.admits(scopes[s])
-                && alts.iter().any(|a| Self::ends(a, text, s, e, |end| end == e && Self::valid(a, text, s, e)))
+                && alts.iter().any(|a| {
+                    Self::ends(a, text, s, e, |end| end == e && Self::valid(a, text, s, e))
+                })
         })
     }
 
     /// The earliest-ending match with start ≥ p: (start, end).
-    pub(crate) fn earliest(&self, r: RuleIndex, text: &[u8], scopes: &[Scope], p: usize) -> Option<(usize, usize)> {
+    pub(crate) fn earliest(
+        &self,
+        r: RuleIndex,
+        text: &[u8],
+        scopes: &[Scope],
+        p: usize,
+    ) -> Option<(usize, usize)> {
         let (scope, alts) = &self.rules[r as usize];
         let mut best: Option<(usize, usize)> = None;
         let lo = Self::first_start(alts, text, p, text.len())?;
@@ -192,7 +241,10 @@ pub struct RegexChecker<'p> {
 impl<'p> RegexChecker<'p> {
     /// A checker for the rules of `policy`.
     pub fn new(policy: &'p CompiledPolicy) -> Self {
-        RegexChecker { policy, finder: SpanFinder::new(policy) }
+        RegexChecker {
+            policy,
+            finder: SpanFinder::new(policy),
+        }
     }
 
     /// Every finding of every enabled rule, with the same semantics as
@@ -213,6 +265,9 @@ impl<'p> RegexChecker<'p> {
 
     /// Findings of enforced rules only.
     pub fn check_enforced(&self, text: &[u8]) -> Vec<Finding> {
-        self.check(text).into_iter().filter(|f| f.enforced).collect()
+        self.check(text)
+            .into_iter()
+            .filter(|f| f.enforced)
+            .collect()
     }
 }

@@ -25,13 +25,35 @@ fn atom() -> impl Strategy<Value = String> {
 }
 
 fn regex() -> impl Strategy<Value = String> {
-    let piece = || (atom(), prop_oneof![Just(""), Just(""), Just("*"), Just("+"), Just("?"), Just("{1,2}")])
-        .prop_map(|(a, r)| if a == "\\b" || a == "^" || a == "$" { a } else { format!("{a}{r}") })
-        .boxed();
+    let piece = || {
+        (
+            atom(),
+            prop_oneof![
+                Just(""),
+                Just(""),
+                Just("*"),
+                Just("+"),
+                Just("?"),
+                Just("{1,2}")
+            ],
+        )
+            .prop_map(|(a, r)| {
+                if a == "\\b" || a == "^" || a == "$" {
+                    a
+                } else {
+                    format!("{a}{r}")
+                }
+            })
+            .boxed()
+    };
     let first = (atom(), prop_oneof![Just(""), Just("+"), Just("{1,2}")])
         .prop_filter("consuming", |(a, _)| a != "\\b" && a != "^" && a != "$")
         .prop_map(|(a, r)| format!("{a}{r}"));
-    let seq = (prop::collection::vec(piece(), 0..2), first, prop::collection::vec(piece(), 0..3))
+    let seq = (
+        prop::collection::vec(piece(), 0..2),
+        first,
+        prop::collection::vec(piece(), 0..3),
+    )
         .prop_map(|(a, f, b)| format!("{}{f}{}", a.concat(), b.concat()));
     prop::collection::vec(seq, 1..3).prop_map(|v| v.join("|"))
 }
@@ -39,7 +61,9 @@ fn regex() -> impl Strategy<Value = String> {
 fn rule_yaml(i: usize, re: &str, not: Option<&str>, scope: &str, sev: &str) -> String {
     let pat = match not {
         None => format!("    pattern-regex: '{re}'\n"),
-        Some(n) => format!("    patterns:\n      - pattern-regex: '{re}'\n      - pattern-not-regex: '{n}'\n"),
+        Some(n) => format!(
+            "    patterns:\n      - pattern-regex: '{re}'\n      - pattern-not-regex: '{n}'\n"
+        ),
     };
     format!(
         "  - id: r{i}\n    message: m\n    severity: {sev}\n    languages: [python]\n    scope: {scope}\n{pat}"

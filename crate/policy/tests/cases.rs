@@ -42,7 +42,8 @@ fn every_case_file_on_every_engine() {
     let mut per_rule: HashMap<String, (usize, usize)> = HashMap::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        let cf: CaseFile = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let cf: CaseFile =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let policy = packs.entry(cf.pack.clone()).or_insert_with(|| {
             PolicyBuilder::new()
                 .compile_path(root().join(&cf.pack))
@@ -54,10 +55,17 @@ fn every_case_file_on_every_engine() {
             let want = match c.expect.as_str() {
                 "violation" => true,
                 "clean" => false,
-                other => panic!("{}: case {i}: expect must be violation or clean, not {other}", f.display()),
+                other => panic!(
+                    "{}: case {i}: expect must be violation or clean, not {other}",
+                    f.display()
+                ),
             };
             let Some(ri) = policy.rule_index(&c.rule) else {
-                failures.push(format!("{}: case {i}: unknown rule {}", f.display(), c.rule));
+                failures.push(format!(
+                    "{}: case {i}: unknown rule {}",
+                    f.display(),
+                    c.rule
+                ));
                 continue;
             };
             let e = per_rule.entry(c.rule.clone()).or_default();
@@ -84,11 +92,21 @@ fn every_case_file_on_every_engine() {
             if rule.enforced() {
                 // the enforced modules must agree on the text as a whole
                 let any_enforced = policy.check(bytes).iter().any(|x| x.enforced);
-                assert_eq!(!policy.is_clean_enforced(bytes), any_enforced, "{}: case {i}: modules vs check", f.display());
+                assert_eq!(
+                    !policy.is_clean_enforced(bytes),
+                    any_enforced,
+                    "{}: case {i}: modules vs check",
+                    f.display()
+                );
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // every rule of every pack has at least two violating and two clean cases
     for (name, p) in &packs {
         for r in p.rules() {
@@ -96,7 +114,11 @@ fn every_case_file_on_every_engine() {
                 continue;
             }
             let (v, c) = per_rule.get(&r.id).copied().unwrap_or_default();
-            assert!(v >= 2 && c >= 2, "rule {} has {v} violating and {c} clean cases (need 2 and 2)", r.id);
+            assert!(
+                v >= 2 && c >= 2,
+                "rule {} has {v} violating and {c} clean cases (need 2 and 2)",
+                r.id
+            );
         }
     }
 }
@@ -104,9 +126,15 @@ fn every_case_file_on_every_engine() {
 #[test]
 fn shipped_rules_carry_cwe_and_message() {
     for pack in ["base", "python"] {
-        let p = PolicyBuilder::new().compile_path(root().join(pack)).unwrap();
+        let p = PolicyBuilder::new()
+            .compile_path(root().join(pack))
+            .unwrap();
         for r in p.rules() {
-            assert!(r.cwe.iter().any(|c| c.starts_with("CWE-")), "{} has no CWE", r.id);
+            assert!(
+                r.cwe.iter().any(|c| c.starts_with("CWE-")),
+                "{} has no CWE",
+                r.id
+            );
             assert!(r.message.len() > 20, "{} has no useful message", r.id);
         }
     }

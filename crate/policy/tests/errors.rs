@@ -3,7 +3,9 @@
 use ward_policy::{ErrorKind, PolicyBuilder};
 
 fn compile(yaml: &str) -> ward_policy::CompileError {
-    PolicyBuilder::new().compile_str(yaml, "test.yaml").expect_err("should fail")
+    PolicyBuilder::new()
+        .compile_str(yaml, "test.yaml")
+        .expect_err("should fail")
 }
 
 const HEAD: &str = "pack: t\nrules:\n  - id: t.rule\n    message: m\n    severity: ERROR\n    languages: [python]\n";
@@ -21,7 +23,10 @@ fn unknown_key_with_suggestion() {
     let e = compile(&format!("{HEAD}    patern-regex: 'x'\n"));
     assert_eq!(e.kind(), &ErrorKind::UnknownKey);
     let s = e.to_string();
-    assert!(s.contains("patern-regex") && s.contains("did you mean `pattern-regex`"), "{s}");
+    assert!(
+        s.contains("patern-regex") && s.contains("did you mean `pattern-regex`"),
+        "{s}"
+    );
     assert_eq!(e.line(), Some(7), "{s}");
 }
 
@@ -53,9 +58,13 @@ fn bad_values() {
     assert!(e.to_string().contains("did you mean `ERROR`"), "{e}");
     let e = compile(&format!("{HEAD}    scope: strings\n    pattern-regex: x\n"));
     assert!(e.to_string().contains("did you mean `string`"), "{e}");
-    let e = compile(&format!("{HEAD}    pattern-regex: x\n    patterns:\n      - pattern-regex: y\n"));
+    let e = compile(&format!(
+        "{HEAD}    pattern-regex: x\n    patterns:\n      - pattern-regex: y\n"
+    ));
     assert_eq!(e.kind(), &ErrorKind::BadValue);
-    let e = compile(&format!("{HEAD}    patterns:\n      - pattern-not-regex: y\n"));
+    let e = compile(&format!(
+        "{HEAD}    patterns:\n      - pattern-not-regex: y\n"
+    ));
     assert!(e.to_string().contains("exactly one positive"), "{e}");
     let e = compile("pack: t\nrules:\n  - id: t.rule\n    message: m\n    severity: ERROR\n    languages: python\n    pattern-regex: x\n");
     assert_eq!(e.kind(), &ErrorKind::BadValue, "{e}");
@@ -66,7 +75,10 @@ fn lookaround_names_rule_construct_and_column() {
     let e = compile(&format!("{HEAD}    pattern-regex: 'eval(?!uate)\\('\n"));
     assert_eq!(e.kind(), &ErrorKind::UnsupportedRegex);
     let s = e.to_string();
-    assert!(s.contains("t.rule") && s.contains("look-around") && s.contains("column 5"), "{s}");
+    assert!(
+        s.contains("t.rule") && s.contains("look-around") && s.contains("column 5"),
+        "{s}"
+    );
     let e = compile(&format!("{HEAD}    pattern-regex: '(?<=x)y'\n"));
     assert_eq!(e.kind(), &ErrorKind::UnsupportedRegex);
     assert!(e.to_string().contains("column 1"), "{e}");
@@ -87,7 +99,9 @@ fn bad_regex_and_empty_match() {
     assert!(e.to_string().contains("t.rule"), "{e}");
     let e = compile(&format!("{HEAD}    pattern-regex: 'x*'\n"));
     assert_eq!(e.kind(), &ErrorKind::EmptyMatch);
-    let e = compile(&format!("{HEAD}    patterns:\n      - pattern-regex: 'a'\n      - pattern-not-regex: '\\b'\n"));
+    let e = compile(&format!(
+        "{HEAD}    patterns:\n      - pattern-regex: 'a'\n      - pattern-not-regex: '\\b'\n"
+    ));
     assert_eq!(e.kind(), &ErrorKind::EmptyMatch);
 }
 
@@ -109,7 +123,10 @@ fn ast_patterns_are_rejected_clearly() {
 fn state_limit_fails_fast_naming_the_rule() {
     let yaml = format!("{HEAD}    pattern-regex: '[ab]*a[ab]{{14}}c'\n");
     let t = std::time::Instant::now();
-    let e = PolicyBuilder::new().max_states(500).compile_str(&yaml, "test.yaml").unwrap_err();
+    let e = PolicyBuilder::new()
+        .max_states(500)
+        .compile_str(&yaml, "test.yaml")
+        .unwrap_err();
     assert!(e.is_size_limit_exceeded(), "{e}");
     assert_eq!(e.rule(), Some("t.rule"));
     assert!(t.elapsed().as_secs() < 5);
@@ -123,7 +140,10 @@ fn time_limit() {
         .max_compile_time(std::time::Duration::from_millis(50))
         .compile_str(&yaml, "test.yaml")
         .unwrap_err();
-    assert!(e.is_time_limit_exceeded() || e.is_size_limit_exceeded(), "{e}");
+    assert!(
+        e.is_time_limit_exceeded() || e.is_size_limit_exceeded(),
+        "{e}"
+    );
 }
 
 #[test]
@@ -134,7 +154,10 @@ fn reported_rule_too_large_for_any_engine_fails_cleanly() {
     let t = std::time::Instant::now();
     match PolicyBuilder::new().compile_str(yaml, "test.yaml") {
         Err(e) => {
-            assert!(e.is_size_limit_exceeded() || e.is_time_limit_exceeded(), "{e}");
+            assert!(
+                e.is_size_limit_exceeded() || e.is_time_limit_exceeded(),
+                "{e}"
+            );
             assert_eq!(e.rule(), Some("t.huge"), "{e}");
         }
         Ok(p) => {

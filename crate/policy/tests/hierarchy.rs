@@ -15,7 +15,11 @@ mod tempdir {
         pub fn new() -> Dir {
             use std::sync::atomic::{AtomicUsize, Ordering};
             static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!("ward-hier-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+            let p = std::env::temp_dir().join(format!(
+                "ward-hier-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             Dir(p)
@@ -45,10 +49,20 @@ fn rule(id: &str, sev: &str, re: &str) -> String {
 
 fn setup() -> tempdir::Dir {
     let d = dir();
-    d.write("base/pack.yaml", &format!("pack: base\nrules:\n{}{}", rule("b.one", "ERROR", "one\\("), rule("b.two", "ERROR", "two\\(")));
+    d.write(
+        "base/pack.yaml",
+        &format!(
+            "pack: base\nrules:\n{}{}",
+            rule("b.one", "ERROR", "one\\("),
+            rule("b.two", "ERROR", "two\\(")
+        ),
+    );
     d.write(
         "lang/pack.yaml",
-        &format!("pack: lang\nextends: [../base]\nseverity:\n  b.two: WARNING\nrules:\n{}", rule("l.three", "ERROR", "three\\(")),
+        &format!(
+            "pack: lang\nextends: [../base]\nseverity:\n  b.two: WARNING\nrules:\n{}",
+            rule("l.three", "ERROR", "three\\(")
+        ),
     );
     d.write(
         "proj/pack.yaml",
@@ -66,7 +80,11 @@ fn extends_disable_override_later_wins() {
     let one = &eff.rules[0];
     assert!(!one.enabled && one.history.iter().any(|h| h.contains("disabled by")));
     let two = &eff.rules[1];
-    assert_eq!(two.severity, Severity::Error, "project override wins over language override");
+    assert_eq!(
+        two.severity,
+        Severity::Error,
+        "project override wins over language override"
+    );
     assert_eq!(two.history.len(), 2);
     assert_eq!(eff.files.len(), 3);
     assert!(eff.files[0].ends_with("base/pack.yaml"));
@@ -93,34 +111,67 @@ fn language_level_override_applies() {
 #[test]
 fn cycle_is_an_error_naming_files() {
     let d = dir();
-    d.write("a/pack.yaml", &format!("pack: a\nextends: [../b]\nrules:\n{}", rule("a.x", "ERROR", "x\\(")));
-    d.write("b/pack.yaml", &format!("pack: b\nextends: [../a]\nrules:\n{}", rule("b.y", "ERROR", "y\\(")));
+    d.write(
+        "a/pack.yaml",
+        &format!(
+            "pack: a\nextends: [../b]\nrules:\n{}",
+            rule("a.x", "ERROR", "x\\(")
+        ),
+    );
+    d.write(
+        "b/pack.yaml",
+        &format!(
+            "pack: b\nextends: [../a]\nrules:\n{}",
+            rule("b.y", "ERROR", "y\\(")
+        ),
+    );
     let e = EffectivePolicy::load(d.path().join("a")).unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::Cycle);
     let s = e.to_string();
-    assert!(s.contains("a/pack.yaml") && s.contains("b/pack.yaml"), "{s}");
+    assert!(
+        s.contains("a/pack.yaml") && s.contains("b/pack.yaml"),
+        "{s}"
+    );
 }
 
 #[test]
 fn duplicate_ids_name_both_files() {
     let d = dir();
-    d.write("a/pack.yaml", &format!("pack: a\nrules:\n{}", rule("dup.x", "ERROR", "x\\(")));
-    d.write("b/pack.yaml", &format!("pack: b\nextends: [../a]\nrules:\n{}", rule("dup.x", "ERROR", "y\\(")));
+    d.write(
+        "a/pack.yaml",
+        &format!("pack: a\nrules:\n{}", rule("dup.x", "ERROR", "x\\(")),
+    );
+    d.write(
+        "b/pack.yaml",
+        &format!(
+            "pack: b\nextends: [../a]\nrules:\n{}",
+            rule("dup.x", "ERROR", "y\\(")
+        ),
+    );
     let e = EffectivePolicy::load(d.path().join("b")).unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::DuplicateId);
     let s = e.to_string();
-    assert!(s.contains("a/pack.yaml") && s.contains("b/pack.yaml") && s.contains("dup.x"), "{s}");
+    assert!(
+        s.contains("a/pack.yaml") && s.contains("b/pack.yaml") && s.contains("dup.x"),
+        "{s}"
+    );
 }
 
 #[test]
 fn unknown_disable_and_override_are_errors() {
     let d = setup();
-    d.write("bad/pack.yaml", "pack: bad\nextends: [../base]\ndisable: [b.onee]\n");
+    d.write(
+        "bad/pack.yaml",
+        "pack: bad\nextends: [../base]\ndisable: [b.onee]\n",
+    );
     let e = EffectivePolicy::load(d.path().join("bad")).unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::UnknownRule);
     assert!(e.to_string().contains("did you mean `b.one`"), "{e}");
     assert!(e.to_string().contains("bad/pack.yaml"), "{e}");
-    d.write("bad2/pack.yaml", "pack: bad2\nextends: [../base]\nseverity:\n  nope: INFO\n");
+    d.write(
+        "bad2/pack.yaml",
+        "pack: bad2\nextends: [../base]\nseverity:\n  nope: INFO\n",
+    );
     let e = EffectivePolicy::load(d.path().join("bad2")).unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::UnknownRule);
 }
@@ -137,7 +188,10 @@ fn missing_extends_target_names_file() {
 #[test]
 fn disabling_everything_is_an_empty_pack() {
     let d = setup();
-    d.write("off/pack.yaml", "pack: off\nextends: [../base]\ndisable: [b.one, b.two]\n");
+    d.write(
+        "off/pack.yaml",
+        "pack: off\nextends: [../base]\ndisable: [b.one, b.two]\n",
+    );
     let e = EffectivePolicy::load(d.path().join("off")).unwrap_err();
     assert_eq!(e.kind(), &ErrorKind::EmptyPack);
 }

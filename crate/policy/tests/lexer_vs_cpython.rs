@@ -10,7 +10,13 @@ use ward_policy::{scope_of_bytes, Scope};
 
 #[test]
 fn scopes_match_cpython_tokenize_on_stdlib() {
-    let Ok(out) = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]).output() else {
+    let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+    else {
         eprintln!("python3 not found: skipped");
         return;
     };
@@ -21,11 +27,22 @@ fn scopes_match_cpython_tokenize_on_stdlib() {
         .filter(|p| p.extension().is_some_and(|e| e == "py"))
         .collect();
     files.sort();
-    let limit = std::env::var("WARD_LEXER_FILES").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let limit = std::env::var("WARD_LEXER_FILES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     files.truncate(limit);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/py_scopes.py");
-    let out = Command::new("python3").arg(script).args(&files).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(script)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut checked_files = 0;
     let mut checked_bytes = 0usize;
     for line in String::from_utf8(out.stdout).unwrap().lines() {
@@ -36,7 +53,10 @@ fn scopes_match_cpython_tokenize_on_stdlib() {
         // expected: None = don't check (f-strings, delimiters)
         let mut want: Vec<Option<Scope>> = vec![Some(Scope::Code); text.len()];
         for s in v["strings"].as_array().unwrap() {
-            let (a, b) = (s[0].as_u64().unwrap() as usize, s[1].as_u64().unwrap() as usize);
+            let (a, b) = (
+                s[0].as_u64().unwrap() as usize,
+                s[1].as_u64().unwrap() as usize,
+            );
             let prefix = s[2].as_i64().unwrap();
             let q = s[3].as_u64().unwrap() as usize;
             if prefix < 0 {
@@ -56,7 +76,10 @@ fn scopes_match_cpython_tokenize_on_stdlib() {
             }
         }
         for c in v["comments"].as_array().unwrap() {
-            let (a, b) = (c[0].as_u64().unwrap() as usize, c[1].as_u64().unwrap() as usize);
+            let (a, b) = (
+                c[0].as_u64().unwrap() as usize,
+                c[1].as_u64().unwrap() as usize,
+            );
             want[a] = Some(Scope::Code);
             for w in &mut want[a + 1..b] {
                 *w = Some(Scope::Comment);
