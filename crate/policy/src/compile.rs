@@ -328,6 +328,22 @@ impl PolicyBuilder {
     }
 }
 
+/// Add the byte-class boundaries that look-around needs: word/non-word bytes for `\b`, and
+/// `\n` for multi-line anchors.
+fn mark_look_boundaries(needs: LookNeeds, split: &mut [bool; 256]) {
+    if needs.word {
+        for b in 0..255u8 {
+            if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
+                split[b as usize] = true;
+            }
+        }
+    }
+    if needs.line {
+        split[b'\n' as usize] = true;
+        split[b'\n' as usize - 1] = true;
+    }
+}
+
 /// Attach the rule's id, file and line to an error.
 fn rule_error(e: CompileError, r: &Rule) -> CompileError {
     let e = e.for_rule(&r.id).in_file(&r.source);
@@ -593,17 +609,7 @@ impl<'a> Builder<'a> {
             line: info.needs.line,
             text: info.needs.text,
         };
-        if needs.word {
-            for b in 0..255u8 {
-                if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
-                    split[b as usize] = true;
-                }
-            }
-        }
-        if needs.line {
-            split[b'\n' as usize] = true;
-            split[b'\n' as usize - 1] = true;
-        }
+        mark_look_boundaries(needs, &mut split);
         let mut nexts: Vec<u16> = vec![0];
         for b in 0..255usize {
             if split[b] {
@@ -760,17 +766,7 @@ impl<'a> Builder<'a> {
                 split[i] |= *s;
             }
         }
-        if needs.word {
-            for b in 0..255u8 {
-                if nfa::is_word_byte(b) != nfa::is_word_byte(b + 1) {
-                    split[b as usize] = true;
-                }
-            }
-        }
-        if needs.line {
-            split[b'\n' as usize] = true;
-            split[b'\n' as usize - 1] = true;
-        }
+        mark_look_boundaries(needs, &mut split);
         let mut classes = [0u8; 256];
         let mut reps = vec![0u8];
         let mut c = 0u8;

@@ -110,6 +110,19 @@ fn byte_scope(l: L, b: u8) -> Scope {
     }
 }
 
+/// The literal-text state of f-string `fs` (after a field or an escaped brace).
+fn fstring_text(fs: Fs) -> L {
+    L::Str {
+        q: fs.q,
+        triple: fs.triple,
+        fstr: true,
+        fresh: false,
+        esc: false,
+        close: 0,
+        outer: None,
+    }
+}
+
 fn step(l: L, b: u8) -> L {
     let code = L::Code {
         id: Ident::Other,
@@ -124,15 +137,7 @@ fn step(l: L, b: u8) -> L {
             match b {
                 b'}' => {
                     if d <= 1 {
-                        L::Str {
-                            q: fs.q,
-                            triple: fs.triple,
-                            fstr: true,
-                            fresh: false,
-                            esc: false,
-                            close: 0,
-                            outer: None,
-                        }
+                        fstring_text(fs)
                     } else {
                         L::Code {
                             id: Ident::Other,
@@ -287,15 +292,7 @@ fn step(l: L, b: u8) -> L {
         }
         L::FBrace { fs } => {
             if b == b'{' {
-                L::Str {
-                    q: fs.q,
-                    triple: fs.triple,
-                    fstr: true,
-                    fresh: false,
-                    esc: false,
-                    close: 0,
-                    outer: None,
-                }
+                fstring_text(fs)
             } else {
                 step(
                     L::Code {
