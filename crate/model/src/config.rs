@@ -207,7 +207,7 @@ impl ModelConfig {
                 return bad("mask_token_id", format!("{m} is not below vocab_size"));
             }
         }
-        if !(self.rms_norm_eps > 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps <= 0.0 {
             return bad("rms_norm_eps", "must be positive".into());
         }
         Ok(())

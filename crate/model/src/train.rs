@@ -206,7 +206,7 @@ fn load_or_encode(
 pub fn fixed_windows(stream: &[u32], seq_len: usize, n: usize) -> Vec<Vec<u32>> {
     let total = stream.len() / seq_len;
     let n = n.min(total);
-    let stride = if n == 0 { 1 } else { total / n };
+    let stride = total.checked_div(n).unwrap_or(1);
     (0..n)
         .map(|i| stream[i * stride * seq_len..(i * stride + 1) * seq_len].to_vec())
         .collect()
