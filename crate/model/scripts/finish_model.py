@@ -138,9 +138,9 @@ Evaluations during training (`log.csv` holds every step):
 Commands: `ward bench model` (or `cargo run -p ward-model --release --example bench -- --backend flex`),
 `cargo run -p ward-model --release --features wgpu --example bench -- --backend wgpu`, and
 `python3 tests/parity/bench_torch.py models/ward-tiny-code --threads 1` for PyTorch (one
-thread on both sides; the default burn-flex build is single-threaded). The wgpu backend has not
-been measured yet (it needs `--features wgpu` and a Vulkan adapter, e.g. lavapipe from Debian's
-`mesa-vulkan-drivers`).
+thread on both sides; the default burn-flex build is single-threaded). The wgpu row, where
+present, needs `--features wgpu` and a Vulkan adapter (here lavapipe from Debian's
+`mesa-vulkan-drivers`, i.e. Vulkan emulated on the CPU, so it says nothing about a real GPU).
 
 ## Reproduce
 
