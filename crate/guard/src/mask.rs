@@ -128,18 +128,10 @@ impl TokenMask {
 
     /// Iterates over the allowed token ids, in increasing order.
     pub fn iter_allowed(&self) -> impl Iterator<Item = u32> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    None
-                } else {
-                    let b = w.trailing_zeros();
-                    w &= w - 1;
-                    Some(i as u32 * 32 + b)
-                }
-            })
-        })
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &w)| set_bits(i, w))
     }
 
     /// Iterates over the disallowed token ids (below [`TokenMask::len`]), in increasing order.
@@ -151,15 +143,7 @@ impl TokenMask {
                 let r = len - i * 32;
                 w &= if r >= 32 { u32::MAX } else { (1u32 << r) - 1 };
             }
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    None
-                } else {
-                    let b = w.trailing_zeros();
-                    w &= w - 1;
-                    Some(i as u32 * 32 + b)
-                }
-            })
+            set_bits(i, w)
         })
     }
 
@@ -244,6 +228,19 @@ pub(crate) mod states {
     pub(crate) fn count(a: &[u64]) -> usize {
         a.iter().map(|x| x.count_ones() as usize).sum()
     }
+}
+
+/// The token ids of the set bits of word `i` (`w`), in increasing order.
+fn set_bits(i: usize, mut w: u32) -> impl Iterator<Item = u32> {
+    std::iter::from_fn(move || {
+        if w == 0 {
+            None
+        } else {
+            let b = w.trailing_zeros();
+            w &= w - 1;
+            Some(i as u32 * 32 + b)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -98,10 +98,13 @@ impl CompiledPolicy {
                 ends.push((ri as RuleIndex, text.len()));
             }
         }
-        let mut out = self.findings_from_ends(text, ends);
+        if ends.is_empty() && fallback.is_empty() {
+            return Vec::new();
+        }
+        let scopes = crate::lexer::scope_of_bytes(text);
+        let mut out = self.findings_from_ends(text, &scopes, ends);
         if !fallback.is_empty() {
             let finder = crate::regex_check::SpanFinder::new(self);
-            let scopes = crate::lexer::scope_of_bytes(text);
             for r in fallback {
                 let mut p = 0;
                 while let Some((s, e)) = finder.earliest(r, text, &scopes, p) {
@@ -126,9 +129,9 @@ impl CompiledPolicy {
     pub(crate) fn findings_from_ends(
         &self,
         text: &[u8],
+        scopes: &[crate::lexer::Scope],
         mut ends: Vec<(RuleIndex, usize)>,
     ) -> Vec<Finding> {
-        let scopes = crate::lexer::scope_of_bytes(text);
         let matcher = crate::regex_check::SpanFinder::new(self);
         let mut out = Vec::with_capacity(ends.len());
         ends.sort_by_key(|&(r, e)| (r, e));
@@ -139,7 +142,7 @@ impl CompiledPolicy {
                 _ => 0,
             };
             prev = Some((r, e));
-            let start = matcher.start_of(r, text, &scopes, p, e).unwrap_or(p);
+            let start = matcher.start_of(r, text, scopes, p, e).unwrap_or(p);
             out.push(self.finding(r, text, start, e));
         }
         out.sort_by_key(|f| (f.start, f.end, f.rule));

@@ -276,7 +276,7 @@ impl PolicyBuilder {
                     }
                 }
                 if let Some(raw) = current_raw.take() {
-                    modules.push(raw.into_enforced(&mut b, self.config.max_states));
+                    modules.push(raw.into_enforced(&mut b));
                 }
                 let raw = b
                     .build(&rule_alts[ri], false)
@@ -285,7 +285,7 @@ impl PolicyBuilder {
                 current_raw = Some(raw);
             }
             if let Some(raw) = current_raw.take() {
-                modules.push(raw.into_enforced(&mut b, self.config.max_states));
+                modules.push(raw.into_enforced(&mut b));
             }
         }
 
@@ -424,11 +424,12 @@ fn ctx_of(bits: u8, next: u16) -> Ctx {
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     lex: u16,
     ctx: u8,
-    threads: Vec<Thread>,
+    /// Interned thread set (index into `Raw::tsets`).
+    ts: u32,
 }
 
 struct Builder<'a> {
@@ -467,12 +468,13 @@ const MAX_DOMINANCE_STATES: usize = 300;
 
 /// A DFA straight out of the subset construction.
 struct Raw {
-    alts: Vec<u32>,
     rules: Vec<RuleIndex>,
     classes: [u8; 256],
     reps: Vec<u8>,
     /// Per state (index 0 = violated).
     states: Vec<Key>,
+    /// Interned thread sets, indexed by `Key::ts`.
+    tsets: Vec<Vec<Thread>>,
     trans: Vec<StateId>,
     clean_end: Vec<bool>,
     end_rules: Vec<Vec<RuleIndex>>,
@@ -790,23 +792,21 @@ impl<'a> Builder<'a> {
         let mut states: Vec<Key> = vec![Key {
             lex: u16::MAX,
             ctx: 0,
-            threads: vec![],
+            ts: 0,
         }]; // 0 = violated
             // Thread sets are interned; a transition's thread part depends only on (thread set,
             // scope, context, byte class), not on the full lexer state, so it is memoised.
         let mut tsets: Vec<Vec<Thread>> = vec![Vec::new()];
         let mut ts_ids: FxHashMap<Vec<Thread>, u32> = FxHashMap::default();
         ts_ids.insert(Vec::new(), 0);
-        let mut state_ts: Vec<u32> = vec![0];
         let mut ids: FxHashMap<(u16, u8, u32), StateId> = FxHashMap::default();
         let start_ctx = (CTX_LF | CTX_START) & ctx_mask;
         ids.insert((0, start_ctx, 0), StateId(1));
         states.push(Key {
             lex: 0,
             ctx: start_ctx,
-            threads: vec![],
+            ts: 0,
         });
-        state_ts.push(0);
         #[derive(Clone, Copy)]
         enum Out {
             Next(u32),
@@ -833,7 +833,7 @@ impl<'a> Builder<'a> {
                     ),
                 ));
             }
-            let (lex, ctx, ts) = (states[i].lex, states[i].ctx, state_ts[i]);
+            let Key { lex, ctx, ts } = states[i];
             // end of text
             let mut er = Vec::new();
             for k in 0..tsets[ts as usize].len() {
@@ -850,12 +850,7 @@ impl<'a> Builder<'a> {
             end_rules.push(er);
             if with_reset {
                 let id = *ids.entry((lex, ctx, 0)).or_insert_with(|| {
-                    states.push(Key {
-                        lex,
-                        ctx,
-                        threads: vec![],
-                    });
-                    state_ts.push(0);
+                    states.push(Key { lex, ctx, ts: 0 });
                     StateId((states.len() - 1) as u32)
                 });
                 reset.push(id);
@@ -936,9 +931,8 @@ impl<'a> Builder<'a> {
                             states.push(Key {
                                 lex: nlex,
                                 ctx: nctx,
-                                threads: tsets[nts as usize].clone(),
+                                ts: nts,
                             });
-                            state_ts.push(nts);
                             StateId((states.len() - 1) as u32)
                         })
                     }
@@ -963,7 +957,7 @@ impl<'a> Builder<'a> {
             i += 1;
         }
         Ok(Raw {
-            alts: alt_ids.to_vec(),
+            tsets,
             rules,
             classes,
             reps,
@@ -1164,7 +1158,7 @@ impl Raw {
 
     /// The enforced form: states that cannot reach a clean end are merged into the violated
     /// state (so every other state has a clean completion), then the DFA is minimised.
-    fn into_enforced(self, b: &mut Builder<'_>, _max: usize) -> Module {
+    fn into_enforced(self, b: &mut Builder<'_>) -> Module {
         let n = self.states.len();
         let nc = self.nc();
         // co-reachability to a clean end
@@ -1204,7 +1198,7 @@ impl Raw {
                     let rules = pending.entry(t).or_insert_with(|| {
                         let mut rs: Vec<RuleIndex> = Vec::new();
                         for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
-                            for &th in &self.states[t].threads {
+                            for &th in &self.tsets[self.states[t].ts as usize] {
                                 let si = b.step_thread(th, self.states[t].ctx, next);
                                 if let Step::Match = b.steps[si] {
                                     let r = b.alts[th.alt as usize].rule;
@@ -1281,7 +1275,6 @@ impl Raw {
         } else {
             StateId::VIOLATED
         };
-        let _ = &self.alts;
         Module {
             rules: self.rules,
             classes: self.classes,
