@@ -32,7 +32,10 @@ fn fixture() -> &'static Fixture {
         // The whole shipped pack: a rule that stops compiling must fail this test, not be
         // left out silently.
         let (policy, skipped) = synth::compile_pack_lenient(&synth::policies_dir().join("python"));
-        assert!(skipped.is_empty(), "rules of policies/python do not compile: {skipped:?}");
+        assert!(
+            skipped.is_empty(),
+            "rules of policies/python do not compile: {skipped:?}"
+        );
         let policy = Arc::new(policy);
         let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
         let mut real = None;
