@@ -1,16 +1,22 @@
 //! The canvas, its state sets and the commit protocol.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ward_policy::RuleIndex;
+use ward_policy::{RuleIndex, StateId};
 
 use crate::error::{Blame, BlameKind, Conflict, GuardError};
 use crate::lift::TokenPolicy;
 use crate::mask::{states, TokenMask};
+use crate::sets::{intersects, Ctx, FxMap, SetTable};
 use crate::vocab::TokenKind;
+
+/// Id of the empty set in every module's table.
+const EMPTY: u32 = 0;
+
+/// Default of [`GuardConfig::small_set`].
+const SMALL_SET: usize = 8;
 
 /// One position of a canvas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,7 +112,8 @@ pub struct GuardConfig {
     /// Longest canvas accepted, in tokens (default 8192).
     pub max_len: usize,
     /// Performance knob: state sets with at most this many states are stepped state by
-    /// state; larger ones through cached partitions (default 24; results are identical).
+    /// state; larger ones through memoised byte-class steps (default 8; results are
+    /// identical).
     pub small_set: usize,
     /// Whether a hole may take an end-of-text token while the text has not ended yet
     /// (default true). With false, masks are exact for samplers that never end the text in
@@ -125,24 +132,13 @@ impl Default for GuardConfig {
     }
 }
 
-/// Per module: forward sets F and good sets G = F ∩ B, `n + 1` of each, flat.
+/// Per module: the ids of the forward sets F and the good sets G = F ∩ B, `n + 1` of each.
 #[derive(Clone, Debug)]
-struct ModSets {
-    w: usize,
-    f: Vec<u64>,
-    g: Vec<u64>,
+struct ModIds {
+    f: Vec<u32>,
+    g: Vec<u32>,
 }
 
-impl ModSets {
-    #[inline]
-    fn f(&self, j: usize) -> &[u64] {
-        &self.f[j * self.w..(j + 1) * self.w]
-    }
-    #[inline]
-    fn g(&self, j: usize) -> &[u64] {
-        &self.g[j * self.w..(j + 1) * self.w]
-    }
-}
 
 #[derive(Clone, Debug)]
 struct CommitRecord {
@@ -156,8 +152,10 @@ struct CommitRecord {
 pub struct Snapshot {
     guard_id: u64,
     base: usize,
+    /// The set tables' generation the ids refer to.
+    epoch: u64,
     slots: Vec<Slot>,
-    mods: Vec<ModSets>,
+    mods: Vec<ModIds>,
     log: Vec<CommitRecord>,
 }
 
@@ -195,14 +193,18 @@ static NEXT_GUARD_ID: AtomicU64 = AtomicU64::new(1);
 /// Probability below which a blocked token's mass is not attributed to rules.
 const ATTRIBUTION_MIN_P: f32 = 1e-6;
 
+/// Most interned sets per module before the tables are rebuilt from the sets in use.
+const SET_LIMIT: usize = 1 << 16;
+
 /// The guard over one canvas: exact per-position masks and the commit protocol.
 ///
 /// For every module it keeps, per position `j`, the forward set `F_j` (states reachable
 /// from the start through the canvas so far) and the good set `G_j = F_j ∩ B_j` (those from
-/// which the rest of the canvas can still be completed without a violation). Token `t` is
-/// allowed at hole `i` iff in every module some `q ∈ G_i` goes by `t` to a state of
-/// `G_{i+1}`. Each commit updates the sets incrementally, forward from the hole until
-/// `F` stops changing and backward until `G` stops changing.
+/// which the rest of the canvas can still be completed without a violation), as ids of
+/// hash-consed sets. Token `t` is allowed at hole `i` iff in every module some `q ∈ F_i`
+/// goes by `t` to a state of `G_{i+1}`. Each commit updates the sets incrementally (memoised
+/// set operations), forward from the hole until `F` stops changing and backward until `G`
+/// stops changing.
 pub struct Guard {
     tp: Arc<TokenPolicy>,
     id: u64,
@@ -210,169 +212,15 @@ pub struct Guard {
     base: usize,
     retired: Vec<u32>,
     slots: Vec<Slot>,
-    mods: Vec<ModSets>,
+    mods: Vec<ModIds>,
     log: Vec<CommitRecord>,
-    scratch: Vec<u64>,
     /// See [`GuardConfig::end_in_holes`].
     end_in_holes: bool,
-    /// Per module: cached hole and token steps over state sets.
-    caches: Vec<StepCache>,
-}
-
-/// Smallest set for which token steps use cached first-byte partitions.
-const PARTITION_MIN: usize = 1024;
-
-/// Largest anchor set, and deepest hole run, for forward steps through `ANY^k` caches.
-const ANCHOR_MAX: usize = 1024;
-const ANCHOR_DEPTH: usize = 8;
-
-/// Largest number of excluded states for which the backward hole step goes through the
-/// inverse index instead of scanning every state.
-const INV_LIMIT: usize = 256;
-
-/// Most entries kept per cache before it is cleared.
-const CACHE_LIMIT: usize = 4096;
-
-/// The result of a hole step from a state set.
-#[derive(Debug)]
-struct HoleStep {
-    next: Vec<u64>,
-}
-
-/// Sets with at most this many states are stepped state by state, without the caches.
-const SMALL_SET: usize = 24;
-
-/// A set F partitioned by the state after one byte class: distinct targets and, per
-/// target, the bitset of the states of F that go there.
-#[derive(Debug)]
-struct FirstImage {
-    targets: Vec<u32>,
-    pre: Vec<u64>,
-    /// States of F that violate on the first byte.
-    viol: Vec<u64>,
-}
-
-/// What is cached about one state set.
-#[derive(Debug, Default)]
-struct SetInfo {
-    hole: OnceLock<Arc<HoleStep>>,
-    first: Mutex<HashMap<u8, Arc<FirstImage>>>,
-}
-
-/// A fast multiplicative hasher for bitset keys (FxHash-style; keys are not adversarial).
-#[derive(Default, Clone, Copy)]
-struct WordHasher(u64);
-
-impl std::hash::Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
-
-type WordMap<V> = HashMap<Box<[u64]>, V, std::hash::BuildHasherDefault<WordHasher>>;
-
-/// Per-module caches of set steps (derived data, not part of a snapshot).
-#[derive(Debug, Default)]
-struct StepCache {
-    sets: WordMap<Arc<SetInfo>>,
     small_set: usize,
-    end_in_holes: bool,
-    stamp: Vec<u32>,
-    memo: Vec<u32>,
-    gen: u32,
-}
-
-impl StepCache {
-    fn info(&mut self, f: &[u64]) -> Arc<SetInfo> {
-        if let Some(i) = self.sets.get(f) {
-            return i.clone();
-        }
-        if self.sets.len() >= CACHE_LIMIT {
-            self.sets.clear();
-        }
-        let i = Arc::new(SetInfo::default());
-        self.sets.insert(f.to_vec().into_boxed_slice(), i.clone());
-        i
-    }
-
-    /// The state after a text token from every state of `f` with the same first-byte
-    /// class, computed once per distinct state after the first byte; calls `each(q, r)`.
-    fn direct_token_step(
-        &mut self,
-        tp: &TokenPolicy,
-        mi: usize,
-        f: &[u64],
-        t: u32,
-        mut each: impl FnMut(usize, Option<usize>),
-    ) {
-        let l = &tp.lifts[mi];
-        let end = l.num_states;
-        let bytes = tp.vocab().bytes(t);
-        let len = bytes.len();
-        // One stamp/memo row per byte depth: the state after `d` bytes determines the
-        // result, and the states collapse quickly with depth, so most states stop after a
-        // lookup or two.
-        let stride = end + 1;
-        if self.stamp.len() < len * stride {
-            self.stamp.resize(len * stride, 0);
-            self.memo.resize(len * stride, 0);
-        }
-        self.gen = self.gen.wrapping_add(1);
-        if self.gen == 0 {
-            self.stamp.iter_mut().for_each(|x| *x = 0);
-            self.gen = 1;
-        }
-        let gen = self.gen;
-        let m = tp.module(mi);
-        let classes = m.byte_classes();
-        let (stamp, memo) = (&mut self.stamp, &mut self.memo);
-        let mut path: Vec<usize> = Vec::with_capacity(len);
-        const NONE: u32 = u32::MAX;
-        states::for_each(f, |q| {
-            if q == end {
-                each(q, Some(end));
-                return;
-            }
-            // Walk down until a memoized (depth, state) or the end of the token.
-            path.clear();
-            let mut s = q;
-            let mut d = 0;
-            let result = loop {
-                if d == len {
-                    break s as u32;
-                }
-                if d > 0 && stamp[d * stride + s] == gen {
-                    break memo[d * stride + s];
-                }
-                path.push(s);
-                let n = m.next_class(ward_policy::StateId(s as u32), classes[bytes[d] as usize]);
-                if m.is_violated(n) {
-                    break NONE;
-                }
-                s = n.as_usize();
-                d += 1;
-            };
-            // Memoize along the path (depth 0 is the set itself: no reuse).
-            for (k, &p) in path.iter().enumerate().skip(1) {
-                stamp[k * stride + p] = gen;
-                memo[k * stride + p] = result;
-            }
-            each(q, (result != NONE).then_some(result as usize));
-        });
-    }
+    /// Per module: the interned sets and memo tables (derived data, not part of a snapshot).
+    tables: Mutex<Vec<SetTable>>,
+    /// Generation of the tables (bumped when they are rebuilt).
+    epoch: u64,
 }
 
 impl Guard {
@@ -414,14 +262,12 @@ impl Guard {
         let mods = tp
             .lifts
             .iter()
-            .map(|l| ModSets {
-                w: l.words,
-                f: vec![0; (n + 1) * l.words],
-                g: vec![0; (n + 1) * l.words],
+            .map(|_| ModIds {
+                f: vec![0; n + 1],
+                g: vec![0; n + 1],
             })
             .collect();
-        let maxw = tp.lifts.iter().map(|l| l.words).max().unwrap_or(1);
-        let tp_len = tp.lifts.len();
+        let tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
         let mut g = Guard {
             id: NEXT_GUARD_ID.fetch_add(1, Ordering::Relaxed),
             tp,
@@ -430,22 +276,15 @@ impl Guard {
             slots: canvas.slots().to_vec(),
             mods,
             log: Vec::new(),
-            scratch: vec![0; maxw],
             end_in_holes: config.end_in_holes,
-            caches: (0..tp_len)
-                .map(|_| StepCache {
-                    small_set: config.small_set,
-                    end_in_holes: config.end_in_holes,
-                    ..Default::default()
-                })
-                .collect(),
+            small_set: config.small_set,
+            tables: Mutex::new(tables),
+            epoch: 0,
         };
         let mut bad = Vec::new();
         for mi in 0..g.mods.len() {
-            let start = g.tp.module(mi).start().as_usize();
-            states::insert(&mut g.mods[mi].f[..], start);
             g.recompute_all(mi);
-            if states::is_empty(g.mods[mi].g(0)) {
+            if g.mods[mi].g[0] == EMPTY {
                 bad.push(mi);
             }
         }
@@ -454,6 +293,25 @@ impl Guard {
         }
         Ok(g)
     }
+
+    fn new_tables(tp: &TokenPolicy, small: usize, end_in_holes: bool) -> Vec<SetTable> {
+        tp.lifts
+            .iter()
+            .map(|l| SetTable::new(l.num_states, small, end_in_holes))
+            .collect()
+    }
+
+    /// The set tables (a poisoned lock only means a panic elsewhere; the tables are
+    /// consistent after every operation).
+    fn tables(&self) -> MutexGuard<'_, Vec<SetTable>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of set `id` of module `mi`.
+    fn set_of(&self, mi: usize, id: u32) -> Vec<u64> {
+        self.tables()[mi].set(id).to_vec()
+    }
+
 
     /// The token policy this guard uses.
     pub fn token_policy(&self) -> &Arc<TokenPolicy> {
@@ -537,309 +395,45 @@ impl Guard {
         Ok(i)
     }
 
+
     // ---- state-set computations -------------------------------------------------------
 
-    /// F_{j+1} from F_j and slot j, into `out`.
-    fn forward(
-        tp: &TokenPolicy,
-        mi: usize,
-        ms: &ModSets,
-        slot: Slot,
-        j: usize,
-        cache: &mut StepCache,
-        out: &mut [u64],
-    ) {
-        match slot.token() {
-            Some(t) => {
-                out.iter_mut().for_each(|w| *w = 0);
-                let f = ms.f(j);
-                match Self::first_image(tp, mi, f, t, cache) {
-                    Some(fi) => {
-                        let rest = &tp.vocab().bytes(t)[1..];
-                        for &s1 in &fi.targets {
-                            if let Some(r) = Self::run_rest(tp, mi, s1 as usize, rest) {
-                                states::insert(out, r);
-                            }
-                        }
-                    }
-                    None if tp.vocab().kind(t) == TokenKind::Text
-                        && states::count(f) > cache.small_set =>
-                    {
-                        cache.direct_token_step(tp, mi, f, t, |_, r| {
-                            if let Some(r) = r {
-                                states::insert(out, r);
-                            }
-                        })
-                    }
-                    None => states::for_each(f, |q| {
-                        if let Some(r) = tp.delta(mi, q, t) {
-                            states::insert(out, r);
-                        }
-                    }),
-                }
-            }
-            None => {
-                let step = Self::hole_step(tp, mi, ms.f(j), cache);
-                out.copy_from_slice(&step.next);
-            }
-        }
-    }
-
-    /// The rest of a text token's bytes from `s1` (the state after its first byte, or the
-    /// end pseudo-state); `None` for a violation.
+    /// F_{j+1} from F_j and slot j.
     #[inline]
-    fn run_rest(tp: &TokenPolicy, mi: usize, s1: usize, rest: &[u8]) -> Option<usize> {
-        let end = tp.lifts[mi].num_states;
-        if s1 == end {
-            return Some(end);
+    fn step_fwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Slot) -> u32 {
+        match slot.token() {
+            Some(t) => tab.tok_fwd(cx, f, t),
+            None => tab.hole_fwd(cx, f),
         }
-        let m = tp.module(mi);
-        let r = m.run(ward_policy::StateId(s1 as u32), rest);
-        (!m.is_violated(r)).then_some(r.as_usize())
     }
 
-    /// For a large set F and a text token, the partition of F by the state after the
-    /// token's first byte (cached per set and byte class). `None` when the direct
-    /// per-state computation is cheaper (small sets, text-free and end tokens).
-    fn first_image(
-        tp: &TokenPolicy,
-        mi: usize,
-        f: &[u64],
-        t: u32,
-        cache: &mut StepCache,
-    ) -> Option<Arc<FirstImage>> {
-        if tp.vocab().kind(t) != TokenKind::Text || states::count(f) <= cache.small_set {
-            return None;
-        }
-        let m = tp.module(mi);
-        let c = m.byte_classes()[tp.vocab().bytes(t)[0] as usize];
-        // Partitions pay off only for large sets that recur (those already cached by hole
-        // steps, e.g. the closure of a long run of holes); others are stepped directly.
-        if states::count(f) <= PARTITION_MIN {
-            return None;
-        }
-        let info = cache.sets.get(f)?.clone();
-        let mut firsts = info.first.lock().ok()?;
-        if let Some(fi) = firsts.get(&c) {
-            return Some(fi.clone());
-        }
-        let end = tp.lifts[mi].num_states;
-        let w = f.len();
-        let mut index: HashMap<u32, usize> = HashMap::new();
-        let mut targets: Vec<u32> = Vec::new();
-        let mut pre: Vec<u64> = Vec::new();
-        let mut viol = vec![0u64; w];
-        states::for_each(f, |q| {
-            let s1 = if q == end {
-                end as u32
-            } else {
-                m.next_class(ward_policy::StateId(q as u32), c).0
-            };
-            if s1 == ward_policy::StateId::VIOLATED.0 {
-                states::insert(&mut viol, q);
-                return;
-            }
-            let k = *index.entry(s1).or_insert_with(|| {
-                targets.push(s1);
-                pre.resize(pre.len() + w, 0);
-                targets.len() - 1
-            });
-            states::insert(&mut pre[k * w..(k + 1) * w], q);
-        });
-        let fi = Arc::new(FirstImage { targets, pre, viol });
-        firsts.insert(c, fi.clone());
-        Some(fi)
-    }
-
-    /// ANY(F) and the states of F with no live one-token successor, cached by F.
-    fn hole_step(tp: &TokenPolicy, mi: usize, f: &[u64], cache: &mut StepCache) -> Arc<HoleStep> {
-        let info = cache.info(f);
-        let cache = &*cache;
-        info.hole
-            .get_or_init(|| {
-                let end = tp.lifts[mi].num_states;
-                let mut next = vec![0u64; f.len()];
-                states::for_each(f, |q| {
-                    if q == end {
-                        states::insert(&mut next, end);
-                    } else {
-                        let row = tp.row(mi, q);
-                        for (o, a) in next.iter_mut().zip(&row.any_bits) {
-                            *o |= *a;
-                        }
-                    }
-                });
-                let end_bit = tp.lifts[mi].num_states;
-                if !cache.end_in_holes && !states::contains(f, end_bit) {
-                    states::clear(&mut next, end_bit);
-                }
-                Arc::new(HoleStep { next })
-            })
-            .clone()
-    }
-
-    /// G_j from F_j, slot j and G_{j+1} (or the end condition for j = n), into `out`.
-    fn backward(
-        tp: &TokenPolicy,
-        mi: usize,
-        ms: &ModSets,
-        slot: Option<Slot>,
-        j: usize,
-        cache: &mut StepCache,
-        out: &mut [u64],
-    ) {
-        if slot == Some(Slot::Hole) {
-            // Every state of F_j reaches only states of F_{j+1} by one token, so q is good iff
-            // ANY(q) is not inside X = F_{j+1} \ G_{j+1}: only predecessors of X can be bad.
-            let l = &tp.lifts[mi];
-            let (fj, fn_, gn) = (ms.f(j), ms.f(j + 1), ms.g(j + 1));
-            let xcount: usize = fn_
-                .iter()
-                .zip(gn)
-                .map(|(f, g)| (f & !g).count_ones() as usize)
-                .sum();
-            if xcount <= INV_LIMIT {
-                tp.ensure_rows(mi, fj);
-                for ((o, f), e) in out.iter_mut().zip(fj).zip(&l.any_empty) {
-                    *o = f & !e.load(std::sync::atomic::Ordering::Acquire);
-                }
-                if !cache.end_in_holes {
-                    for (o, e) in out.iter_mut().zip(&l.any_only_end) {
-                        *o &= !e.load(std::sync::atomic::Ordering::Acquire);
-                    }
-                }
-                let end_ok = cache.end_in_holes;
-                if xcount > 0 {
-                    let end = l.num_states;
-                    if let Ok(inv) = l.inv.read() {
-                        let mut x_states = Vec::with_capacity(xcount);
-                        for (k, (f, g)) in fn_.iter().zip(gn).enumerate() {
-                            let mut b = f & !g;
-                            while b != 0 {
-                                x_states.push(k * 64 + b.trailing_zeros() as usize);
-                                b &= b - 1;
-                            }
-                        }
-                        let in_x = |r: usize| states::contains(fn_, r) && !states::contains(gn, r);
-                        for &x in &x_states {
-                            if x == end && states::contains(fj, end) {
-                                states::clear(out, end);
-                            }
-                            for &q in &inv[x] {
-                                let q = q as usize;
-                                if states::contains(out, q)
-                                    && tp
-                                        .row(mi, q)
-                                        .any
-                                        .iter()
-                                        .filter(|&&r| end_ok || r as usize != end)
-                                        .all(|&r| in_x(r as usize))
-                                {
-                                    states::clear(out, q);
-                                }
-                            }
-                        }
-                        return;
-                    }
-                } else {
-                    return;
-                }
-            }
-        }
-        out.iter_mut().for_each(|w| *w = 0);
-        let end = tp.lifts[mi].num_states;
-        let m = tp.module(mi);
+    /// G_j from F_j, slot j (`None` past the end) and G_{j+1}.
+    #[inline]
+    fn step_bwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Option<Slot>, gn: u32) -> u32 {
         match slot {
-            None => states::for_each(ms.f(j), |q| {
-                if q == end || m.is_clean_end(ward_policy::StateId(q as u32)) {
-                    states::insert(out, q);
-                }
-            }),
-            Some(Slot::Hole) => {
-                let gn = ms.g(j + 1);
-                states::for_each(ms.f(j), |q| {
-                    let ok = if q == end {
-                        states::contains(gn, end)
-                    } else {
-                        tp.row(mi, q)
-                            .any
-                            .iter()
-                            .any(|&r| states::contains(gn, r as usize))
-                    };
-                    if ok {
-                        states::insert(out, q);
-                    }
-                })
-            }
-            Some(Slot::Fixed(t)) | Some(Slot::Committed(t)) => {
-                let gn = ms.g(j + 1);
-                let f = ms.f(j);
-                match Self::first_image(tp, mi, f, t, cache) {
-                    Some(fi) => {
-                        let rest = &tp.vocab().bytes(t)[1..];
-                        let w = f.len();
-                        let good: Vec<bool> = fi
-                            .targets
-                            .iter()
-                            .map(|&s1| {
-                                Self::run_rest(tp, mi, s1 as usize, rest)
-                                    .is_some_and(|r| states::contains(gn, r))
-                            })
-                            .collect();
-                        let ngood = good.iter().filter(|&&g| g).count();
-                        if ngood * 2 <= good.len() {
-                            for (k, _) in good.iter().enumerate().filter(|(_, &g)| g) {
-                                for (o, p) in out.iter_mut().zip(&fi.pre[k * w..(k + 1) * w]) {
-                                    *o |= *p;
-                                }
-                            }
-                        } else {
-                            for ((o, x), v) in out.iter_mut().zip(f).zip(&fi.viol) {
-                                *o = x & !v;
-                            }
-                            for (k, _) in good.iter().enumerate().filter(|(_, &g)| !g) {
-                                for (o, p) in out.iter_mut().zip(&fi.pre[k * w..(k + 1) * w]) {
-                                    *o &= !*p;
-                                }
-                            }
-                        }
-                    }
-                    None if tp.vocab().kind(t) == TokenKind::Text
-                        && states::count(f) > cache.small_set =>
-                    {
-                        cache.direct_token_step(tp, mi, f, t, |q, r| {
-                            if r.is_some_and(|r| states::contains(gn, r)) {
-                                states::insert(out, q);
-                            }
-                        })
-                    }
-                    None => states::for_each(f, |q| {
-                        if let Some(r) = tp.delta(mi, q, t) {
-                            if states::contains(gn, r) {
-                                states::insert(out, q);
-                            }
-                        }
-                    }),
-                }
-            }
+            None => tab.end_clean(cx, f),
+            Some(Slot::Hole) => tab.hole_bwd(cx, f, gn),
+            Some(Slot::Fixed(t)) | Some(Slot::Committed(t)) => tab.tok_bwd(cx, f, t, gn),
         }
     }
 
     fn recompute_all(&mut self, mi: usize) {
         let n = self.slots.len();
         let tp = &*self.tp;
-        let ms = &mut self.mods[mi];
-        let cache = &mut self.caches[mi];
-        let w = ms.w;
-        let out = &mut self.scratch[..w];
+        let cx = Ctx::new(tp, mi);
+        let tab = &mut self.tables.get_mut().unwrap_or_else(|e| e.into_inner())[mi];
+        let ids = &mut self.mods[mi];
+        let start = cx.m.start().as_usize();
+        let mut s = vec![0u64; tab.w];
+        states::insert(&mut s, start);
+        ids.f[0] = tab.intern(&s);
         for j in 0..n {
-            Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
-            ms.f[(j + 1) * w..(j + 2) * w].copy_from_slice(out);
+            ids.f[j + 1] = Self::step_fwd(tab, cx, ids.f[j], self.slots[j]);
         }
         for j in (0..=n).rev() {
             let slot = if j == n { None } else { Some(self.slots[j]) };
-            Self::backward(tp, mi, ms, slot, j, cache, out);
-            ms.g[j * w..(j + 1) * w].copy_from_slice(out);
+            let gn = if j == n { EMPTY } else { ids.g[j + 1] };
+            ids.g[j] = Self::step_bwd(tab, cx, ids.f[j], slot, gn);
         }
     }
 
@@ -847,44 +441,17 @@ impl Guard {
     fn propagate(&mut self, mi: usize, i: usize) -> Range<usize> {
         let n = self.slots.len();
         let tp = &*self.tp;
-        let ms = &mut self.mods[mi];
-        let cache = &mut self.caches[mi];
-        let w = ms.w;
-        let out = &mut self.scratch[..w];
+        let cx = Ctx::new(tp, mi);
+        let tab = &mut self.tables.get_mut().unwrap_or_else(|e| e.into_inner())[mi];
+        let ids = &mut self.mods[mi];
         let mut hi = i;
         let mut j = i;
-        // While F is the k-step hole closure of a small anchor set, F is the union of the
-        // anchor states' cached ANY^k sets (no union over a large set).
-        let mut anchor: Option<(Vec<usize>, usize)> = None;
         while j < n {
-            match (self.slots[j], anchor.as_mut()) {
-                (Slot::Hole, Some((a, k))) if *k < ANCHOR_DEPTH => {
-                    *k += 1;
-                    out.iter_mut().for_each(|w| *w = 0);
-                    for &q in a.iter() {
-                        for (o, x) in out.iter_mut().zip(tp.any_k(mi, q, *k).iter()) {
-                            *o |= *x;
-                        }
-                    }
-                    let end_bit = tp.lifts[mi].num_states;
-                    if !cache.end_in_holes && !a.contains(&end_bit) {
-                        states::clear(out, end_bit);
-                    }
-                }
-                _ => {
-                    Self::forward(tp, mi, ms, self.slots[j], j, cache, out);
-                    anchor = None;
-                    if self.slots[j] != Slot::Hole && states::count(out) <= ANCHOR_MAX {
-                        let mut a = Vec::new();
-                        states::for_each(out, |q| a.push(q));
-                        anchor = Some((a, 0));
-                    }
-                }
-            }
-            if ms.f(j + 1) == &out[..] {
+            let nf = Self::step_fwd(tab, cx, ids.f[j], self.slots[j]);
+            if nf == ids.f[j + 1] {
                 break;
             }
-            ms.f[(j + 1) * w..(j + 2) * w].copy_from_slice(out);
+            ids.f[j + 1] = nf;
             hi = j + 1;
             j += 1;
         }
@@ -892,10 +459,11 @@ impl Guard {
         let mut j = hi;
         loop {
             let slot = if j == n { None } else { Some(self.slots[j]) };
-            Self::backward(tp, mi, ms, slot, j, cache, out);
-            let same = ms.g(j) == &out[..];
+            let gn = if j == n { EMPTY } else { ids.g[j + 1] };
+            let ng = Self::step_bwd(tab, cx, ids.f[j], slot, gn);
+            let same = ng == ids.g[j];
             if !same {
-                ms.g[j * w..(j + 1) * w].copy_from_slice(out);
+                ids.g[j] = ng;
                 lo = lo.min(j);
             }
             if (same && j <= i) || j == 0 {
@@ -904,6 +472,23 @@ impl Guard {
             j -= 1;
         }
         lo..hi + 1
+    }
+
+    /// Rebuilds the set tables from the sets in use when they have grown too large.
+    fn maybe_compact(&mut self) {
+        let tables = self.tables.get_mut().unwrap_or_else(|e| e.into_inner());
+        if tables.iter().all(|t| t.len() <= SET_LIMIT) {
+            return;
+        }
+        let mut fresh = Self::new_tables(&self.tp, self.small_set, self.end_in_holes);
+        for ((old, new), ids) in tables.iter().zip(fresh.iter_mut()).zip(&mut self.mods) {
+            let mut map: FxMap<u32, u32> = FxMap::default();
+            for x in ids.f.iter_mut().chain(ids.g.iter_mut()) {
+                *x = *map.entry(*x).or_insert_with(|| new.intern(old.set(*x)));
+            }
+        }
+        *tables = fresh;
+        self.epoch += 1;
     }
 
     // ---- masks ------------------------------------------------------------------------
@@ -922,21 +507,57 @@ impl Guard {
     }
 
     fn allows_idx(&self, i: usize, t: u32) -> bool {
-        (0..self.mods.len()).all(|mi| self.module_allows(mi, i, t))
+        let mut tables = self.tables();
+        (0..self.mods.len()).all(|mi| self.module_allows(&mut tables[mi], mi, i, t))
     }
 
-    fn module_allows(&self, mi: usize, i: usize, t: u32) -> bool {
-        let ms = &self.mods[mi];
-        let gn = ms.g(i + 1);
-        states::any(ms.g(i), |q| {
-            self.hole_delta(mi, q, t)
-                .is_some_and(|r| states::contains(gn, r))
-        })
+    /// Does module `mi` allow token `t` at hole index `i`: is there `q ∈ F_i` that `t`
+    /// takes into `G_{i+1}`? (Such a `q` is in `G_i`.)
+    fn module_allows(&self, tab: &mut SetTable, mi: usize, i: usize, t: u32) -> bool {
+        let ids = &self.mods[mi];
+        let (fi, gi, fnx, gn) = (ids.f[i], ids.g[i], ids.f[i + 1], ids.g[i + 1]);
+        let end = tab.end;
+        // The text may have ended before: every token keeps it ended.
+        if tab.has_end(gi) {
+            return true;
+        }
+        let cx = Ctx::new(&self.tp, mi);
+        match self.tp.vocab().kind(t) {
+            TokenKind::Text => {
+                // Saturated: every successor is good, so only tokens violating from every
+                // state are refused, and a free state violates on none.
+                if gn == fnx && tab.free(cx, fi) {
+                    return true;
+                }
+                if tab.count(fi) <= tab.small {
+                    let g = tab.set(gn);
+                    let bytes = self.tp.vocab().bytes(t);
+                    return states::any(tab.set(fi), |q| {
+                        if q == end {
+                            // Ended stays ended, and G_{i+1} has no ended state here.
+                            return false;
+                        }
+                        let s = cx.m.run(StateId(q as u32), bytes);
+                        !cx.m.is_violated(s) && states::contains(g, s.as_usize())
+                    });
+                }
+                let r = tab.tok_fwd(cx, fi, t);
+                intersects(tab.set(r), tab.set(gn))
+            }
+            TokenKind::Empty => intersects(tab.set(fi), tab.set(gn)),
+            TokenKind::End => {
+                states::contains(tab.set(gn), end)
+                    && self.end_in_holes
+                    && states::any(tab.set(fi), |q| {
+                        q == end || cx.m.is_clean_end(StateId(q as u32))
+                    })
+            }
+        }
     }
 
     /// Fast path: is token `t` allowed at hole `position`? (False for positions that are not
-    /// open holes and for tokens outside the vocabulary.) Costs a few token runs per module,
-    /// no full mask.
+    /// open holes and for tokens outside the vocabulary.) Costs a few memoised set steps
+    /// per module, no full mask.
     pub fn allows(&self, position: usize, t: u32) -> bool {
         match self.hole_index(position) {
             Ok(i) => (t as usize) < self.tp.vocab().len() && self.allows_idx(i, t),
@@ -945,14 +566,23 @@ impl Guard {
     }
 
     /// Tokens module `mi` forbids at hole index `i`, sorted.
-    fn module_forbidden(&self, mi: usize, i: usize) -> Vec<u32> {
+    fn module_forbidden(&self, tab: &mut SetTable, mi: usize, i: usize) -> Vec<u32> {
         let tp = &*self.tp;
-        let ms = &self.mods[mi];
-        let end = tp.lifts[mi].num_states;
-        let (gi, gn) = (ms.g(i), ms.g(i + 1));
-        if states::contains(gi, end) {
+        let ids = &self.mods[mi];
+        let end = tab.end;
+        if tab.has_end(ids.g[i]) {
             return Vec::new();
         }
+        let cx = Ctx::new(tp, mi);
+        if ids.g[i + 1] == ids.f[i + 1] && tab.free(cx, ids.f[i]) {
+            // Saturated with a free state: only end tokens can be refused.
+            return if !self.end_in_holes || !tab.has_end(ids.f[i + 1]) {
+                tp.end_tokens.clone()
+            } else {
+                Vec::new()
+            };
+        }
+        let (gi, gn) = (tab.set(ids.g[i]), tab.set(ids.g[i + 1]));
         let mut qs = Vec::new();
         states::for_each(gi, |q| qs.push(q));
         // Start from the state whose forbidden set is smallest: a saturated state
@@ -1011,7 +641,7 @@ impl Guard {
         if !states::contains(good, q) {
             out.extend_from_slice(&tp.empty_tokens);
         }
-        let qs = ward_policy::StateId(q as u32);
+        let qs = StateId(q as u32);
         if !(self.end_in_holes && m.is_clean_end(qs) && states::contains(good, l.num_states)) {
             out.extend_from_slice(&tp.end_tokens);
         }
@@ -1021,13 +651,15 @@ impl Guard {
 
     fn mask_idx(&self, i: usize) -> TokenMask {
         let mut mask = TokenMask::new_full(self.tp.vocab().len());
+        let mut tables = self.tables();
         for mi in 0..self.mods.len() {
-            for t in self.module_forbidden(mi, i) {
+            for t in self.module_forbidden(&mut tables[mi], mi, i) {
                 mask.clear(t);
             }
         }
         mask
     }
+
 
     /// The exact mask at hole `position`: every token allowed by every module. An empty
     /// mask is reported as [`GuardError::Conflict`] naming the modules in conflict.
@@ -1058,9 +690,12 @@ impl Guard {
 
     fn conflict_report(&self, i: usize) -> Conflict {
         let v = self.tp.vocab().len();
-        let forb: Vec<Vec<u32>> = (0..self.mods.len())
-            .map(|mi| self.module_forbidden(mi, i))
-            .collect();
+        let forb: Vec<Vec<u32>> = {
+            let mut tables = self.tables();
+            (0..self.mods.len())
+                .map(|mi| self.module_forbidden(&mut tables[mi], mi, i))
+                .collect()
+        };
         let mut modules: Vec<usize> = (0..forb.len()).filter(|&m| !forb[m].is_empty()).collect();
         'pairs: for a in 0..forb.len() {
             for b in a + 1..forb.len() {
@@ -1137,6 +772,7 @@ impl Guard {
                 blame: self.blame_idx(i, t),
             });
         }
+        self.maybe_compact();
         self.slots[i] = Slot::Committed(t);
         let mut changed = i..i + 1;
         for mi in 0..self.mods.len() {
@@ -1153,6 +789,7 @@ impl Guard {
         if !matches!(self.slots[i], Slot::Committed(_)) {
             return Err(GuardError::NotCommitted { position });
         }
+        self.maybe_compact();
         self.slots[i] = Slot::Hole;
         for mi in 0..self.mods.len() {
             self.propagate(mi, i);
@@ -1161,11 +798,12 @@ impl Guard {
         Ok(())
     }
 
-    /// Saves the guard state (slots and state sets) for [`Guard::restore`].
+    /// Saves the guard state (slots and state-set ids) for [`Guard::restore`].
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             guard_id: self.id,
             base: self.base,
+            epoch: self.epoch,
             slots: self.slots.clone(),
             mods: self.mods.clone(),
             log: self.log.clone(),
@@ -1181,8 +819,15 @@ impl Guard {
             return Err(GuardError::SnapshotMismatch);
         }
         self.slots.clone_from(&snap.slots);
-        self.mods.clone_from(&snap.mods);
         self.log.clone_from(&snap.log);
+        if snap.epoch == self.epoch {
+            self.mods.clone_from(&snap.mods);
+        } else {
+            // The tables were rebuilt since: recompute the sets from the slots.
+            for mi in 0..self.mods.len() {
+                self.recompute_all(mi);
+            }
+        }
         Ok(())
     }
 
@@ -1208,9 +853,9 @@ impl Guard {
         self.retired
             .extend(self.slots[..k].iter().filter_map(|s| s.token()));
         self.slots.drain(..k);
-        for ms in &mut self.mods {
-            ms.f.drain(..k * ms.w);
-            ms.g.drain(..k * ms.w);
+        for ids in &mut self.mods {
+            ids.f.drain(..k);
+            ids.g.drain(..k);
         }
         self.base = position;
         self.log.retain(|r| r.position >= position);
@@ -1219,6 +864,7 @@ impl Guard {
         }
         Ok(())
     }
+
 
     // ---- attribution ------------------------------------------------------------------
 
@@ -1238,13 +884,16 @@ impl Guard {
         }
         let tp = &*self.tp;
         for mi in 0..self.mods.len() {
-            if self.module_allows(mi, i, t) {
-                continue;
-            }
-            let ms = &self.mods[mi];
+            let gi = {
+                let mut tables = self.tables();
+                if self.module_allows(&mut tables[mi], mi, i, t) {
+                    continue;
+                }
+                tables[mi].set(self.mods[mi].g[i]).to_vec()
+            };
             let mut completes: Vec<RuleIndex> = Vec::new();
             let mut doomed: Vec<usize> = Vec::new();
-            states::for_each(ms.g(i), |q| match tp.delta(mi, q, t) {
+            states::for_each(&gi, |q| match tp.delta(mi, q, t) {
                 None => completes.extend(tp.violation_rules_of(mi, q, t)),
                 Some(r) => doomed.push(r),
             });
@@ -1423,9 +1072,9 @@ impl Guard {
         for &mi in bad {
             let ms = &self.mods[mi];
             for j in 0..self.slots.len() {
-                if states::is_empty(ms.f(j + 1)) && !states::is_empty(ms.f(j)) {
+                if ms.f[j + 1] == EMPTY && ms.f[j] != EMPTY {
                     if let Some(t) = self.slots[j].token() {
-                        states::for_each(ms.f(j), |q| {
+                        states::for_each(&self.set_of(mi, ms.f[j]), |q| {
                             rule_set.extend(tp.violation_rules_of(mi, q, t))
                         });
                         if position.is_none_or(|p| j < p) {
@@ -1465,11 +1114,14 @@ impl Guard {
     /// benchmarks.
     pub fn set_sizes(&self, position: usize) -> Vec<(usize, usize)> {
         match self.index(position) {
-            Ok(i) => self
-                .mods
-                .iter()
-                .map(|ms| (states::count(ms.f(i)), states::count(ms.g(i))))
-                .collect(),
+            Ok(i) => {
+                let tables = self.tables();
+                self.mods
+                    .iter()
+                    .zip(tables.iter())
+                    .map(|(ms, tab)| (tab.count(ms.f[i]), tab.count(ms.g[i])))
+                    .collect()
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -1487,11 +1139,11 @@ impl Guard {
         let mut best = u32::MAX;
         for (mi, ms) in self.mods.iter().enumerate() {
             let d = tp.danger(mi);
-            let gn = ms.g(i + 1);
+            let (gi, gn) = (self.set_of(mi, ms.g[i]), self.set_of(mi, ms.g[i + 1]));
             let mut seen = 0;
-            states::any(ms.g(i), |q| {
+            states::any(&gi, |q| {
                 if let Some(r) = tp.delta(mi, q, t) {
-                    if states::contains(gn, r) {
+                    if states::contains(&gn, r) {
                         if let Some(&x) = d.get(r) {
                             best = best.min(x);
                         }

@@ -37,6 +37,7 @@ mod error;
 mod guard;
 mod lift;
 mod mask;
+mod sets;
 pub mod vocab;
 
 pub use error::{Blame, BlameKind, Conflict, GuardError};

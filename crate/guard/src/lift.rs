@@ -195,8 +195,6 @@ pub(crate) struct ModuleLift {
     /// Inverse of `ANY` over filled rows: for each state (and the end pseudo-state), the
     /// filled states that reach it by one token.
     pub(crate) inv: RwLock<Vec<Vec<u32>>>,
-    /// Per state: `ANY^k(q)` for k = 1, 2, … (filled on demand, a few steps deep).
-    anyk: Vec<Mutex<Vec<Arc<[u64]>>>>,
 }
 
 /// Statistics of a [`TokenPolicy`]: sizes and memory of the lifted tables.
@@ -271,7 +269,6 @@ impl TokenPolicy {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 inv: RwLock::new(vec![Vec::new(); num_states + 1]),
-                anyk: (0..num_states).map(|_| Mutex::new(Vec::new())).collect(),
             };
             lift.forbidden_everywhere = lift.compute_forbidden_everywhere(m, &end_tokens);
             lifts.push(lift);
@@ -395,63 +392,6 @@ impl TokenPolicy {
             bits[q / 64].fetch_or(1 << (q % 64), Ordering::Release);
             Box::new(row)
         })
-    }
-
-    /// `ANY^k(q)`: the states reachable from `q` by exactly `k ≥ 1` tokens, as a bitset
-    /// (cached per state).
-    pub(crate) fn any_k(&self, mi: usize, q: usize, k: usize) -> Arc<[u64]> {
-        let l = &self.lifts[mi];
-        let end = l.num_states;
-        if q == end {
-            let mut v = vec![0u64; l.words];
-            states::insert(&mut v, end);
-            return v.into();
-        }
-        if let Ok(c) = l.anyk[q].lock() {
-            if let Some(r) = c.get(k - 1) {
-                return r.clone();
-            }
-        }
-        let r: Arc<[u64]> = if k == 1 {
-            self.row(mi, q).any_bits.clone().into()
-        } else {
-            let prev = self.any_k(mi, q, k - 1);
-            let mut next = vec![0u64; l.words];
-            states::for_each(&prev, |r| {
-                if r == end {
-                    states::insert(&mut next, end);
-                } else {
-                    for (o, a) in next.iter_mut().zip(&self.row(mi, r).any_bits) {
-                        *o |= *a;
-                    }
-                }
-            });
-            next.into()
-        };
-        if let Ok(mut c) = l.anyk[q].lock() {
-            if c.len() == k - 1 {
-                c.push(r.clone());
-            }
-        }
-        r
-    }
-
-    /// Makes sure every state of `set` (below the end pseudo-state) has its row filled.
-    pub(crate) fn ensure_rows(&self, mi: usize, set: &[u64]) {
-        let l = &self.lifts[mi];
-        let end = l.num_states;
-        for (k, &w) in set.iter().enumerate() {
-            let known =
-                l.any_nonempty[k].load(Ordering::Acquire) | l.any_empty[k].load(Ordering::Acquire);
-            let mut missing = w & !known;
-            while missing != 0 {
-                let q = k * 64 + missing.trailing_zeros() as usize;
-                missing &= missing - 1;
-                if q < end {
-                    self.row(mi, q);
-                }
-            }
-        }
     }
 
     /// The state after token `t` from state `q` (`num_states` is the end pseudo-state;
