@@ -71,6 +71,9 @@ const MEMO_LIMIT: usize = 1 << 18;
 /// inverse index instead of scanning every state of the set.
 const INV_LIMIT: usize = 256;
 
+/// Words of a set with more states than this go through the per-word memo of hole images.
+const BLOCK_MIN: u32 = 4;
+
 /// What is known about one interned set.
 #[derive(Clone, Copy, Debug)]
 struct Meta {
@@ -97,6 +100,10 @@ pub(crate) struct SetTable {
     words: Vec<u64>,
     meta: Vec<Meta>,
     index: FxMap<u64, u32>,
+    /// (word index, word bits) → hole image of those states.
+    hole_block: FxMap<(u32, u64), u32>,
+    /// Recycled scratch sets.
+    pool: Vec<Vec<u64>>,
     /// (set, class) → (image, states of the set that survive the class).
     cls: FxMap<(u32, u8), (u32, u32)>,
     /// (set, token) → image.
@@ -155,7 +162,9 @@ impl SetTable {
             words: Vec::new(),
             meta: Vec::new(),
             index: FxMap::default(),
+            hole_block: FxMap::default(),
             cls: FxMap::default(),
+            pool: Vec::new(),
             tok_fwd: FxMap::default(),
             tok_bwd: FxMap::default(),
             hole_bwd: FxMap::default(),
@@ -166,6 +175,23 @@ impl SetTable {
         // Id 0 is the empty set.
         t.intern(&vec![0; w]);
         t
+    }
+
+    /// A zeroed scratch set.
+    #[inline]
+    fn buf(&mut self) -> Vec<u64> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.resize(self.w, 0);
+        v
+    }
+
+    /// Interns a scratch set and recycles it.
+    #[inline]
+    fn intern_buf(&mut self, v: Vec<u64>) -> u32 {
+        let id = self.intern(&v);
+        self.pool.push(v);
+        id
     }
 
     /// Number of interned sets.
@@ -255,24 +281,57 @@ impl SetTable {
         if h != NONE {
             return h;
         }
-        let end = self.end;
-        let mut out = vec![0u64; self.w];
-        states::for_each(self.set(id), |q| {
-            if q == end {
-                states::insert(&mut out, end);
+        let mut out = self.buf();
+        for k in 0..self.w {
+            let b = self.words[id as usize * self.w + k];
+            if b == 0 {
+                continue;
+            }
+            if b.count_ones() <= BLOCK_MIN {
+                self.or_rows(cx, k, b, &mut out);
+            } else {
+                // The image of one word of states, memoised by its bits: big sets differ
+                // from one another in a few words.
+                let img = match self.hole_block.get(&(k as u32, b)) {
+                    Some(&img) => img,
+                    None => {
+                        let mut blk = self.buf();
+                        self.or_rows(cx, k, b, &mut blk);
+                        let img = self.intern_buf(blk);
+                        if self.hole_block.len() > MEMO_LIMIT {
+                            self.hole_block.clear();
+                        }
+                        self.hole_block.insert((k as u32, b), img);
+                        img
+                    }
+                };
+                for (o, a) in out.iter_mut().zip(self.set(img)) {
+                    *o |= *a;
+                }
+            }
+        }
+        if !self.end_in_holes && !self.has_end(id) {
+            states::clear(&mut out, self.end);
+        }
+        let r = self.intern_buf(out);
+        self.meta[id as usize].hole = r;
+        r
+    }
+
+    /// ORs the hole images (`ANY`) of the states of word `k` with bits `b` into `out`.
+    fn or_rows(&self, cx: Ctx, k: usize, mut b: u64, out: &mut [u64]) {
+        while b != 0 {
+            let q = k * 64 + b.trailing_zeros() as usize;
+            b &= b - 1;
+            if q == self.end {
+                states::insert(out, q);
             } else {
                 let row = cx.tp.row(cx.mi, q);
                 for (o, a) in out.iter_mut().zip(&row.any_bits) {
                     *o |= *a;
                 }
             }
-        });
-        if !self.end_in_holes && !self.has_end(id) {
-            states::clear(&mut out, end);
         }
-        let r = self.intern(&out);
-        self.meta[id as usize].hole = r;
-        r
     }
 
     /// The states of `id` with at least one hole token that does not violate.
@@ -283,7 +342,7 @@ impl SetTable {
         }
         let end = self.end;
         let end_ok = self.end_in_holes;
-        let mut out = vec![0u64; self.w];
+        let mut out = self.buf();
         states::for_each(self.set(id), |q| {
             let ok = q == end || {
                 let any = &cx.tp.row(cx.mi, q).any;
@@ -297,7 +356,7 @@ impl SetTable {
                 states::insert(&mut out, q);
             }
         });
-        let r = self.intern(&out);
+        let r = self.intern_buf(out);
         self.meta[id as usize].hole_live = r;
         r
     }
@@ -309,13 +368,13 @@ impl SetTable {
             return h;
         }
         let end = self.end;
-        let mut out = vec![0u64; self.w];
+        let mut out = self.buf();
         states::for_each(self.set(id), |q| {
             if q == end || cx.m.is_clean_end(StateId(q as u32)) {
                 states::insert(&mut out, q);
             }
         });
-        let r = self.intern(&out);
+        let r = self.intern_buf(out);
         self.meta[id as usize].end_clean = r;
         r
     }
@@ -351,21 +410,30 @@ impl SetTable {
             return r;
         }
         let end = self.end;
-        let mut img = vec![0u64; self.w];
-        let mut live = vec![0u64; self.w];
-        states::for_each(self.set(id), |q| {
-            if q == end {
-                states::insert(&mut img, end);
-                states::insert(&mut live, end);
-            } else {
-                let s = cx.m.next_class(StateId(q as u32), c);
-                if !cx.m.is_violated(s) {
-                    states::insert(&mut img, s.as_usize());
-                    states::insert(&mut live, q);
+        let mut img = self.buf();
+        let mut live = self.buf();
+        for k in 0..self.w {
+            let b = self.words[id as usize * self.w + k];
+            if b == 0 {
+                continue;
+            }
+            let mut x = b;
+            while x != 0 {
+                let q = k * 64 + x.trailing_zeros() as usize;
+                x &= x - 1;
+                if q == end {
+                    states::insert(&mut img, end);
+                    states::insert(&mut live, end);
+                } else {
+                    let s = cx.m.next_class(StateId(q as u32), c);
+                    if !cx.m.is_violated(s) {
+                        states::insert(&mut img, s.as_usize());
+                        states::insert(&mut live, q);
+                    }
                 }
             }
-        });
-        let r = (self.intern(&img), self.intern(&live));
+        }
+        let r = (self.intern_buf(img), self.intern_buf(live));
         self.trim_memos();
         self.cls.insert((id, c), r);
         r
@@ -388,24 +456,24 @@ impl SetTable {
         match cx.tp.vocab().kind(t) {
             TokenKind::Empty => id,
             TokenKind::End => {
-                let mut out = vec![0u64; self.w];
+                let mut out = self.buf();
                 if states::any(self.set(id), |q| {
                     q == end || cx.m.is_clean_end(StateId(q as u32))
                 }) {
                     states::insert(&mut out, end);
                 }
-                self.intern(&out)
+                self.intern_buf(out)
             }
             TokenKind::Text => {
                 let bytes = cx.tp.vocab().bytes(t);
                 if self.count(id) <= self.small {
-                    let mut out = vec![0u64; self.w];
+                    let mut out = self.buf();
                     states::for_each(self.set(id), |q| {
                         if let Some(r) = self.run_rest(cx, q, bytes) {
                             states::insert(&mut out, r);
                         }
                     });
-                    return self.intern(&out);
+                    return self.intern_buf(out);
                 }
                 if let Some(&r) = self.tok_fwd.get(&(id, t)) {
                     return r;
@@ -419,13 +487,13 @@ impl SetTable {
                 }
                 if k < bytes.len() {
                     let rest = &bytes[k..];
-                    let mut out = vec![0u64; self.w];
+                    let mut out = self.buf();
                     states::for_each(self.set(cur), |q| {
                         if let Some(r) = self.run_rest(cx, q, rest) {
                             states::insert(&mut out, r);
                         }
                     });
-                    cur = self.intern(&out);
+                    cur = self.intern_buf(out);
                 }
                 self.trim_memos();
                 self.tok_fwd.insert((id, t), cur);
@@ -445,10 +513,10 @@ impl SetTable {
                     .zip(self.set(good))
                     .map(|(a, b)| a & b)
                     .collect();
-                self.intern(&out)
+                self.intern_buf(out)
             }
             TokenKind::End => {
-                let mut out = vec![0u64; self.w];
+                let mut out = self.buf();
                 if self.has_end(good) {
                     states::for_each(self.set(id), |q| {
                         if q == end || cx.m.is_clean_end(StateId(q as u32)) {
@@ -456,7 +524,7 @@ impl SetTable {
                         }
                     });
                 }
-                self.intern(&out)
+                self.intern_buf(out)
             }
             TokenKind::Text => {
                 let bytes = cx.tp.vocab().bytes(t);
@@ -477,7 +545,17 @@ impl SetTable {
                     chain.push(cur);
                 }
                 let k = chain.len() - 1;
-                let mut p = self.direct_bwd(cx, cur, &bytes[k..], good);
+                let mut p = if k == bytes.len() {
+                    let out: Vec<u64> = self
+                        .set(cur)
+                        .iter()
+                        .zip(self.set(good))
+                        .map(|(a, b)| a & b)
+                        .collect();
+                    self.intern_buf(out)
+                } else {
+                    self.direct_bwd(cx, cur, &bytes[k..], good)
+                };
                 for kk in (0..k).rev() {
                     let (f, c, fk) = (chain[kk], classes[bytes[kk] as usize], chain[kk + 1]);
                     p = if p == fk {
@@ -495,7 +573,7 @@ impl SetTable {
 
     /// The states of `id` that the bytes `rest` take into set `good`, state by state.
     fn direct_bwd(&mut self, cx: Ctx, id: u32, rest: &[u8], good: u32) -> u32 {
-        let mut out = vec![0u64; self.w];
+        let mut out = self.buf();
         let g = self.set(good);
         states::for_each(self.set(id), |q| {
             if self
@@ -505,7 +583,7 @@ impl SetTable {
                 states::insert(&mut out, q);
             }
         });
-        self.intern(&out)
+        self.intern_buf(out)
     }
 
     /// The states of `id` that class `c` takes into set `good`.
@@ -514,7 +592,7 @@ impl SetTable {
             return r;
         }
         let end = self.end;
-        let mut out = vec![0u64; self.w];
+        let mut out = self.buf();
         let g = self.set(good);
         states::for_each(self.set(id), |q| {
             let r = if q == end {
@@ -527,7 +605,7 @@ impl SetTable {
                 states::insert(&mut out, q);
             }
         });
-        let r = self.intern(&out);
+        let r = self.intern_buf(out);
         self.pre_cls.insert((id, c, good), r);
         r
     }
@@ -544,13 +622,13 @@ impl SetTable {
         }
         let end = self.end;
         let end_ok = self.end_in_holes;
+        let mut out = self.buf();
         let (fj, fnx, gn) = (self.set(id), self.set(h), self.set(good));
         let xcount: usize = fnx
             .iter()
             .zip(gn)
             .map(|(f, g)| (f & !g).count_ones() as usize)
             .sum();
-        let mut out = vec![0u64; self.w];
         let l = &cx.tp.lifts[cx.mi];
         let inv = if xcount <= INV_LIMIT {
             l.inv.read().ok()
@@ -608,7 +686,7 @@ impl SetTable {
                 });
             }
         }
-        let r = self.intern(&out);
+        let r = self.intern_buf(out);
         self.trim_memos();
         self.hole_bwd.insert((id, good), r);
         r
