@@ -139,7 +139,6 @@ struct ModIds {
     g: Vec<u32>,
 }
 
-
 #[derive(Clone, Debug)]
 struct CommitRecord {
     position: usize,
@@ -312,7 +311,6 @@ impl Guard {
         self.tables()[mi].set(id).to_vec()
     }
 
-
     /// The token policy this guard uses.
     pub fn token_policy(&self) -> &Arc<TokenPolicy> {
         &self.tp
@@ -394,7 +392,6 @@ impl Guard {
         }
         Ok(i)
     }
-
 
     // ---- state-set computations -------------------------------------------------------
 
@@ -660,7 +657,6 @@ impl Guard {
         mask
     }
 
-
     /// The exact mask at hole `position`: every token allowed by every module. An empty
     /// mask is reported as [`GuardError::Conflict`] naming the modules in conflict.
     pub fn mask(&self, position: usize) -> Result<TokenMask, GuardError> {
@@ -864,7 +860,6 @@ impl Guard {
         }
         Ok(())
     }
-
 
     // ---- attribution ------------------------------------------------------------------
 

@@ -674,11 +674,9 @@ impl SetTable {
                     let ok = if q == end {
                         states::contains(gn, end)
                     } else {
-                        cx.tp
-                            .row(cx.mi, q)
-                            .any
-                            .iter()
-                            .any(|&r| (end_ok || r as usize != end) && states::contains(gn, r as usize))
+                        cx.tp.row(cx.mi, q).any.iter().any(|&r| {
+                            (end_ok || r as usize != end) && states::contains(gn, r as usize)
+                        })
                     };
                     if ok {
                         states::insert(&mut out, q);
