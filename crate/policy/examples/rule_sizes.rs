@@ -19,7 +19,7 @@ fn main() {
         match res {
             Ok(p) => println!(
                 "{:>7} states (enforced {:>7}) {:>8.1} ms  {}",
-                p.stats().rule_states[0],
+                p.reporting_states()[0],
                 p.stats().modules.first().map(|m| m.states).unwrap_or(0),
                 t.elapsed().as_secs_f64() * 1e3,
                 r.id

@@ -75,11 +75,11 @@ impl CompiledPolicy {
             }
         }
         let mut fallback = Vec::new();
-        for (ri, rd) in self.report.iter().enumerate() {
-            if quiet[ri] {
+        for (ri, &quiet) in quiet.iter().enumerate() {
+            if quiet {
                 continue;
             }
-            let Some(rd) = rd else {
+            let Some(rd) = self.report.get(ri) else {
                 fallback.push(ri as RuleIndex);
                 continue;
             };

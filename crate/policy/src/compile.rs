@@ -1,13 +1,25 @@
 //! The compiler: enforced rules → automaton modules (byte DFAs in product with the Python
-//! lexer), merged greedily under a state budget; plus one reporting DFA per rule for
+//! lexer), merged under a state budget; plus one reporting DFA per rule for
 //! [`CompiledPolicy::check`].
 //!
 //! Construction is a subset construction over *threads*. A thread is one attempt to match
 //! one alternative of one rule, started at some position: its NFA state for the positive
 //! regex, and (for `pattern-not-regex`) the set of exclusion-NFA states searched since the
 //! thread started. A DFA state is (lexer state, look-behind bits, set of threads). Threads
-//! are independent of each other, so a thread's step is memoised and shared by every module
-//! built from the same policy.
+//! are independent of each other, so they are interned and each thread's step is memoised
+//! in a dense table; a state's transitions are memoised per (thread set, scope, context,
+//! byte class), so the lexer product costs table lookups.
+//!
+//! The pipeline (independent rules and modules run on worker threads where there are any):
+//! 1. every enforced rule alone, with reset states (the same DFA is its reporting DFA, and
+//!    its size drives the merge decisions);
+//! 2. runs of rules are grouped while an estimate of the merged size stays under budget
+//!    (scoped rules grow about additively, unscoped ones are estimated by the product);
+//! 3. each group is built once (halved if it exceeds the budget after all), states that
+//!    cannot reach a clean end become the violated state, and the DFA is minimised
+//!    (Valmari and Lehtinen's partition refinement, which keeps the attribution).
+//!
+//! Reported-only rules get their reporting DFA on first use.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -16,7 +28,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{CompileError, ErrorKind};
-use crate::lexer::{self, LexTable};
+use crate::lexer::{self, LexTable, Scope};
 use crate::module::{Module, RuleIndex, StateId};
 use crate::nfa::{self, Arena, Ctx, LookNeeds, NfaId};
 use crate::pack::{EffectivePolicy, Rule, RuleScope};
@@ -32,6 +44,9 @@ pub struct PolicyConfig {
     pub max_compile_time: Duration,
     /// Merge several enforced rules into one module while it stays under `max_states`.
     pub merge: bool,
+    /// Worker threads for independent rules and modules (0 = one per core, at most 8).
+    /// Ignored on targets without threads (wasm32), where the compiler runs on one.
+    pub threads: usize,
 }
 
 impl Default for PolicyConfig {
@@ -41,6 +56,7 @@ impl Default for PolicyConfig {
             max_module_bytes: 16 << 20,
             max_compile_time: Duration::from_secs(10),
             merge: true,
+            threads: 0,
         }
     }
 }
@@ -69,15 +85,13 @@ pub struct ModuleStats {
 pub struct CompileStats {
     /// Per enforced module.
     pub modules: Vec<ModuleStats>,
-    /// States of each rule's own reporting DFA, by rule index (0: the rule is too large for
-    /// a reporting DFA and `check` uses the regex engine for it).
-    pub rule_states: Vec<usize>,
-    /// Wall time of the compilation.
+    /// Wall time of the compilation (parsing, the enforced modules and the span finder; the
+    /// per-rule reporting DFAs are built later, on first use by [`CompiledPolicy::check`]).
     pub compile_time: Duration,
-    /// Part of `compile_time` spent on parsing and the per-rule reporting DFAs (the rest
-    /// builds, merges and minimises the enforced modules).
-    pub report_time: Duration,
-    /// Total memory of all tables (modules and reporting DFAs), in bytes.
+    /// Part of `compile_time` spent parsing the regexes into NFAs (the rest builds, merges
+    /// and minimises the enforced modules).
+    pub parse_time: Duration,
+    /// Memory of the enforced modules' tables, in bytes.
     pub memory_bytes: usize,
 }
 
@@ -88,6 +102,44 @@ pub(crate) struct ReportDfa {
     pub(crate) reset: Vec<StateId>,
 }
 
+/// What the per-rule reporting DFAs are built from, on first use (most `check` calls need
+/// only a few of them: a rule whose module stays quiet on a text is skipped).
+pub(crate) struct ReportSource {
+    arena: Arena,
+    alts: Vec<AltInfo>,
+    rule_alts: Vec<Vec<u32>>,
+    config: PolicyConfig,
+    dfas: Vec<std::sync::OnceLock<Option<ReportDfa>>>,
+}
+
+impl std::fmt::Debug for ReportSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportSource")
+            .field("rules", &self.rule_alts.len())
+            .field(
+                "built",
+                &self.dfas.iter().filter(|d| d.get().is_some()).count(),
+            )
+            .finish()
+    }
+}
+
+impl ReportSource {
+    /// Rule `ri`'s reporting DFA (built now if needed), or `None` when it exceeds the
+    /// limits and the rule is scanned by the regex engine instead.
+    pub(crate) fn get(&self, ri: usize) -> Option<&ReportDfa> {
+        self.dfas[ri]
+            .get_or_init(|| {
+                let mut b = Builder::new(&self.arena, &self.alts, &self.config, Instant::now());
+                b.build(&self.rule_alts[ri], true).ok().map(|raw| {
+                    let (dfa, reset) = raw.into_report();
+                    ReportDfa { dfa, reset }
+                })
+            })
+            .as_ref()
+    }
+}
+
 /// A compiled policy: the effective rules, the enforced modules, and the checkers.
 #[derive(Clone, Debug)]
 pub struct CompiledPolicy {
@@ -95,7 +147,7 @@ pub struct CompiledPolicy {
     pub(crate) effective: EffectivePolicy,
     pub(crate) rules: Vec<Rule>,
     pub(crate) modules: Vec<Module>,
-    pub(crate) report: Vec<Option<ReportDfa>>,
+    pub(crate) report: std::sync::Arc<ReportSource>,
     pub(crate) stats: CompileStats,
     pub(crate) span_finder: std::sync::Arc<crate::regex_check::SpanFinder>,
 }
@@ -131,6 +183,25 @@ impl CompiledPolicy {
         &self.rules[index as usize]
     }
 
+    /// States of each rule's own reporting DFA, by rule index (0: the rule is too large for
+    /// a reporting DFA and `check` uses the regex engine for it). Builds every reporting DFA
+    /// not built yet.
+    pub fn reporting_states(&self) -> Vec<usize> {
+        (0..self.rules.len())
+            .map(|ri| self.report.get(ri).map_or(0, |r| r.dfa.num_states()))
+            .collect()
+    }
+
+    /// Memory of the reporting DFAs built so far, in bytes.
+    pub fn reporting_memory_bytes(&self) -> usize {
+        self.report
+            .dfas
+            .iter()
+            .filter_map(|d| d.get().and_then(|r| r.as_ref()))
+            .map(|r| r.dfa.memory_bytes() + r.reset.len() * 4)
+            .sum()
+    }
+
     /// The index of the rule with this id.
     pub fn rule_index(&self, id: &str) -> Option<RuleIndex> {
         self.rules
@@ -162,10 +233,6 @@ impl PolicyBuilder {
     pub fn max_compile_time(mut self, d: Duration) -> Self {
         self.config.max_compile_time = d;
         self
-    }
-
-    fn lexer_states(&self) -> usize {
-        lexer::table().scopes.len()
     }
 
     /// Load the pack at `path` (file or folder), resolve it and compile it.
@@ -213,34 +280,57 @@ impl PolicyBuilder {
             }
             rule_alts.push(mine);
         }
-        let mut b = Builder::new(&arena, &alts, &self.config, t0);
-
-        // One reporting DFA per rule (all severities).
-        let mut report = Vec::with_capacity(rules.len());
-        let mut rule_states = Vec::with_capacity(rules.len());
-        for (ri, r) in rules.iter().enumerate() {
-            match b.build(&rule_alts[ri], true) {
-                Ok(raw) => {
-                    rule_states.push(raw.states.len());
-                    let (dfa, reset) = raw.into_report();
-                    report.push(Some(ReportDfa { dfa, reset }));
-                }
-                // A rule whose reporting DFA is too large is reported by the regex engine
-                // instead; enforced rules must still fit in a module (checked below).
-                Err(e) if e.is_size_limit_exceeded() => {
-                    rule_states.push(0);
-                    report.push(None);
-                }
-                Err(e) => return Err(rule_error(e, r)),
-            }
-        }
-
-        let report_time = t0.elapsed();
-        // Enforced modules, merged greedily under the budget, grouped by lexer need.
+        let parse_time = t0.elapsed();
+        let workers = self.config.workers();
         let enforced: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].severity.enforced())
             .collect();
-        let mut modules = Vec::new();
+        let report_cells: Vec<std::sync::OnceLock<Option<ReportDfa>>> = (0..rules.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        let ctx = (&arena, &alts[..], &self.config, t0);
+
+        // 1. Every enforced rule alone. Built with reset states, the same automaton is the
+        //    rule's reporting DFA; its size drives the merge decisions below.
+        struct Alone {
+            report: Option<ReportDfa>,
+            size: usize,
+            idle: usize,
+            pruned: Pruned,
+        }
+        let alone: Vec<Result<Alone, CompileError>> = par_map(&enforced, workers, ctx, |b, &ri| {
+            let (raw, report) = match b.build(&rule_alts[ri], true) {
+                Ok(raw) => {
+                    let (dfa, reset) = raw.clone_report();
+                    (raw, Some(ReportDfa { dfa, reset }))
+                }
+                // The reset states can tip a rule over the budget: try without them
+                // (the rule is then reported by the regex engine).
+                Err(e) if e.is_size_limit_exceeded() => (
+                    b.build(&rule_alts[ri], false)
+                        .map_err(|e| rule_error(e, &rules[ri]))?,
+                    None,
+                ),
+                Err(e) => return Err(rule_error(e, &rules[ri])),
+            };
+            Ok(Alone {
+                size: raw.states.len(),
+                idle: raw.states.iter().filter(|k| k.ts == 0).count(),
+                report,
+                pruned: raw.prune(b),
+            })
+        });
+        let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
+        for (&ri, res) in enforced.iter().zip(alone) {
+            let mut a = res?;
+            let _ = report_cells[ri].set(a.report.take());
+            alone_of[ri] = Some(a);
+        }
+
+        // 2. Merge runs of rules (in pack order, grouped by lexer need) while the estimated
+        //    size stays in budget.
+        let budget = self.config.max_states;
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
         for group in [true, false] {
             let members: Vec<usize> = enforced
                 .iter()
@@ -248,45 +338,90 @@ impl PolicyBuilder {
                 .filter(|&i| (rules[i].scope != RuleScope::Any) == group)
                 .collect();
             let mut current: Vec<usize> = Vec::new();
-            let mut current_raw: Option<Raw> = None;
+            let mut est = 0usize;
             for &ri in &members {
-                // Skip merge trials that are very likely to blow the budget: the merged DFA is
-                // roughly the product of the parts (divided by the shared lexer states).
-                let likely_fits = current_raw.as_ref().is_some_and(|cur| {
-                    let lexdiv = if group { self.lexer_states() } else { 1 };
-                    let est =
-                        cur.states.len() as f64 * rule_states[ri].max(1) as f64 / lexdiv as f64;
-                    est <= 4.0 * self.config.max_states as f64
-                });
-                if self.config.merge && likely_fits {
-                    let mut trial = current.clone();
-                    trial.push(ri);
-                    let trial_alts: Vec<u32> = trial
-                        .iter()
-                        .flat_map(|&i| rule_alts[i].iter().copied())
-                        .collect();
-                    match b.build(&trial_alts, false) {
-                        Ok(raw) => {
-                            current = trial;
-                            current_raw = Some(raw);
-                            continue;
-                        }
-                        Err(e) if e.is_size_limit_exceeded() => {}
-                        Err(e) => return Err(e),
+                let a = alone_of[ri].as_ref().expect("built above");
+                // Scoped rules share the lexer states, and their DFAs grow about additively
+                // when merged (the states where no thread is pending are shared). Unscoped
+                // ones (secrets) keep threads alive over long stretches of text: estimate
+                // them by the product of the sizes.
+                let (grown, fits) = if group {
+                    let g = est + a.size.saturating_sub(a.idle);
+                    (g, g * 5 <= budget * 3)
+                } else {
+                    let g = est.saturating_mul(a.size);
+                    (g, g <= budget * 4)
+                };
+                if self.config.merge && !current.is_empty() && fits {
+                    current.push(ri);
+                    est = grown;
+                } else {
+                    if !current.is_empty() {
+                        chunks.push(std::mem::take(&mut current));
                     }
+                    current.push(ri);
+                    est = a.size;
                 }
-                if let Some(raw) = current_raw.take() {
-                    modules.push(raw.into_enforced(&mut b));
+            }
+            if !current.is_empty() {
+                chunks.push(current);
+            }
+        }
+
+        // 3. Build, prune and minimise each module; a merge that does not fit after all is
+        //    split in halves.
+        enum Job {
+            Alone(Box<Pruned>),
+            Merge(Vec<usize>),
+        }
+        let jobs: Vec<std::sync::Mutex<Option<Job>>> = chunks
+            .iter()
+            .map(|c| {
+                std::sync::Mutex::new(Some(match c[..] {
+                    [ri] => Job::Alone(Box::new(
+                        alone_of[ri].take().expect("one chunk per rule").pruned,
+                    )),
+                    _ => Job::Merge(c.clone()),
+                }))
+            })
+            .collect();
+        drop(alone_of);
+        let built: Vec<Result<Vec<Module>, CompileError>> =
+            par_map(&jobs, workers, ctx, |b, job| {
+                let job = job.lock().map(|mut j| j.take()).ok().flatten();
+                match job {
+                    Some(Job::Alone(p)) => Ok(vec![p.minimize()]),
+                    Some(Job::Merge(chunk)) => {
+                        let mut out = Vec::new();
+                        let mut stack = vec![chunk];
+                        while let Some(chunk) = stack.pop() {
+                            let alt_ids: Vec<u32> = chunk
+                                .iter()
+                                .flat_map(|&i| rule_alts[i].iter().copied())
+                                .collect();
+                            match b.build(&alt_ids, false) {
+                                Ok(raw) => out.push(raw.into_enforced(b)),
+                                Err(e) if e.is_size_limit_exceeded() && chunk.len() > 1 => {
+                                    let (l, r) = chunk.split_at(chunk.len() / 2);
+                                    stack.push(r.to_vec());
+                                    stack.push(l.to_vec());
+                                }
+                                Err(e) => {
+                                    return Err(match chunk[..] {
+                                        [ri] => rule_error(e, &rules[ri]),
+                                        _ => e,
+                                    })
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                    None => Ok(Vec::new()),
                 }
-                let raw = b
-                    .build(&rule_alts[ri], false)
-                    .map_err(|e| rule_error(e, &rules[ri]))?;
-                current = vec![ri];
-                current_raw = Some(raw);
-            }
-            if let Some(raw) = current_raw.take() {
-                modules.push(raw.into_enforced(&mut b));
-            }
+            });
+        let mut modules = Vec::new();
+        for r in built {
+            modules.extend(r?);
         }
 
         let span_finder = std::sync::Arc::new(crate::regex_check::SpanFinder::build(&rules)?);
@@ -304,12 +439,14 @@ impl PolicyBuilder {
                 memory_bytes: m.memory_bytes(),
             })
             .collect::<Vec<_>>();
-        let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>()
-            + report
-                .iter()
-                .flatten()
-                .map(|r| r.dfa.memory_bytes() + r.reset.len() * 4)
-                .sum::<usize>();
+        let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>();
+        let report = std::sync::Arc::new(ReportSource {
+            dfas: report_cells,
+            arena,
+            alts,
+            rule_alts,
+            config: self.config.clone(),
+        });
         Ok(CompiledPolicy {
             name: eff.name.clone(),
             effective: eff.clone(),
@@ -318,14 +455,74 @@ impl PolicyBuilder {
             report,
             stats: CompileStats {
                 modules: module_stats,
-                rule_states,
                 compile_time,
-                report_time,
+                parse_time,
                 memory_bytes,
             },
             span_finder,
         })
     }
+}
+
+impl PolicyConfig {
+    /// Worker threads the compiler uses.
+    fn workers(&self) -> usize {
+        if cfg!(target_arch = "wasm32") {
+            return 1;
+        }
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(8),
+            n => n,
+        }
+    }
+}
+
+/// `f` over `items` on `workers` threads, each with its own [`Builder`] (items are taken in
+/// order as workers become free); results in item order.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    (arena, alts, config, t0): (&Arena, &[AltInfo], &PolicyConfig, Instant),
+    f: impl Fn(&mut Builder<'_>, &T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        let mut b = Builder::new(arena, alts, config, t0);
+        return items.iter().map(|it| f(&mut b, it)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut b = Builder::new(arena, alts, config, t0);
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= items.len() {
+                            break;
+                        }
+                        mine.push((i, f(&mut b, &items[i])));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (i, r) in parts.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.expect("every item is processed once"))
+        .collect()
 }
 
 /// Add the byte-class boundaries that look-around needs: word/non-word bytes for `\b`, and
@@ -407,7 +604,8 @@ struct Thread {
 #[derive(Clone, Debug)]
 enum Step {
     Match,
-    Next(Vec<Thread>),
+    /// The threads after the byte (interned thread ids).
+    Next(Vec<u32>),
 }
 
 const CTX_WORD: u8 = 1;
@@ -440,7 +638,25 @@ struct Builder<'a> {
     lex: &'static LexTable,
     bsets: Vec<Vec<NfaId>>,
     bset_ids: FxHashMap<Vec<NfaId>, u32>,
-    memo: FxHashMap<(Thread, u8, u16), u32>,
+    /// Interned threads (thread id → thread) and their ids.
+    threads: Vec<Thread>,
+    thread_ids: FxHashMap<Thread, u32>,
+    /// Per thread id: offset of its step memo in `memo` (`ctx index × (classes + 1)`
+    /// entries, the last class being the end of text; `u32::MAX` = not computed).
+    memo_off: Vec<u32>,
+    memo: Vec<u32>,
+    /// Per alternative: its own byte classes, class count, and context-value index.
+    alt_class: Vec<[u8; 256]>,
+    alt_nc: Vec<u32>,
+    alt_ctx: Vec<[u8; 8]>,
+    alt_nctx: Vec<u32>,
+    /// Per alternative: one byte of each of its classes.
+    alt_reps: Vec<Vec<u8>>,
+    /// Per thread id and context (`tid * 8 + ctx`): 0 unknown, 1 no, 2 the thread matches
+    /// whatever comes next (every byte, and the end of text).
+    doomed: Vec<u8>,
+    /// Per thread id: 0 unknown, 1 its next step ignores the look-behind context, 2 it may not.
+    thread_ctx: Vec<u8>,
     steps: Vec<Step>,
     seen: nfa::Scratch,
     dom: FxHashMap<u32, Option<Dominance>>,
@@ -473,12 +689,15 @@ struct Raw {
     reps: Vec<u8>,
     /// Per state (index 0 = violated).
     states: Vec<Key>,
-    /// Interned thread sets, indexed by `Key::ts`.
-    tsets: Vec<Vec<Thread>>,
+    /// Interned thread sets (of thread ids), indexed by `Key::ts`.
+    tsets: Vec<Vec<u32>>,
     trans: Vec<StateId>,
     clean_end: Vec<bool>,
     end_rules: Vec<Vec<RuleIndex>>,
-    attribution: HashMap<(StateId, u8), Vec<RuleIndex>>,
+    /// Per transition (parallel to `trans`): 0, or `k` when it violates the rules
+    /// `viol_sets[k - 1]`.
+    viol: Vec<u32>,
+    viol_sets: Vec<Vec<RuleIndex>>,
     reset: Vec<StateId>,
     start: StateId,
 }
@@ -493,13 +712,80 @@ impl<'a> Builder<'a> {
             lex: lexer::table(),
             bsets: Vec::new(),
             bset_ids: FxHashMap::default(),
-            memo: FxHashMap::default(),
+            threads: Vec::new(),
+            thread_ids: FxHashMap::default(),
+            memo_off: Vec::new(),
+            memo: Vec::new(),
+            alt_class: Vec::with_capacity(alts.len()),
+            alt_nc: Vec::with_capacity(alts.len()),
+            alt_ctx: Vec::with_capacity(alts.len()),
+            alt_nctx: Vec::with_capacity(alts.len()),
+            alt_reps: Vec::with_capacity(alts.len()),
+            doomed: Vec::new(),
+            thread_ctx: Vec::new(),
             steps: Vec::new(),
             seen: nfa::Scratch::default(),
             dom: FxHashMap::default(),
         };
+        for alt in alts {
+            let mut split = [false; 256];
+            split[255] = true;
+            for r in &alt.ranges {
+                nfa::mark_boundaries(arena, r.clone(), &mut split);
+            }
+            mark_look_boundaries(alt.needs, &mut split);
+            let mut classes = [0u8; 256];
+            let mut c = 0u32;
+            for (byte, class) in classes.iter_mut().enumerate() {
+                *class = c as u8;
+                if split[byte] && byte < 255 {
+                    c += 1;
+                }
+            }
+            let mask = (if alt.needs.word { CTX_WORD } else { 0 })
+                | (if alt.needs.line { CTX_LF } else { 0 })
+                | (if alt.needs.text { CTX_START } else { 0 });
+            let mut cidx = [0u8; 8];
+            let mut vals: Vec<u8> = Vec::new();
+            for (v, slot) in cidx.iter_mut().enumerate() {
+                let m = v as u8 & mask;
+                *slot = match vals.iter().position(|&x| x == m) {
+                    Some(k) => k as u8,
+                    None => {
+                        vals.push(m);
+                        (vals.len() - 1) as u8
+                    }
+                };
+            }
+            let mut reps = vec![0u8];
+            for byte in 1..256usize {
+                if classes[byte] != classes[byte - 1] {
+                    reps.push(byte as u8);
+                }
+            }
+            b.alt_reps.push(reps);
+            b.alt_class.push(classes);
+            b.alt_nc.push(c + 1);
+            b.alt_ctx.push(cidx);
+            b.alt_nctx.push(vals.len() as u32);
+        }
         b.intern(Vec::new());
         b
+    }
+
+    /// The id of thread `t`.
+    fn thread_id(&mut self, t: Thread) -> u32 {
+        if let Some(&id) = self.thread_ids.get(&t) {
+            return id;
+        }
+        let id = self.threads.len() as u32;
+        self.threads.push(t);
+        self.thread_ids.insert(t, id);
+        self.memo_off.push(self.memo.len() as u32);
+        let a = t.alt as usize;
+        let size = self.alt_nctx[a] * (self.alt_nc[a] + 1);
+        self.memo.resize(self.memo.len() + size as usize, u32::MAX);
+        id
     }
 
     fn intern(&mut self, set: Vec<NfaId>) -> u32 {
@@ -512,11 +798,94 @@ impl<'a> Builder<'a> {
         id
     }
 
-    /// One thread's step in context `ctx` before byte `next` (or the end of text).
-    fn step_thread(&mut self, t: Thread, ctx: u8, next: u16) -> usize {
-        if let Some(&s) = self.memo.get(&(t, ctx, next)) {
-            return s as usize;
+    /// Whether thread `tid`'s next step may depend on the look-behind context: some
+    /// assertion is reachable by epsilon moves from its positive or exclusion states.
+    fn thread_needs_ctx(&mut self, tid: u32) -> bool {
+        if let Some(&v) = self.thread_ctx.get(tid as usize) {
+            if v != 0 {
+                return v == 2;
+            }
         }
+        let t = self.threads[tid as usize];
+        let alt = &self.alts[t.alt as usize];
+        let mut stack: Vec<NfaId> = vec![t.a];
+        if !alt.not_starts.is_empty() {
+            stack.extend(self.bsets[t.b as usize].iter().copied());
+            stack.extend(alt.not_starts.iter().copied());
+        }
+        let mut seen: FxHashMap<NfaId, ()> = FxHashMap::default();
+        let mut needs = false;
+        while let Some(q) = stack.pop() {
+            if seen.insert(q, ()).is_some() {
+                continue;
+            }
+            match &self.arena.states[q as usize] {
+                nfa::NState::Split(v) => stack.extend(v.iter().copied()),
+                nfa::NState::Look { .. } => {
+                    needs = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if self.thread_ctx.len() <= tid as usize {
+            self.thread_ctx.resize(tid as usize + 1, 0);
+        }
+        self.thread_ctx[tid as usize] = if needs { 2 } else { 1 };
+        needs
+    }
+
+    /// Whether thread `tid` in context `ctx` completes a match whatever comes next (every
+    /// byte and the end of text): a state holding it is dead.
+    fn is_doomed(&mut self, tid: u32, ctx: u8) -> bool {
+        let t = self.threads[tid as usize];
+        let a = t.alt as usize;
+        let slot = tid as usize * 8 + ctx as usize;
+        if self.doomed.len() <= slot {
+            self.doomed.resize((tid as usize + 1) * 8, 0);
+        }
+        if self.doomed[slot] != 0 {
+            return self.doomed[slot] == 2;
+        }
+        let si = self.step_thread(tid, ctx, EOI);
+        let mut doomed = matches!(self.steps[si], Step::Match);
+        if doomed {
+            for k in 0..self.alt_reps[a].len() {
+                let rep = self.alt_reps[a][k];
+                let si = self.step_thread(tid, ctx, rep as u16);
+                if !matches!(self.steps[si], Step::Match) {
+                    doomed = false;
+                    break;
+                }
+            }
+        }
+        self.doomed[slot] = if doomed { 2 } else { 1 };
+        doomed
+    }
+
+    /// One thread's step in context `ctx` before byte `next` (or the end of text).
+    #[inline]
+    fn step_thread(&mut self, tid: u32, ctx: u8, next: u16) -> usize {
+        let t = self.threads[tid as usize];
+        let a = t.alt as usize;
+        let class = if next == EOI {
+            self.alt_nc[a]
+        } else {
+            self.alt_class[a][next as usize] as u32
+        };
+        let slot = self.memo_off[tid as usize] as usize
+            + self.alt_ctx[a][ctx as usize] as usize * (self.alt_nc[a] as usize + 1)
+            + class as usize;
+        let m = self.memo[slot];
+        if m != u32::MAX {
+            return m as usize;
+        }
+        let idx = self.step_thread_slow(t, ctx, next);
+        self.memo[slot] = idx as u32;
+        idx
+    }
+
+    fn step_thread_slow(&mut self, t: Thread, ctx: u8, next: u16) -> usize {
         let alt = &self.alts[t.alt as usize];
         let c = ctx_of(ctx, next);
         let mut bclosed = Vec::new();
@@ -548,20 +917,21 @@ impl<'a> Builder<'a> {
             } else {
                 0
             };
-            Step::Next(
-                anext
-                    .into_iter()
-                    .map(|a| Thread {
+            let mut ids: Vec<u32> = anext
+                .into_iter()
+                .map(|a| {
+                    self.thread_id(Thread {
                         alt: t.alt,
                         a,
                         b: bid,
                     })
-                    .collect(),
-            )
+                })
+                .collect();
+            ids.sort_unstable();
+            Step::Next(ids)
         };
         let idx = self.steps.len();
         self.steps.push(result);
-        self.memo.insert((t, ctx, next), idx as u32);
         idx
     }
 
@@ -695,19 +1065,19 @@ impl<'a> Builder<'a> {
     /// Drop threads dominated by another thread of the same alternative: `t2` is dominated
     /// by `t1` when `t2.a ≼ t1.a` and `t1`'s exclusion set is a subset of `t2`'s (so `t1`
     /// matches no later than `t2` and is killed only when `t2` is too).
-    fn prune(&mut self, threads: &mut Vec<Thread>) {
-        if threads.len() < 2 {
+    fn prune(&mut self, tids: &mut Vec<u32>) {
+        if tids.len() < 2 {
             return;
         }
-        let mut keep = vec![true; threads.len()];
+        let mut keep = vec![true; tids.len()];
         let mut any = false;
-        for i in 0..threads.len() {
-            let t2 = threads[i];
-            for j in 0..threads.len() {
+        for i in 0..tids.len() {
+            let t2 = self.threads[tids[i] as usize];
+            for j in 0..tids.len() {
                 if i == j || !keep[j] {
                     continue;
                 }
-                let t1 = threads[j];
+                let t1 = self.threads[tids[j] as usize];
                 if t1.alt != t2.alt {
                     continue;
                 }
@@ -725,7 +1095,7 @@ impl<'a> Builder<'a> {
         }
         if any {
             let mut k = keep.iter();
-            threads.retain(|_| *k.next().unwrap());
+            tids.retain(|_| *k.next().unwrap());
         }
     }
 
@@ -789,40 +1159,97 @@ impl<'a> Builder<'a> {
                 & ctx_mask
         };
 
+        // Context values that can occur, numbered densely.
+        // A state's look-behind context matters only if the next step may read it: a
+        // pending thread with an assertion ahead, or a start thread with one that the next
+        // byte's scope can admit. Elsewhere it is dropped (set to 0), which merges states
+        // that differ only there.
+        let scope_bit = |sc: Scope| 1u8 << (sc as u8);
+        let mut start_ctx_scopes = 0u8;
+        for &a in alt_ids {
+            let sid = self.thread_id(Thread {
+                alt: a,
+                a: self.alts[a as usize].a_start,
+                b: 0,
+            });
+            if self.thread_needs_ctx(sid) {
+                for sc in [Scope::Code, Scope::String, Scope::Comment] {
+                    if self.alts[a as usize].scope.admits(sc) {
+                        start_ctx_scopes |= scope_bit(sc);
+                    }
+                }
+            }
+        }
+        let lex_scopes: Vec<u8> = if needs_lex {
+            (0..self.lex.len() as u16)
+                .map(|l| (0..=255u8).fold(0u8, |m, byte| m | scope_bit(self.lex.scope_at(l, byte))))
+                .collect()
+        } else {
+            vec![scope_bit(Scope::Code)]
+        };
+        let mut ts_ctx: Vec<bool> = vec![false];
+        // Per (thread set, context index): u32::MAX unknown, 0 live, else the violation id
+        // of the doomed threads' rules.
+        let mut ts_doomed: Vec<u32> = Vec::new();
+        let mut ctx_index = [u8::MAX; 8];
+        let mut nctx = 0usize;
+        for v in 0..8u8 {
+            if v & !ctx_mask == 0 {
+                ctx_index[v as usize] = nctx as u8;
+                nctx += 1;
+            }
+        }
+        let nlex = if needs_lex { self.lex.len() } else { 1 };
+
         let mut states: Vec<Key> = vec![Key {
             lex: u16::MAX,
             ctx: 0,
             ts: 0,
         }]; // 0 = violated
             // Thread sets are interned; a transition's thread part depends only on (thread set,
-            // scope, context, byte class), not on the full lexer state, so it is memoised.
-        let mut tsets: Vec<Vec<Thread>> = vec![Vec::new()];
-        let mut ts_ids: FxHashMap<Vec<Thread>, u32> = FxHashMap::default();
+            // scope, context, byte class), not on the full lexer state, so it is memoised in a
+            // dense table (`tmemo`, per thread set), and states are found through a dense table
+            // per thread set indexed by (lexer state, context) (`ids`).
+        let mut tsets: Vec<Vec<u32>> = vec![Vec::new()];
+        let mut ts_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
         ts_ids.insert(Vec::new(), 0);
-        let mut ids: FxHashMap<(u16, u8, u32), StateId> = FxHashMap::default();
+        const UNKNOWN: u32 = u32::MAX;
+        const VIOL_BIT: u32 = 1 << 31;
+        let nscope = if needs_lex { 3 } else { 1 };
+        let tstride = nscope * nctx * nc;
+        let istride = nlex * nctx;
+        let mut tmemo: Vec<u32> = vec![UNKNOWN; tstride];
+        let mut ids: Vec<u32> = vec![0; istride]; // 0 = no state yet
         let start_ctx = (CTX_LF | CTX_START) & ctx_mask;
-        ids.insert((0, start_ctx, 0), StateId(1));
+        ids[ctx_index[start_ctx as usize] as usize] = 1;
         states.push(Key {
             lex: 0,
             ctx: start_ctx,
             ts: 0,
         });
-        #[derive(Clone, Copy)]
-        enum Out {
-            Next(u32),
-            Violated(u32),
-        }
-        let mut tmemo: FxHashMap<(u32, u8, u8, u8), Out> = FxHashMap::default();
         let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
+        let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
         let mut trans: Vec<StateId> = vec![StateId::VIOLATED; nc]; // violated row
-        let mut attribution = HashMap::default();
+        let mut viol: Vec<u32> = vec![0; nc];
         let mut clean_end = vec![false];
         let mut end_rules = vec![Vec::new()];
         let mut reset = vec![StateId::VIOLATED];
         let max_states = self.config.max_states;
         let mut i = 1;
-        let mut threads: Vec<Thread> = Vec::new();
-        let mut next_threads: Vec<Thread> = Vec::new();
+        let mut threads: Vec<u32> = Vec::new();
+        let mut next_threads: Vec<u32> = Vec::new();
+        // The thread that starts each alternative.
+        let starts: Vec<u32> = alt_ids
+            .iter()
+            .map(|&a| {
+                self.thread_id(Thread {
+                    alt: a,
+                    a: self.alts[a as usize].a_start,
+                    b: 0,
+                })
+            })
+            .collect();
+        let mut violated: Vec<RuleIndex> = Vec::new();
         while i < states.len() {
             if i % 64 == 0 && self.t0.elapsed() > self.config.max_compile_time {
                 return Err(CompileError::new(
@@ -834,13 +1261,14 @@ impl<'a> Builder<'a> {
                 ));
             }
             let Key { lex, ctx, ts } = states[i];
+            let cx = ctx_index[ctx as usize] as usize;
             // end of text
             let mut er = Vec::new();
             for k in 0..tsets[ts as usize].len() {
                 let t = tsets[ts as usize][k];
                 let si = self.step_thread(t, ctx, EOI);
                 if let Step::Match = self.steps[si] {
-                    let r = self.alts[t.alt as usize].rule;
+                    let r = self.alts[self.threads[t as usize].alt as usize].rule;
                     if !er.contains(&r) {
                         er.push(r);
                     }
@@ -849,95 +1277,153 @@ impl<'a> Builder<'a> {
             clean_end.push(er.is_empty());
             end_rules.push(er);
             if with_reset {
-                let id = *ids.entry((lex, ctx, 0)).or_insert_with(|| {
+                let slot = lex as usize * nctx + cx;
+                if ids[slot] == 0 {
                     states.push(Key { lex, ctx, ts: 0 });
-                    StateId((states.len() - 1) as u32)
-                });
-                reset.push(id);
+                    ids[slot] = (states.len() - 1) as u32;
+                }
+                reset.push(StateId(ids[slot]));
             }
             for (ci, &rep) in reps.iter().enumerate() {
-                let scope = self.lex.scope_at(lex, rep);
-                let mk = (ts, scope as u8, ctx, ci as u8);
-                let out = match tmemo.get(&mk) {
-                    Some(&o) => o,
-                    None => {
-                        threads.clear();
-                        threads.extend(tsets[ts as usize].iter().copied());
-                        for &a in alt_ids {
-                            let alt = &self.alts[a as usize];
-                            if alt.scope.admits(scope) {
-                                threads.push(Thread {
-                                    alt: a,
-                                    a: alt.a_start,
-                                    b: 0,
-                                });
+                let scope = if needs_lex {
+                    self.lex.scope_at(lex, rep)
+                } else {
+                    Scope::Code
+                };
+                let mslot =
+                    ts as usize * tstride + ((scope as usize % nscope) * nctx + cx) * nc + ci;
+                let mut out = tmemo[mslot];
+                if out == UNKNOWN {
+                    threads.clear();
+                    threads.extend(tsets[ts as usize].iter().copied());
+                    for (k, &a) in alt_ids.iter().enumerate() {
+                        if self.alts[a as usize].scope.admits(scope) {
+                            threads.push(starts[k]);
+                        }
+                    }
+                    next_threads.clear();
+                    violated.clear();
+                    for &t in &threads {
+                        let si = self.step_thread(t, ctx, rep as u16);
+                        match &self.steps[si] {
+                            Step::Match => {
+                                let r = self.alts[self.threads[t as usize].alt as usize].rule;
+                                if !violated.contains(&r) {
+                                    violated.push(r);
+                                }
+                            }
+                            Step::Next(v) => next_threads.extend_from_slice(v),
+                        }
+                    }
+                    out = if !violated.is_empty() {
+                        violated.sort_unstable();
+                        let vid = match viol_ids.get(&violated) {
+                            Some(&v) => v,
+                            None => {
+                                viol_sets.push(violated.clone());
+                                let v = viol_sets.len() as u32;
+                                viol_ids.insert(violated.clone(), v);
+                                v
+                            }
+                        };
+                        VIOL_BIT | vid
+                    } else {
+                        next_threads.sort_unstable();
+                        next_threads.dedup();
+                        let mut nt = std::mem::take(&mut next_threads);
+                        self.prune(&mut nt);
+                        match ts_ids.get(&nt) {
+                            Some(&id) => {
+                                next_threads = nt;
+                                id
+                            }
+                            None => {
+                                let id = tsets.len() as u32;
+                                ts_ctx.push(nt.iter().any(|&t| self.thread_needs_ctx(t)));
+                                tsets.push(nt.clone());
+                                ts_ids.insert(nt, id);
+                                tmemo.resize(tmemo.len() + tstride, UNKNOWN);
+                                ids.resize(ids.len() + istride, 0);
+                                id
                             }
                         }
-                        next_threads.clear();
-                        let mut violated: Vec<RuleIndex> = Vec::new();
-                        for &t in &threads {
-                            let si = self.step_thread(t, ctx, rep as u16);
-                            match &self.steps[si] {
-                                Step::Match => {
-                                    let r = self.alts[t.alt as usize].rule;
-                                    if !violated.contains(&r) {
-                                        violated.push(r);
+                    };
+                    tmemo[mslot] = out;
+                }
+                if out & VIOL_BIT != 0 {
+                    viol.push(out & !VIOL_BIT);
+                    trans.push(StateId::VIOLATED);
+                } else {
+                    let nts = out;
+                    let nlex = if needs_lex {
+                        self.lex.next(lex, rep)
+                    } else {
+                        0
+                    };
+                    let octx = if ts_ctx[nts as usize]
+                        || lex_scopes[nlex as usize] & start_ctx_scopes != 0
+                    {
+                        ctx_after(rep)
+                    } else {
+                        0
+                    };
+                    // A thread that completes whatever comes next makes the state dead:
+                    // violate here instead of building it (enforced modules only; the
+                    // reporting DFAs must report the match where it ends).
+                    if !with_reset {
+                        let ds = nts as usize * nctx + ctx_index[octx as usize] as usize;
+                        if ts_doomed.len() <= ds {
+                            ts_doomed.resize((nts as usize + 1) * nctx, u32::MAX);
+                        }
+                        if ts_doomed[ds] == u32::MAX {
+                            let mut rs: Vec<RuleIndex> = Vec::new();
+                            for k in 0..tsets[nts as usize].len() {
+                                let t = tsets[nts as usize][k];
+                                if self.is_doomed(t, octx) {
+                                    let r = self.alts[self.threads[t as usize].alt as usize].rule;
+                                    if !rs.contains(&r) {
+                                        rs.push(r);
                                     }
                                 }
-                                Step::Next(v) => next_threads.extend_from_slice(v),
                             }
-                        }
-                        let o = if !violated.is_empty() {
-                            violated.sort_unstable();
-                            viol_sets.push(violated);
-                            Out::Violated((viol_sets.len() - 1) as u32)
-                        } else {
-                            next_threads.sort_unstable();
-                            next_threads.dedup();
-                            let mut nt = std::mem::take(&mut next_threads);
-                            self.prune(&mut nt);
-                            let id = match ts_ids.get(&nt) {
-                                Some(&id) => {
-                                    next_threads = nt;
-                                    id
-                                }
-                                None => {
-                                    let id = tsets.len() as u32;
-                                    tsets.push(nt.clone());
-                                    ts_ids.insert(nt, id);
-                                    id
+                            ts_doomed[ds] = if rs.is_empty() {
+                                0
+                            } else {
+                                rs.sort_unstable();
+                                match viol_ids.get(&rs) {
+                                    Some(&v) => v,
+                                    None => {
+                                        viol_sets.push(rs.clone());
+                                        let v = viol_sets.len() as u32;
+                                        viol_ids.insert(rs, v);
+                                        v
+                                    }
                                 }
                             };
-                            Out::Next(id)
-                        };
-                        tmemo.insert(mk, o);
-                        o
+                        }
+                        if ts_doomed[ds] != 0 {
+                            viol.push(ts_doomed[ds]);
+                            trans.push(StateId::VIOLATED);
+                            continue;
+                        }
                     }
-                };
-                let target = match out {
-                    Out::Violated(v) => {
-                        attribution
-                            .insert((StateId(i as u32), ci as u8), viol_sets[v as usize].clone());
-                        StateId::VIOLATED
-                    }
-                    Out::Next(nts) => {
-                        let nlex = if needs_lex {
-                            self.lex.next(lex, rep)
-                        } else {
-                            0
-                        };
-                        let nctx = ctx_after(rep);
-                        *ids.entry((nlex, nctx, nts)).or_insert_with(|| {
-                            states.push(Key {
-                                lex: nlex,
-                                ctx: nctx,
-                                ts: nts,
-                            });
-                            StateId((states.len() - 1) as u32)
-                        })
-                    }
-                };
-                trans.push(target);
+                    let slot = nts as usize * istride
+                        + nlex as usize * nctx
+                        + ctx_index[octx as usize] as usize;
+                    let id = if ids[slot] == 0 {
+                        states.push(Key {
+                            lex: nlex,
+                            ctx: octx,
+                            ts: nts,
+                        });
+                        ids[slot] = (states.len() - 1) as u32;
+                        ids[slot]
+                    } else {
+                        ids[slot]
+                    };
+                    viol.push(0);
+                    trans.push(StateId(id));
+                }
             }
             if states.len() > max_states {
                 return Err(CompileError::new(
@@ -965,15 +1451,114 @@ impl<'a> Builder<'a> {
             trans,
             clean_end,
             end_rules,
-            attribution,
+            viol,
+            viol_sets,
             reset,
             start: StateId(1),
         })
     }
 }
 
-/// Hopcroft's partition refinement. States `1..n` with `live[s]` are minimised; state 0
-/// and dead states map to block 0. `key`/`same` define the initial partition.
+/// A refinable partition of `0..n` (Valmari and Lehtinen): sets are contiguous ranges of
+/// `elems`; marking moves an element to the front of its set, `split` cuts the marked part
+/// off.
+struct Refinable {
+    elems: Vec<u32>,
+    loc: Vec<u32>,
+    set: Vec<u32>,
+    first: Vec<u32>,
+    past: Vec<u32>,
+    marked: Vec<u32>,
+    touched: Vec<u32>,
+}
+
+impl Refinable {
+    /// The partition of `0..group.len()` into the given groups (ids `0..ngroups`, each
+    /// used at least once), in group order.
+    fn new(group: &[u32], ngroups: usize) -> Refinable {
+        let n = group.len();
+        let mut first = vec![0u32; ngroups + 1];
+        for &g in group {
+            first[g as usize + 1] += 1;
+        }
+        for k in 1..=ngroups {
+            first[k] += first[k - 1];
+        }
+        let past: Vec<u32> = first[1..].to_vec();
+        first.truncate(ngroups);
+        let mut fill = first.clone();
+        let mut elems = vec![0u32; n];
+        let mut loc = vec![0u32; n];
+        for (e, &g) in group.iter().enumerate() {
+            let i = fill[g as usize];
+            elems[i as usize] = e as u32;
+            loc[e] = i;
+            fill[g as usize] += 1;
+        }
+        Refinable {
+            elems,
+            loc,
+            set: group.to_vec(),
+            marked: vec![0; ngroups],
+            first,
+            past,
+            touched: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    #[inline]
+    fn mark(&mut self, e: u32) {
+        let s = self.set[e as usize] as usize;
+        let i = self.loc[e as usize];
+        let j = self.first[s] + self.marked[s];
+        let other = self.elems[j as usize];
+        self.elems[i as usize] = other;
+        self.loc[other as usize] = i;
+        self.elems[j as usize] = e;
+        self.loc[e as usize] = j;
+        if self.marked[s] == 0 {
+            self.touched.push(s as u32);
+        }
+        self.marked[s] += 1;
+    }
+
+    /// Split every touched set into its marked and unmarked parts; the smaller part (the
+    /// marked one on a tie) becomes a new set.
+    fn split(&mut self) {
+        while let Some(s) = self.touched.pop() {
+            let s = s as usize;
+            let m = self.marked[s];
+            let size = self.past[s] - self.first[s];
+            self.marked[s] = 0;
+            if m == size {
+                continue;
+            }
+            let z = self.first.len();
+            if m <= size - m {
+                self.first.push(self.first[s]);
+                self.past.push(self.first[s] + m);
+                self.first[s] += m;
+            } else {
+                self.past.push(self.past[s]);
+                self.first.push(self.first[s] + m);
+                self.past[s] = self.first[s] + m;
+            }
+            self.marked.push(0);
+            for i in self.first[z]..self.past[z] {
+                self.set[self.elems[i as usize] as usize] = z as u32;
+            }
+        }
+    }
+}
+
+/// DFA minimisation (Valmari and Lehtinen's O(m log n) partition refinement of states and
+/// transitions). States `1..n` with `live[s]` are minimised; state 0 (violated) and dead
+/// states map to block 0. `key`/`same` define the initial partition. Returns each state's
+/// block, numbered densely in order of the block's first state.
 fn hopcroft(
     n: usize,
     nc: usize,
@@ -982,148 +1567,109 @@ fn hopcroft(
     key: impl Fn(usize) -> u64,
     same: impl Fn(usize, usize) -> bool,
 ) -> Vec<u32> {
-    // initial partition
-    let mut block_of = vec![0u32; n];
-    let mut blocks: Vec<Vec<u32>> = vec![Vec::new()]; // block 0: violated
+    // Compact numbering: 0 = violated, then the live states.
+    let mut idx = vec![u32::MAX; n];
+    let mut states: Vec<u32> = vec![0];
+    idx[0] = 0;
+    for s in 1..n {
+        if live[s] {
+            idx[s] = states.len() as u32;
+            states.push(s as u32);
+        }
+    }
+    let nn = states.len();
+    // Initial partition: group 0 = violated, then by key.
+    let mut group = vec![0u32; nn];
     {
+        let mut reps: Vec<usize> = Vec::new();
         let mut by_key: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-        for s in 1..n {
-            if !live[s] {
-                continue;
-            }
-            let k = key(s);
-            let cands = by_key.entry(k).or_default();
-            let mut found = None;
-            for &bid in cands.iter() {
-                if same(blocks[bid as usize][0] as usize, s) {
-                    found = Some(bid);
-                    break;
-                }
-            }
-            let bid = match found {
-                Some(b) => b,
+        for (k, &s) in states.iter().enumerate().skip(1) {
+            let s = s as usize;
+            let cands = by_key.entry(key(s)).or_default();
+            let found = cands
+                .iter()
+                .copied()
+                .find(|&g| same(reps[g as usize - 1], s));
+            group[k] = match found {
+                Some(g) => g,
                 None => {
-                    blocks.push(Vec::new());
-                    let b = (blocks.len() - 1) as u32;
-                    cands.push(b);
-                    b
+                    reps.push(s);
+                    let g = reps.len() as u32;
+                    cands.push(g);
+                    g
                 }
             };
-            blocks[bid as usize].push(s as u32);
-            block_of[s] = bid;
         }
-    }
-    // inverse transitions (CSR per class)
-    let mut counts = vec![0u32; nc * n + 1];
-    for s in 1..n {
-        if !live[s] {
-            continue;
-        }
-        for c in 0..nc {
-            let t = trans[s * nc + c].as_usize();
-            if t != 0 {
-                counts[c * n + t + 1] += 1;
+        let ngroups = reps.len() + 1;
+        let mut blocks = Refinable::new(&group, ngroups);
+        // Transitions of live states: tail, head (compact numbers); label = index % nc.
+        let m = (nn - 1) * nc;
+        // (Nested loops rather than `t / nc`: a division per transition costs more than
+        // the rest of the setup.)
+        let mut head: Vec<u32> = Vec::with_capacity(m);
+        let mut tails: Vec<u32> = Vec::with_capacity(m);
+        let mut labels: Vec<u32> = Vec::with_capacity(m);
+        for (k, &s) in states.iter().enumerate().skip(1) {
+            for (c, &h) in trans[s as usize * nc..(s as usize + 1) * nc]
+                .iter()
+                .enumerate()
+            {
+                let h = h.as_usize();
+                head.push(if h == 0 { 0 } else { idx[h] });
+                tails.push(k as u32);
+                labels.push(c as u32);
             }
         }
-    }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    let mut fill = counts.clone();
-    let mut preds = vec![0u32; counts[nc * n] as usize];
-    for s in 1..n {
-        if !live[s] {
-            continue;
+        // Cords: transitions grouped by label.
+        let mut cords = Refinable::new(&labels, if m == 0 { 0 } else { nc });
+        // Incoming transitions per state (CSR).
+        let mut in_first = vec![0u32; nn + 1];
+        for &h in &head {
+            in_first[h as usize + 1] += 1;
         }
-        for c in 0..nc {
-            let t = trans[s * nc + c].as_usize();
-            if t != 0 {
-                let slot = &mut fill[c * n + t];
-                preds[*slot as usize] = s as u32;
-                *slot += 1;
+        for k in 1..=nn {
+            in_first[k] += in_first[k - 1];
+        }
+        let mut fill = in_first.clone();
+        let mut incoming = vec![0u32; m];
+        for (t, &h) in head.iter().enumerate() {
+            incoming[fill[h as usize] as usize] = t as u32;
+            fill[h as usize] += 1;
+        }
+        let (mut b, mut c) = (1usize, 0usize);
+        while c < cords.len() {
+            for i in cords.first[c]..cords.past[c] {
+                let t = cords.elems[i as usize] as usize;
+                blocks.mark(tails[t]);
             }
-        }
-    }
-    let mut in_work = vec![true; blocks.len()];
-    in_work[0] = false;
-    let mut work: Vec<u32> = (1..blocks.len() as u32).collect();
-    let mut mark = vec![false; n];
-    let mut touched: Vec<u32> = Vec::new();
-    let mut marked_in: Vec<Vec<u32>> = vec![Vec::new(); blocks.len()];
-    while let Some(sp) = work.pop() {
-        in_work[sp as usize] = false;
-        let splitter = blocks[sp as usize].clone();
-        for c in 0..nc {
-            touched.clear();
-            for &t in &splitter {
-                let (lo, hi) = (
-                    counts[c * n + t as usize] as usize,
-                    counts[c * n + t as usize + 1] as usize,
-                );
-                for &p in &preds[lo..hi] {
-                    if !mark[p as usize] {
-                        mark[p as usize] = true;
-                        let b = block_of[p as usize];
-                        if marked_in[b as usize].is_empty() {
-                            touched.push(b);
-                        }
-                        marked_in[b as usize].push(p);
+            blocks.split();
+            c += 1;
+            while b < blocks.len() {
+                for i in blocks.first[b]..blocks.past[b] {
+                    let q = blocks.elems[i as usize] as usize;
+                    for j in in_first[q]..in_first[q + 1] {
+                        cords.mark(incoming[j as usize]);
                     }
                 }
-            }
-            for &b in &touched {
-                let inside = std::mem::take(&mut marked_in[b as usize]);
-                if inside.len() == blocks[b as usize].len() {
-                    for &p in &inside {
-                        mark[p as usize] = false;
-                    }
-                    continue;
-                }
-                // split b into inside (new block) and the rest (keeps id b)
-                let newb = blocks.len() as u32;
-                let rest: Vec<u32> = blocks[b as usize]
-                    .iter()
-                    .copied()
-                    .filter(|&s| !mark[s as usize])
-                    .collect();
-                for &p in &inside {
-                    mark[p as usize] = false;
-                }
-                for &p in &inside {
-                    block_of[p as usize] = newb;
-                }
-                let in_len = inside.len();
-                blocks[b as usize] = rest;
-                blocks.push(inside);
-                in_work.push(false);
-                marked_in.push(Vec::new());
-                if in_work[b as usize] || in_len <= blocks[b as usize].len() {
-                    work.push(newb);
-                    in_work[newb as usize] = true;
-                } else {
-                    work.push(b);
-                    in_work[b as usize] = true;
-                }
+                cords.split();
+                b += 1;
             }
         }
-    }
-    // renumber blocks densely in order of first state (block 0 stays 0)
-    let mut renum = vec![u32::MAX; blocks.len()];
-    renum[0] = 0;
-    let mut next = 1u32;
-    let mut out = vec![0u32; n];
-    for s in 1..n {
-        if !live[s] {
-            continue;
+        // Dense renumbering in order of first state; the violated state's block is 0.
+        let mut renum = vec![u32::MAX; blocks.len()];
+        renum[blocks.set[0] as usize] = 0;
+        let mut next = 1u32;
+        let mut out = vec![0u32; n];
+        for (k, &s) in states.iter().enumerate().skip(1) {
+            let bl = blocks.set[k] as usize;
+            if renum[bl] == u32::MAX {
+                renum[bl] = next;
+                next += 1;
+            }
+            out[s as usize] = renum[bl];
         }
-        let b = block_of[s] as usize;
-        if renum[b] == u32::MAX {
-            renum[b] = next;
-            next += 1;
-        }
-        out[s] = renum[b];
+        out
     }
-    out
 }
 
 impl Raw {
@@ -1140,9 +1686,40 @@ impl Raw {
             .collect()
     }
 
+    /// The sparse attribution map of a dense per-transition table.
+    fn attribution_map(&self, viol: &[u32]) -> HashMap<(StateId, u8), Vec<RuleIndex>> {
+        let nc = self.nc();
+        viol.iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+            .map(|(k, &v)| {
+                (
+                    (StateId((k / nc) as u32), (k % nc) as u8),
+                    self.viol_sets[v as usize - 1].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The reporting form of a copy (the original stays for the enforced module).
+    fn clone_report(&self) -> (Module, Vec<StateId>) {
+        let m = Module {
+            rules: self.rules.clone(),
+            classes: self.classes,
+            num_classes: self.nc(),
+            trans: self.trans.clone(),
+            start: self.start,
+            clean_end: self.clean_end.clone(),
+            attribution: self.attribution_map(&self.viol),
+            end_attribution: Self::to_end_map(&self.end_rules),
+        };
+        (m, self.reset.clone())
+    }
+
     /// The reporting form: no minimisation, reset states kept.
     fn into_report(self) -> (Module, Vec<StateId>) {
         let num_classes = self.nc();
+        let attribution = self.attribution_map(&self.viol);
         let m = Module {
             rules: self.rules,
             classes: self.classes,
@@ -1150,7 +1727,7 @@ impl Raw {
             trans: self.trans,
             start: self.start,
             clean_end: self.clean_end,
-            attribution: self.attribution,
+            attribution,
             end_attribution: Self::to_end_map(&self.end_rules),
         };
         (m, self.reset)
@@ -1159,35 +1736,66 @@ impl Raw {
     /// The enforced form: states that cannot reach a clean end are merged into the violated
     /// state (so every other state has a clean completion), then the DFA is minimised.
     fn into_enforced(self, b: &mut Builder<'_>) -> Module {
+        self.prune(b).minimize()
+    }
+
+    /// The first half of the enforced form: states that cannot reach a clean end are merged
+    /// into the violated state (so every other state has a clean completion), and the
+    /// transitions into them attributed to the rules pending there. Needs the builder that
+    /// made this automaton; the result does not.
+    fn prune(mut self, b: &mut Builder<'_>) -> Pruned {
         let n = self.states.len();
         let nc = self.nc();
-        // co-reachability to a clean end
-        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // co-reachability to a clean end (reverse edges in CSR form)
+        let mut rstart = vec![0u32; n + 1];
         for s in 1..n {
-            for c in 0..nc {
-                let t = self.trans[s * nc + c].as_usize();
-                if t != 0 {
-                    rev[t].push(s as u32);
+            for &t in &self.trans[s * nc..(s + 1) * nc] {
+                rstart[t.as_usize() + 1] += 1;
+            }
+        }
+        for k in 1..=n {
+            rstart[k] += rstart[k - 1];
+        }
+        let mut fill = rstart.clone();
+        let mut rev = vec![0u32; rstart[n] as usize];
+        for s in 1..n {
+            for &t in &self.trans[s * nc..(s + 1) * nc] {
+                let f = &mut fill[t.as_usize()];
+                rev[*f as usize] = s as u32;
+                *f += 1;
+            }
+        }
+        // States only reset transitions reach are not part of the module.
+        let mut reached = vec![false; n];
+        let mut stack = vec![self.start.as_usize()];
+        reached[self.start.as_usize()] = true;
+        while let Some(s) = stack.pop() {
+            for &t in &self.trans[s * nc..(s + 1) * nc] {
+                if !reached[t.as_usize()] {
+                    reached[t.as_usize()] = true;
+                    stack.push(t.as_usize());
                 }
             }
         }
         let mut live = vec![false; n];
-        let mut stack: Vec<usize> = (1..n).filter(|&s| self.clean_end[s]).collect();
+        let mut stack: Vec<usize> = (1..n)
+            .filter(|&s| self.clean_end[s] && reached[s])
+            .collect();
         for &s in &stack {
             live[s] = true;
         }
         while let Some(s) = stack.pop() {
-            for &p in &rev[s] {
-                if !live[p as usize] {
+            for &p in &rev[rstart[s] as usize..rstart[s + 1] as usize] {
+                if !live[p as usize] && reached[p as usize] {
                     live[p as usize] = true;
                     stack.push(p as usize);
                 }
             }
         }
         // attribution for transitions into dead states: the rules pending in the dead state
-        let mut pending: FxHashMap<usize, Vec<RuleIndex>> = FxHashMap::default();
-        let mut attribution = self.attribution.clone();
-        let mut trans = self.trans.clone();
+        let mut pending: FxHashMap<usize, u32> = FxHashMap::default();
+        let mut viol = std::mem::take(&mut self.viol);
+        let mut trans = std::mem::take(&mut self.trans);
         for s in 1..n {
             if !live[s] {
                 continue;
@@ -1195,13 +1803,13 @@ impl Raw {
             for c in 0..nc {
                 let t = trans[s * nc + c].as_usize();
                 if t != 0 && !live[t] {
-                    let rules = pending.entry(t).or_insert_with(|| {
+                    let vid = *pending.entry(t).or_insert_with(|| {
                         let mut rs: Vec<RuleIndex> = Vec::new();
                         for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
                             for &th in &self.tsets[self.states[t].ts as usize] {
                                 let si = b.step_thread(th, self.states[t].ctx, next);
                                 if let Step::Match = b.steps[si] {
-                                    let r = b.alts[th.alt as usize].rule;
+                                    let r = b.alts[b.threads[th as usize].alt as usize].rule;
                                     if !rs.contains(&r) {
                                         rs.push(r);
                                     }
@@ -1212,37 +1820,89 @@ impl Raw {
                             rs = self.rules.clone();
                         }
                         rs.sort_unstable();
-                        rs
+                        match self.viol_sets.iter().position(|v| *v == rs) {
+                            Some(k) => k as u32 + 1,
+                            None => {
+                                self.viol_sets.push(rs);
+                                self.viol_sets.len() as u32
+                            }
+                        }
                     });
-                    attribution.insert((StateId(s as u32), c as u8), rules.clone());
+                    viol[s * nc + c] = vid;
                     trans[s * nc + c] = StateId::VIOLATED;
                 }
             }
         }
+        Pruned {
+            rules: self.rules,
+            classes: self.classes,
+            nc,
+            lex: self.states.iter().map(|k| k.lex).collect(),
+            trans,
+            viol,
+            viol_sets: self.viol_sets,
+            clean_end: self.clean_end,
+            end_rules: self.end_rules,
+            live,
+            start: self.start,
+        }
+    }
+}
+
+/// An automaton after dead-state pruning, ready to be minimised (see [`Raw::prune`]).
+struct Pruned {
+    rules: Vec<RuleIndex>,
+    classes: [u8; 256],
+    nc: usize,
+    lex: Vec<u16>,
+    trans: Vec<StateId>,
+    viol: Vec<u32>,
+    viol_sets: Vec<Vec<RuleIndex>>,
+    clean_end: Vec<bool>,
+    end_rules: Vec<Vec<RuleIndex>>,
+    live: Vec<bool>,
+    start: StateId,
+}
+
+impl Pruned {
+    /// Hopcroft minimisation over the live states (block 0 = violated, never split). The
+    /// initial partition separates end behaviour and the attribution of transitions into
+    /// the violated state, so merged states name the same rules.
+    fn minimize(self) -> Module {
+        let n = self.lex.len();
+        let nc = self.nc;
+        let (trans, viol, live) = (&self.trans, &self.viol, &self.live);
+        // End behaviour as small ids, so the initial partition compares integers.
+        let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
+        let end_id: Vec<u32> = (0..n)
+            .map(|s| {
+                let k = end_ids.len() as u32;
+                *end_ids.entry(&self.end_rules[s]).or_insert(k) * 2 + self.clean_end[s] as u32
+            })
+            .collect();
         // Hopcroft minimisation over live states (block 0 = violated, never split). The
         // initial partition separates end behaviour and the attribution of transitions into
         // the violated state, so merged states name the same rules.
         let block = hopcroft(
             n,
             nc,
-            &trans,
-            &live,
+            trans,
+            live,
+            // The lexer state is part of the initial partition too: states of different
+            // lexer states are almost never equivalent, and starting from this finer (still
+            // sound) partition saves most of the refinement work.
             |s| {
-                let att: Vec<Option<&Vec<RuleIndex>>> = (0..nc)
-                    .map(|c| attribution.get(&(StateId(s as u32), c as u8)))
-                    .collect();
                 let mut h = rustc_hash::FxHasher::default();
                 use std::hash::{Hash, Hasher};
-                (self.clean_end[s], &self.end_rules[s], att).hash(&mut h);
+                end_id[s].hash(&mut h);
+                self.lex[s].hash(&mut h);
+                viol[s * nc..(s + 1) * nc].hash(&mut h);
                 h.finish()
             },
             |s1, s2| {
-                self.clean_end[s1] == self.clean_end[s2]
-                    && self.end_rules[s1] == self.end_rules[s2]
-                    && (0..nc).all(|c| {
-                        attribution.get(&(StateId(s1 as u32), c as u8))
-                            == attribution.get(&(StateId(s2 as u32), c as u8))
-                    })
+                end_id[s1] == end_id[s2]
+                    && self.lex[s1] == self.lex[s2]
+                    && viol[s1 * nc..(s1 + 1) * nc] == viol[s2 * nc..(s2 + 1) * nc]
             },
         );
         let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
@@ -1265,8 +1925,12 @@ impl Raw {
             for c in 0..nc {
                 let t = trans[s * nc + c].as_usize();
                 new_trans[blk * nc + c] = StateId(block[t]);
-                if let Some(a) = attribution.get(&(StateId(s as u32), c as u8)) {
-                    new_attr.insert((StateId(blk as u32), c as u8), a.clone());
+                let v = viol[s * nc + c];
+                if v != 0 {
+                    new_attr.insert(
+                        (StateId(blk as u32), c as u8),
+                        self.viol_sets[v as usize - 1].clone(),
+                    );
                 }
             }
         }

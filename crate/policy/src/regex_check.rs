@@ -1,12 +1,12 @@
 //! The independent checker: runs each rule's regexes directly on the text with
-//! `regex-automata`'s own engines (anchored dense DFAs for the positive patterns, meta
+//! `regex-automata`'s own engines (anchored lazy DFAs for the positive patterns, meta
 //! regexes for the exclusions), without any of the automata this crate builds. It shares
 //! only the finding semantics (see [`crate::check`]) and the lexer that assigns scopes.
 //!
 //! It is slower (it tries every start position) and is meant for cross-checks and for the
 //! final certificate of generated text.
 
-use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::hybrid::dfa as lazy;
 use regex_automata::nfa::thompson;
 use regex_automata::util::{start, syntax};
 use regex_automata::{meta, Anchored, Input, MatchKind};
@@ -18,8 +18,19 @@ use crate::lexer::{scope_of_bytes, Scope};
 use crate::module::RuleIndex;
 use crate::pack::RuleScope;
 
-/// Size limit of each of the regex checker's DFAs, in bytes.
+/// Size limit of each of the regex checker's NFAs and lazy-DFA caches, in bytes.
 const SIZE_LIMIT: usize = 32 << 20;
+
+/// Meta regexes here only answer "where does the first match start" and "is there a match":
+/// the lazy DFA and the PikeVM suffice, and skipping the eagerly built engines (full DFA,
+/// one-pass DFA, backtracker) keeps policy compilation fast.
+fn meta_config() -> meta::Config {
+    meta::Config::new()
+        .dfa(false)
+        .onepass(false)
+        .backtrack(false)
+        .which_captures(thompson::WhichCaptures::Implicit)
+}
 
 fn syntax_config() -> syntax::Config {
     syntax::Config::new()
@@ -28,16 +39,18 @@ fn syntax_config() -> syntax::Config {
         .multi_line(true)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Alt {
-    positive: dense::DFA<Vec<u32>>,
+    /// The positive pattern, anchored, all match ends (states built lazily, on use).
+    positive: lazy::DFA,
+    cache: std::sync::Mutex<lazy::Cache>,
     /// The positive pattern unanchored, only to skip to the first possible start.
     search: meta::Regex,
     not: Vec<meta::Regex>,
 }
 
 /// Compiled regexes of every rule, used to find match spans.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct SpanFinder {
     rules: Vec<(RuleScope, Vec<Alt>)>,
 }
@@ -55,16 +68,19 @@ impl SpanFinder {
         for r in rules_in {
             let mut alts = Vec::new();
             for a in r.pattern.alternatives() {
-                let positive = dense::Builder::new()
+                let positive = lazy::Builder::new()
                     .syntax(syntax_config())
-                    .thompson(thompson::Config::new().utf8(false))
+                    .thompson(
+                        thompson::Config::new()
+                            .utf8(false)
+                            .nfa_size_limit(Some(SIZE_LIMIT)),
+                    )
                     .configure(
-                        dense::Config::new()
+                        lazy::Config::new()
                             .match_kind(MatchKind::All)
-                            .start_kind(StartKind::Anchored)
+                            .starts_for_each_pattern(false)
                             .unicode_word_boundary(false)
-                            .dfa_size_limit(Some(SIZE_LIMIT))
-                            .determinize_size_limit(Some(SIZE_LIMIT)),
+                            .cache_capacity(SIZE_LIMIT),
                     )
                     .build(&a.regex)
                     .map_err(|e| {
@@ -72,10 +88,12 @@ impl SpanFinder {
                             .for_rule(&r.id)
                             .in_file(&r.source)
                     })?;
+                let cache = std::sync::Mutex::new(positive.create_cache());
                 let mut not = Vec::new();
                 for n in &a.not {
                     not.push(
                         meta::Regex::builder()
+                            .configure(meta_config())
                             .syntax(syntax_config())
                             .build(n)
                             .map_err(|e| {
@@ -88,6 +106,7 @@ impl SpanFinder {
                     );
                 }
                 let search = meta::Regex::builder()
+                    .configure(meta_config())
                     .syntax(syntax_config())
                     .build(&a.regex)
                     .map_err(|e| {
@@ -96,6 +115,7 @@ impl SpanFinder {
                     })?;
                 alts.push(Alt {
                     positive,
+                    cache,
                     search,
                     not,
                 });
@@ -115,16 +135,23 @@ impl SpanFinder {
         mut f: impl FnMut(usize) -> bool,
     ) -> bool {
         let dfa = &alt.positive;
+        let mut guard = alt.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = &mut *guard;
         let cfg = start::Config::new()
             .anchored(Anchored::Yes)
             .look_behind(if s > 0 { Some(text[s - 1]) } else { None });
-        let Ok(mut sid) = dfa.start_state(&cfg) else {
+        // The cache never gives up (no minimum clear count), so these cannot fail; a
+        // failure would only mean "no match found here".
+        let Ok(mut sid) = dfa.start_state(cache, &cfg) else {
             return false;
         };
         let mut i = s;
         while i < text.len() {
-            sid = dfa.next_state(sid, text[i]);
-            if dfa.is_match_state(sid) {
+            sid = match dfa.next_state(cache, sid, text[i]) {
+                Ok(n) => n,
+                Err(_) => return false,
+            };
+            if sid.is_match() {
                 if i > bound {
                     return false;
                 }
@@ -132,13 +159,15 @@ impl SpanFinder {
                     return true;
                 }
             }
-            if dfa.is_dead_state(sid) || i > bound {
+            if sid.is_dead() || i > bound {
                 return false;
             }
             i += 1;
         }
-        sid = dfa.next_eoi_state(sid);
-        if dfa.is_match_state(sid) && text.len() <= bound {
+        let Ok(sid) = dfa.next_eoi_state(cache, sid) else {
+            return false;
+        };
+        if sid.is_match() && text.len() <= bound {
             return f(text.len());
         }
         false
