@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ward_policy::{EffectivePolicy, PolicyBuilder};
+use ward_policy::{EffectivePolicy, PolicyBuilder, PolicyConfig};
 
 fn python_pack() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/python")
@@ -48,6 +48,14 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(10)).sample_size(20);
     g.bench_function("compile_python_pack", |b| {
         b.iter(|| PolicyBuilder::new().compile(&eff).unwrap())
+    });
+    // One worker thread: what a browser without wasm threads gets.
+    let one = PolicyBuilder::new().config(PolicyConfig {
+        threads: 1,
+        ..PolicyConfig::default()
+    });
+    g.bench_function("compile_python_pack_1_thread", |b| {
+        b.iter(|| one.compile(&eff).unwrap())
     });
     let policy = PolicyBuilder::new().compile(&eff).unwrap();
     let text = large_python(4 << 20);

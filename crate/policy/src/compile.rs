@@ -330,7 +330,7 @@ impl PolicyBuilder {
         // 2. Merge runs of rules (in pack order, grouped by lexer need) while the estimated
         //    size stays in budget.
         let budget = self.config.max_states;
-        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        let mut chunks: Vec<(Vec<usize>, usize)> = Vec::new();
         for group in [true, false] {
             let members: Vec<usize> = enforced
                 .iter()
@@ -357,14 +357,14 @@ impl PolicyBuilder {
                     est = grown;
                 } else {
                     if !current.is_empty() {
-                        chunks.push(std::mem::take(&mut current));
+                        chunks.push((std::mem::take(&mut current), est));
                     }
                     current.push(ri);
                     est = a.size;
                 }
             }
             if !current.is_empty() {
-                chunks.push(current);
+                chunks.push((current, est));
             }
         }
 
@@ -376,7 +376,7 @@ impl PolicyBuilder {
         }
         let jobs: Vec<std::sync::Mutex<Option<Job>>> = chunks
             .iter()
-            .map(|c| {
+            .map(|(c, _)| {
                 std::sync::Mutex::new(Some(match c[..] {
                     [ri] => Job::Alone(Box::new(
                         alone_of[ri].take().expect("one chunk per rule").pruned,
@@ -386,9 +386,15 @@ impl PolicyBuilder {
             })
             .collect();
         drop(alone_of);
-        let built: Vec<Result<Vec<Module>, CompileError>> =
-            par_map(&jobs, workers, ctx, |b, job| {
-                let job = job.lock().map(|mut j| j.take()).ok().flatten();
+        // Largest jobs first, so the workers finish together; results in pack order.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&k| {
+            let (c, est) = &chunks[k];
+            std::cmp::Reverse(if c.len() > 1 { 2 * est } else { *est })
+        });
+        let done: Vec<Result<Vec<Module>, CompileError>> =
+            par_map(&order, workers, ctx, |b, &k| {
+                let job = jobs[k].lock().map(|mut j| j.take()).ok().flatten();
                 match job {
                     Some(Job::Alone(p)) => Ok(vec![p.minimize()]),
                     Some(Job::Merge(chunk)) => {
@@ -419,8 +425,13 @@ impl PolicyBuilder {
                     None => Ok(Vec::new()),
                 }
             });
+        let mut built: Vec<Option<Result<Vec<Module>, CompileError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        for (&k, r) in order.iter().zip(done) {
+            built[k] = Some(r);
+        }
         let mut modules = Vec::new();
-        for r in built {
+        for r in built.into_iter().flatten() {
             modules.extend(r?);
         }
 
@@ -670,9 +681,20 @@ struct Dominance {
     lo: NfaId,
     n: usize,
     rel: Vec<bool>,
+    /// Per state (offset from `lo`): the smallest thread state equivalent to it (each
+    /// dominates the other), so equivalent threads become one thread.
+    canon: Vec<NfaId>,
 }
 
 impl Dominance {
+    /// The canonical representative of thread state `q`.
+    fn canon(&self, q: NfaId) -> NfaId {
+        match q.checked_sub(self.lo) {
+            Some(k) if (k as usize) < self.n => self.canon[k as usize],
+            _ => q,
+        }
+    }
+
     fn dominated(&self, q2: NfaId, q1: NfaId) -> bool {
         let (a, b) = ((q2 - self.lo) as usize, (q1 - self.lo) as usize);
         a < self.n && b < self.n && self.rel[a * self.n + b]
@@ -917,6 +939,11 @@ impl<'a> Builder<'a> {
             } else {
                 0
             };
+            // Equivalent thread states become one (smaller DFAs, same behaviour).
+            let anext: Vec<NfaId> = match self.dominance(t.alt) {
+                Some(d) => anext.into_iter().map(|a| d.canon(a)).collect(),
+                None => anext,
+            };
             let mut ids: Vec<u32> = anext
                 .into_iter()
                 .map(|a| {
@@ -928,6 +955,7 @@ impl<'a> Builder<'a> {
                 })
                 .collect();
             ids.sort_unstable();
+            ids.dedup();
             Step::Next(ids)
         };
         let idx = self.steps.len();
@@ -1052,6 +1080,12 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        let mut canon: Vec<NfaId> = (0..n as NfaId).map(|k| lo + k).collect();
+        for (i2, &q2) in tstates.iter().enumerate() {
+            if let Some(i1) = (0..m).find(|&i1| rel[i2 * m + i1] && rel[i1 * m + i2]) {
+                canon[q2] = lo + tstates[i1] as NfaId;
+            }
+        }
         // expand to the full range for lookups
         let mut full = vec![false; n * n];
         for (i2, &q2) in tstates.iter().enumerate() {
@@ -1059,7 +1093,12 @@ impl<'a> Builder<'a> {
                 full[q2 * n + q1] = rel[i2 * m + i1];
             }
         }
-        Some(Dominance { lo, n, rel: full })
+        Some(Dominance {
+            lo,
+            n,
+            rel: full,
+            canon,
+        })
     }
 
     /// Drop threads dominated by another thread of the same alternative: `t2` is dominated
