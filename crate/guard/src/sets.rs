@@ -199,19 +199,6 @@ impl SetTable {
         self.meta.len()
     }
 
-    /// Heap bytes of the sets and memo tables (approximate).
-    #[allow(dead_code)]
-    pub(crate) fn memory_bytes(&self) -> usize {
-        self.words.capacity() * 8
-            + self.meta.capacity() * std::mem::size_of::<Meta>()
-            + self.index.capacity() * 16
-            + self.cls.capacity() * 16
-            + self.tok_fwd.capacity() * 16
-            + self.tok_bwd.capacity() * 20
-            + self.hole_bwd.capacity() * 16
-            + self.pre_cls.capacity() * 16
-    }
-
     /// The bitset of set `id`.
     #[inline]
     pub(crate) fn set(&self, id: u32) -> &[u64] {
