@@ -1,6 +1,5 @@
 //! The canvas, its state sets and the commit protocol.
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -132,18 +131,48 @@ impl Default for GuardConfig {
     }
 }
 
-/// Per module: the ids of the forward sets F and the good sets G = F ∩ B, `n + 1` of each.
+/// Per module: the ids of the forward sets `F_j` and of the backward sets `B_j ∩ F⁰_j`
+/// (`n + 1` of each), brought up to date lazily: the pending lists name the positions where
+/// an update has to resume.
 #[derive(Clone, Debug)]
 struct ModIds {
     f: Vec<u32>,
-    g: Vec<u32>,
+    b: Vec<u32>,
+    /// Sorted: positions `j` whose `F_{j+1}` must be recomputed from `F_j` (every `F` up to
+    /// the first of them is current).
+    fpend: Vec<u32>,
+    /// Sorted: positions `j` whose `B_j` must be recomputed from `B_{j+1}` (every `B` from
+    /// one past the last of them is current).
+    bpend: Vec<u32>,
+}
+
+impl ModIds {
+    /// Slot `i` changed: `F_{i+1}` and `B_i` must be recomputed.
+    fn mark(&mut self, i: usize) {
+        for v in [&mut self.fpend, &mut self.bpend] {
+            if let Err(k) = v.binary_search(&(i as u32)) {
+                v.insert(k, i as u32);
+            }
+        }
+    }
+}
+
+/// The mutable derived state of a guard (behind a lock, so that the `&self` queries can
+/// bring sets up to date).
+#[derive(Debug)]
+struct Inner {
+    /// Per module: the interned sets and memo tables.
+    tables: Vec<SetTable>,
+    /// Per module: the state-set ids per position.
+    mods: Vec<ModIds>,
+    /// Per module and position: `F⁰_j`, the forward set with every non-fixed slot open (a
+    /// superset of `F_j` whatever is committed).
+    f0: Vec<Vec<u32>>,
 }
 
 #[derive(Clone, Debug)]
 struct CommitRecord {
     position: usize,
-    /// Positions whose state sets this commit changed (internal indices).
-    changed: Range<usize>,
 }
 
 /// A saved guard state (see [`Guard::snapshot`]).
@@ -198,12 +227,13 @@ const SET_LIMIT: usize = 1 << 16;
 /// The guard over one canvas: exact per-position masks and the commit protocol.
 ///
 /// For every module it keeps, per position `j`, the forward set `F_j` (states reachable
-/// from the start through the canvas so far) and the good set `G_j = F_j ∩ B_j` (those from
-/// which the rest of the canvas can still be completed without a violation), as ids of
-/// hash-consed sets. Token `t` is allowed at hole `i` iff in every module some `q ∈ F_i`
-/// goes by `t` to a state of `G_{i+1}`. Each commit updates the sets incrementally (memoised
-/// set operations), forward from the hole until `F` stops changing and backward until `G`
-/// stops changing.
+/// from the start through the canvas so far) and the backward set `B_j` (states from which
+/// the rest of the canvas can still be completed without a violation, restricted to the
+/// states `F⁰_j` reachable with every hole open), as ids of hash-consed sets; the good set
+/// is `G_j = F_j ∩ B_j`. Token `t` is allowed at hole `i` iff in every module some
+/// `q ∈ F_i` goes by `t` to a state of `B_{i+1}`. A commit only marks where the sets must be
+/// updated; queries bring the sets they read up to date (memoised set operations), forward
+/// from a mark until `F` stops changing and backward until `B` stops changing.
 pub struct Guard {
     tp: Arc<TokenPolicy>,
     id: u64,
@@ -211,15 +241,97 @@ pub struct Guard {
     base: usize,
     retired: Vec<u32>,
     slots: Vec<Slot>,
-    mods: Vec<ModIds>,
     log: Vec<CommitRecord>,
     /// See [`GuardConfig::end_in_holes`].
     end_in_holes: bool,
     small_set: usize,
-    /// Per module: the interned sets and memo tables (derived data, not part of a snapshot).
-    tables: Mutex<Vec<SetTable>>,
+    /// Set tables, set ids and pending updates.
+    inner: Mutex<Inner>,
     /// Generation of the tables (bumped when they are rebuilt).
     epoch: u64,
+}
+
+/// F_{j+1} from F_j and slot j.
+#[inline]
+fn step_fwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Slot) -> u32 {
+    match slot.token() {
+        Some(t) => tab.tok_fwd(cx, f, t),
+        None => tab.hole_fwd(cx, f),
+    }
+}
+
+/// The states of `f` (at position j) from which slot j (`None` past the end) leads into
+/// `good` (at j + 1) and the rest can be completed.
+#[inline]
+fn step_bwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Option<Slot>, good: u32) -> u32 {
+    match slot {
+        None => tab.end_clean(cx, f),
+        Some(Slot::Hole) => tab.hole_bwd(cx, f, good),
+        Some(Slot::Fixed(t)) | Some(Slot::Committed(t)) => tab.tok_bwd(cx, f, t, good),
+    }
+}
+
+/// Brings `F_0 ..= F_h` up to date: resumes at each pending position below `h` and goes
+/// forward until the recomputed set equals the stored one.
+fn ensure_f(tab: &mut SetTable, cx: Ctx, ids: &mut ModIds, slots: &[Slot], h: usize) {
+    let n = slots.len();
+    while let Some(&p) = ids.fpend.first() {
+        let mut j = p as usize;
+        if j >= h {
+            break;
+        }
+        ids.fpend.remove(0);
+        loop {
+            let nf = step_fwd(tab, cx, ids.f[j], slots[j]);
+            if nf == ids.f[j + 1] {
+                break;
+            }
+            ids.f[j + 1] = nf;
+            j += 1;
+            if j >= n {
+                break;
+            }
+            if ids.fpend.first() == Some(&(j as u32)) {
+                ids.fpend.remove(0);
+            }
+            if j >= h {
+                ids.fpend.insert(0, j as u32);
+                break;
+            }
+        }
+    }
+}
+
+/// Brings `B_h ..= B_n` up to date: resumes at each pending position from `h` on, last
+/// first, and goes backward until the recomputed set equals the stored one.
+fn ensure_b(tab: &mut SetTable, cx: Ctx, ids: &mut ModIds, f0: &[u32], slots: &[Slot], h: usize) {
+    let n = slots.len();
+    while let Some(&p) = ids.bpend.last() {
+        let mut j = p as usize;
+        if j < h {
+            break;
+        }
+        ids.bpend.pop();
+        loop {
+            let bn = if j == n { EMPTY } else { ids.b[j + 1] };
+            let nb = step_bwd(tab, cx, f0[j], slots.get(j).copied(), bn);
+            if nb == ids.b[j] {
+                break;
+            }
+            ids.b[j] = nb;
+            if j == 0 {
+                break;
+            }
+            j -= 1;
+            if ids.bpend.last() == Some(&(j as u32)) {
+                ids.bpend.pop();
+            }
+            if j < h {
+                ids.bpend.push(j as u32);
+                break;
+            }
+        }
+    }
 }
 
 impl Guard {
@@ -263,27 +375,38 @@ impl Guard {
             .iter()
             .map(|_| ModIds {
                 f: vec![0; n + 1],
-                g: vec![0; n + 1],
+                b: vec![0; n + 1],
+                fpend: Vec::new(),
+                bpend: Vec::new(),
             })
             .collect();
-        let tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
+        let mut tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
+        let mut f0 = vec![vec![0; n + 1]; tp.lifts.len()];
+        for (mi, tab) in tables.iter_mut().enumerate() {
+            let mut s = vec![0u64; tab.w];
+            states::insert(&mut s, tp.module(mi).start().as_usize());
+            f0[mi][0] = tab.intern(&s);
+        }
         let mut g = Guard {
             id: NEXT_GUARD_ID.fetch_add(1, Ordering::Relaxed),
             tp,
             base: 0,
             retired: Vec::new(),
             slots: canvas.slots().to_vec(),
-            mods,
             log: Vec::new(),
             end_in_holes: config.end_in_holes,
             small_set: config.small_set,
-            tables: Mutex::new(tables),
+            inner: Mutex::new(Inner { tables, mods, f0 }),
             epoch: 0,
         };
         let mut bad = Vec::new();
-        for mi in 0..g.mods.len() {
+        for mi in 0..g.tp.lifts.len() {
+            let inner = g.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+            inner.mods[mi].f[0] = inner.f0[mi][0];
             g.recompute_all(mi);
-            if g.mods[mi].g[0] == EMPTY {
+            let inner = g.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+            let ids = &inner.mods[mi];
+            if inner.tables[mi].and(ids.f[0], ids.b[0]) == EMPTY {
                 bad.push(mi);
             }
         }
@@ -300,15 +423,15 @@ impl Guard {
             .collect()
     }
 
-    /// The set tables (a poisoned lock only means a panic elsewhere; the tables are
+    /// The set tables and ids (a poisoned lock only means a panic elsewhere; they are
     /// consistent after every operation).
-    fn tables(&self) -> MutexGuard<'_, Vec<SetTable>> {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of set `id` of module `mi`.
-    fn set_of(&self, mi: usize, id: u32) -> Vec<u64> {
-        self.tables()[mi].set(id).to_vec()
+    /// Number of modules.
+    fn num_mods(&self) -> usize {
+        self.tp.lifts.len()
     }
 
     /// The token policy this guard uses.
@@ -395,97 +518,100 @@ impl Guard {
 
     // ---- state-set computations -------------------------------------------------------
 
-    /// F_{j+1} from F_j and slot j.
-    #[inline]
-    fn step_fwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Slot) -> u32 {
-        match slot.token() {
-            Some(t) => tab.tok_fwd(cx, f, t),
-            None => tab.hole_fwd(cx, f),
-        }
-    }
-
-    /// G_j from F_j, slot j (`None` past the end) and G_{j+1}.
-    #[inline]
-    fn step_bwd(tab: &mut SetTable, cx: Ctx, f: u32, slot: Option<Slot>, gn: u32) -> u32 {
-        match slot {
-            None => tab.end_clean(cx, f),
-            Some(Slot::Hole) => tab.hole_bwd(cx, f, gn),
-            Some(Slot::Fixed(t)) | Some(Slot::Committed(t)) => tab.tok_bwd(cx, f, t, gn),
-        }
-    }
-
+    /// Recomputes every set of module `mi` from `F_0` and `F⁰_0` and the slots.
     fn recompute_all(&mut self, mi: usize) {
         let n = self.slots.len();
-        let tp = &*self.tp;
-        let cx = Ctx::new(tp, mi);
-        let tab = &mut self.tables.get_mut().unwrap_or_else(|e| e.into_inner())[mi];
-        let ids = &mut self.mods[mi];
-        let start = cx.m.start().as_usize();
-        let mut s = vec![0u64; tab.w];
-        states::insert(&mut s, start);
-        ids.f[0] = tab.intern(&s);
+        let cx = Ctx::new(&self.tp, mi);
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let tab = &mut inner.tables[mi];
+        let ids = &mut inner.mods[mi];
+        let f0 = &mut inner.f0[mi];
         for j in 0..n {
-            ids.f[j + 1] = Self::step_fwd(tab, cx, ids.f[j], self.slots[j]);
+            let open = match self.slots[j] {
+                Slot::Fixed(_) => self.slots[j],
+                _ => Slot::Hole,
+            };
+            f0[j + 1] = step_fwd(tab, cx, f0[j], open);
+            ids.f[j + 1] = step_fwd(tab, cx, ids.f[j], self.slots[j]);
         }
         for j in (0..=n).rev() {
-            let slot = if j == n { None } else { Some(self.slots[j]) };
-            let gn = if j == n { EMPTY } else { ids.g[j + 1] };
-            ids.g[j] = Self::step_bwd(tab, cx, ids.f[j], slot, gn);
+            let bn = if j == n { EMPTY } else { ids.b[j + 1] };
+            ids.b[j] = step_bwd(tab, cx, f0[j], self.slots.get(j).copied(), bn);
         }
-    }
-
-    /// Re-establishes F and G after slot `i` changed; returns the range of changed positions.
-    fn propagate(&mut self, mi: usize, i: usize) -> Range<usize> {
-        let n = self.slots.len();
-        let tp = &*self.tp;
-        let cx = Ctx::new(tp, mi);
-        let tab = &mut self.tables.get_mut().unwrap_or_else(|e| e.into_inner())[mi];
-        let ids = &mut self.mods[mi];
-        let mut hi = i;
-        let mut j = i;
-        while j < n {
-            let nf = Self::step_fwd(tab, cx, ids.f[j], self.slots[j]);
-            if nf == ids.f[j + 1] {
-                break;
-            }
-            ids.f[j + 1] = nf;
-            hi = j + 1;
-            j += 1;
-        }
-        let mut lo = i;
-        let mut j = hi;
-        loop {
-            let slot = if j == n { None } else { Some(self.slots[j]) };
-            let gn = if j == n { EMPTY } else { ids.g[j + 1] };
-            let ng = Self::step_bwd(tab, cx, ids.f[j], slot, gn);
-            let same = ng == ids.g[j];
-            if !same {
-                ids.g[j] = ng;
-                lo = lo.min(j);
-            }
-            if (same && j <= i) || j == 0 {
-                break;
-            }
-            j -= 1;
-        }
-        lo..hi + 1
+        ids.fpend.clear();
+        ids.bpend.clear();
     }
 
     /// Rebuilds the set tables from the sets in use when they have grown too large.
     fn maybe_compact(&mut self) {
-        let tables = self.tables.get_mut().unwrap_or_else(|e| e.into_inner());
-        if tables.iter().all(|t| t.len() <= SET_LIMIT) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        if inner.tables.iter().all(|t| t.len() <= SET_LIMIT) {
             return;
         }
         let mut fresh = Self::new_tables(&self.tp, self.small_set, self.end_in_holes);
-        for ((old, new), ids) in tables.iter().zip(fresh.iter_mut()).zip(&mut self.mods) {
+        for (((old, new), ids), f0) in inner
+            .tables
+            .iter()
+            .zip(fresh.iter_mut())
+            .zip(&mut inner.mods)
+            .zip(&mut inner.f0)
+        {
             let mut map: FxMap<u32, u32> = FxMap::default();
-            for x in ids.f.iter_mut().chain(ids.g.iter_mut()) {
+            for x in ids
+                .f
+                .iter_mut()
+                .chain(ids.b.iter_mut())
+                .chain(f0.iter_mut())
+            {
                 *x = *map.entry(*x).or_insert_with(|| new.intern(old.set(*x)));
             }
         }
-        *tables = fresh;
+        inner.tables = fresh;
         self.epoch += 1;
+    }
+
+    /// The first open hole (internal index).
+    fn first_hole(&self) -> Option<usize> {
+        self.slots.iter().position(|s| *s == Slot::Hole)
+    }
+
+    /// Brings the sets module `mi` reads at hole index `i` up to date (`F_i`, `F_{i+1}`,
+    /// `B_i`, `B_{i+1}`) and returns whether the text may already have ended before `i`
+    /// (then every token is allowed there). `k0` is the first open hole: when the text may
+    /// end there, it may have ended before every later position, so nothing else is needed.
+    fn prepare(&self, inner: &mut Inner, mi: usize, i: usize, k0: Option<usize>) -> bool {
+        let cx = Ctx::new(&self.tp, mi);
+        let tab = &mut inner.tables[mi];
+        let ids = &mut inner.mods[mi];
+        if let Some(k) = k0.filter(|&k| k < i) {
+            ensure_f(tab, cx, ids, &self.slots, k + 1);
+            if tab.has_end(ids.f[k + 1]) {
+                return true;
+            }
+        }
+        ensure_f(tab, cx, ids, &self.slots, i + 1);
+        // The ended state is in every B, so G_i has it iff F_i has.
+        if tab.has_end(ids.f[i]) {
+            return true;
+        }
+        ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, i);
+        false
+    }
+
+    /// Brings every set of module `mi` up to date.
+    fn prepare_all(&self, inner: &mut Inner, mi: usize) {
+        let cx = Ctx::new(&self.tp, mi);
+        let n = self.slots.len();
+        let tab = &mut inner.tables[mi];
+        let ids = &mut inner.mods[mi];
+        ensure_f(tab, cx, ids, &self.slots, n);
+        ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, 0);
+    }
+
+    /// `G_j = F_j ∩ B_j` of module `mi` (up to date where `F_j` and `B_j` are).
+    fn good(inner: &mut Inner, mi: usize, j: usize) -> u32 {
+        let ids = &inner.mods[mi];
+        inner.tables[mi].and(ids.f[j], ids.b[j])
     }
 
     // ---- masks ------------------------------------------------------------------------
@@ -504,20 +630,30 @@ impl Guard {
     }
 
     fn allows_idx(&self, i: usize, t: u32) -> bool {
-        let mut tables = self.tables();
-        (0..self.mods.len()).all(|mi| self.module_allows(&mut tables[mi], mi, i, t))
+        let mut inner = self.inner();
+        let k0 = self.first_hole();
+        (0..self.num_mods()).all(|mi| self.module_allows(&mut inner, mi, i, t, k0))
     }
 
     /// Does module `mi` allow token `t` at hole index `i`: is there `q ∈ F_i` that `t`
     /// takes into `G_{i+1}`? (Such a `q` is in `G_i`.)
-    fn module_allows(&self, tab: &mut SetTable, mi: usize, i: usize, t: u32) -> bool {
-        let ids = &self.mods[mi];
-        let (fi, gi, fnx, gn) = (ids.f[i], ids.g[i], ids.f[i + 1], ids.g[i + 1]);
-        let end = tab.end;
+    fn module_allows(
+        &self,
+        inner: &mut Inner,
+        mi: usize,
+        i: usize,
+        t: u32,
+        k0: Option<usize>,
+    ) -> bool {
         // The text may have ended before: every token keeps it ended.
-        if tab.has_end(gi) {
+        if self.prepare(inner, mi, i, k0) {
             return true;
         }
+        let gn = Self::good(inner, mi, i + 1);
+        let tab = &mut inner.tables[mi];
+        let ids = &inner.mods[mi];
+        let (fi, fnx) = (ids.f[i], ids.f[i + 1]);
+        let end = tab.end;
         let cx = Ctx::new(&self.tp, mi);
         match self.tp.vocab().kind(t) {
             TokenKind::Text => {
@@ -563,15 +699,23 @@ impl Guard {
     }
 
     /// Tokens module `mi` forbids at hole index `i`, sorted.
-    fn module_forbidden(&self, tab: &mut SetTable, mi: usize, i: usize) -> Vec<u32> {
+    fn module_forbidden(
+        &self,
+        inner: &mut Inner,
+        mi: usize,
+        i: usize,
+        k0: Option<usize>,
+    ) -> Vec<u32> {
         let tp = &*self.tp;
-        let ids = &self.mods[mi];
-        let end = tab.end;
-        if tab.has_end(ids.g[i]) {
+        if self.prepare(inner, mi, i, k0) {
             return Vec::new();
         }
+        let (gi, gn) = (Self::good(inner, mi, i), Self::good(inner, mi, i + 1));
+        let tab = &mut inner.tables[mi];
+        let ids = &inner.mods[mi];
+        let end = tab.end;
         let cx = Ctx::new(tp, mi);
-        if ids.g[i + 1] == ids.f[i + 1] && tab.free(cx, ids.f[i]) {
+        if gn == ids.f[i + 1] && tab.free(cx, ids.f[i]) {
             // Saturated with a free state: only end tokens can be refused.
             return if !self.end_in_holes || !tab.has_end(ids.f[i + 1]) {
                 tp.end_tokens.clone()
@@ -579,7 +723,7 @@ impl Guard {
                 Vec::new()
             };
         }
-        let (gi, gn) = (tab.set(ids.g[i]), tab.set(ids.g[i + 1]));
+        let (gi, gn) = (tab.set(gi), tab.set(gn));
         let mut qs = Vec::new();
         states::for_each(gi, |q| qs.push(q));
         // Start from the state whose forbidden set is smallest: a saturated state
@@ -648,9 +792,10 @@ impl Guard {
 
     fn mask_idx(&self, i: usize) -> TokenMask {
         let mut mask = TokenMask::new_full(self.tp.vocab().len());
-        let mut tables = self.tables();
-        for mi in 0..self.mods.len() {
-            for t in self.module_forbidden(&mut tables[mi], mi, i) {
+        let mut inner = self.inner();
+        let k0 = self.first_hole();
+        for mi in 0..self.num_mods() {
+            for t in self.module_forbidden(&mut inner, mi, i, k0) {
                 mask.clear(t);
             }
         }
@@ -687,9 +832,10 @@ impl Guard {
     fn conflict_report(&self, i: usize) -> Conflict {
         let v = self.tp.vocab().len();
         let forb: Vec<Vec<u32>> = {
-            let mut tables = self.tables();
-            (0..self.mods.len())
-                .map(|mi| self.module_forbidden(&mut tables[mi], mi, i))
+            let mut inner = self.inner();
+            let k0 = self.first_hole();
+            (0..self.num_mods())
+                .map(|mi| self.module_forbidden(&mut inner, mi, i, k0))
                 .collect()
         };
         let mut modules: Vec<usize> = (0..forb.len()).filter(|&m| !forb[m].is_empty()).collect();
@@ -721,17 +867,39 @@ impl Guard {
         }
     }
 
+    /// The committed positions whose commit alone changes a state set at index `i`
+    /// (`F_i`, `F_{i+1}`, `B_i` or `B_{i+1}` of some module), most recent first.
     fn constraining_idx(&self, i: usize) -> Vec<usize> {
+        let mut inner = self.inner();
+        let inner = &mut *inner;
+        for mi in 0..self.num_mods() {
+            self.prepare_all(inner, mi);
+        }
+        let last = (i + 1).min(self.slots.len());
         let mut out = Vec::new();
         for rec in self.log.iter().rev() {
-            if rec.changed.contains(&i) || rec.changed.start == i + 1 || rec.changed.end == i {
-                let p = rec.position;
-                if p >= self.base
-                    && matches!(self.slots.get(p - self.base), Some(Slot::Committed(_)))
-                    && !out.contains(&p)
-                {
-                    out.push(p);
-                }
+            let p = rec.position;
+            if p < self.base || out.contains(&p) {
+                continue;
+            }
+            let k = p - self.base;
+            if !matches!(self.slots.get(k), Some(Slot::Committed(_))) {
+                continue;
+            }
+            let mut slots = self.slots.clone();
+            slots[k] = Slot::Hole;
+            let changes = (0..self.num_mods()).any(|mi| {
+                let cx = Ctx::new(&self.tp, mi);
+                let tab = &mut inner.tables[mi];
+                let ids = &inner.mods[mi];
+                let mut alt = ids.clone();
+                alt.mark(k);
+                ensure_f(tab, cx, &mut alt, &slots, last);
+                ensure_b(tab, cx, &mut alt, &inner.f0[mi], &slots, i);
+                (i..=last).any(|j| alt.f[j] != ids.f[j] || alt.b[j] != ids.b[j])
+            });
+            if changes {
+                out.push(p);
             }
         }
         out
@@ -770,12 +938,10 @@ impl Guard {
         }
         self.maybe_compact();
         self.slots[i] = Slot::Committed(t);
-        let mut changed = i..i + 1;
-        for mi in 0..self.mods.len() {
-            let r = self.propagate(mi, i);
-            changed = changed.start.min(r.start)..changed.end.max(r.end);
+        for ids in &mut self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).mods {
+            ids.mark(i);
         }
-        self.log.push(CommitRecord { position, changed });
+        self.log.push(CommitRecord { position });
         Ok(())
     }
 
@@ -787,8 +953,8 @@ impl Guard {
         }
         self.maybe_compact();
         self.slots[i] = Slot::Hole;
-        for mi in 0..self.mods.len() {
-            self.propagate(mi, i);
+        for ids in &mut self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).mods {
+            ids.mark(i);
         }
         self.log.retain(|r| r.position != position);
         Ok(())
@@ -801,7 +967,7 @@ impl Guard {
             base: self.base,
             epoch: self.epoch,
             slots: self.slots.clone(),
-            mods: self.mods.clone(),
+            mods: self.inner().mods.clone(),
             log: self.log.clone(),
         }
     }
@@ -817,10 +983,15 @@ impl Guard {
         self.slots.clone_from(&snap.slots);
         self.log.clone_from(&snap.log);
         if snap.epoch == self.epoch {
-            self.mods.clone_from(&snap.mods);
+            self.inner
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .mods
+                .clone_from(&snap.mods);
         } else {
-            // The tables were rebuilt since: recompute the sets from the slots.
-            for mi in 0..self.mods.len() {
+            // The tables were rebuilt since: recompute the sets from the slots (F_0 is the
+            // same set: the base is the same).
+            for mi in 0..self.num_mods() {
                 self.recompute_all(mi);
             }
         }
@@ -846,18 +1017,27 @@ impl Guard {
                 hole: h + self.base,
             });
         }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        for mi in 0..self.tp.lifts.len() {
+            let cx = Ctx::new(&self.tp, mi);
+            let ids = &mut inner.mods[mi];
+            ensure_f(&mut inner.tables[mi], cx, ids, &self.slots, k);
+            ids.f.drain(..k);
+            ids.b.drain(..k);
+            inner.f0[mi].drain(..k);
+            let k = k as u32;
+            ids.fpend.retain(|&p| p >= k);
+            ids.bpend.retain(|&p| p >= k);
+            for p in ids.fpend.iter_mut().chain(ids.bpend.iter_mut()) {
+                *p -= k;
+            }
+        }
         self.retired
             .extend(self.slots[..k].iter().filter_map(|s| s.token()));
         self.slots.drain(..k);
-        for ids in &mut self.mods {
-            ids.f.drain(..k);
-            ids.g.drain(..k);
-        }
         self.base = position;
         self.log.retain(|r| r.position >= position);
-        for r in &mut self.log {
-            r.changed = r.changed.start.saturating_sub(k)..r.changed.end.saturating_sub(k);
-        }
         Ok(())
     }
 
@@ -878,13 +1058,15 @@ impl Guard {
             return out;
         }
         let tp = &*self.tp;
-        for mi in 0..self.mods.len() {
+        let k0 = self.first_hole();
+        for mi in 0..self.num_mods() {
             let gi = {
-                let mut tables = self.tables();
-                if self.module_allows(&mut tables[mi], mi, i, t) {
+                let mut inner = self.inner();
+                if self.module_allows(&mut inner, mi, i, t, k0) {
                     continue;
                 }
-                tables[mi].set(self.mods[mi].g[i]).to_vec()
+                let g = Self::good(&mut inner, mi, i);
+                inner.tables[mi].set(g).to_vec()
             };
             let mut completes: Vec<RuleIndex> = Vec::new();
             let mut doomed: Vec<usize> = Vec::new();
@@ -1064,12 +1246,14 @@ impl Guard {
         // Otherwise: the first fixed token after which some bad module has no live state.
         let mut position = None;
         let mut rule_set: Vec<RuleIndex> = Vec::new();
+        let mut inner = self.inner();
         for &mi in bad {
-            let ms = &self.mods[mi];
+            self.prepare_all(&mut inner, mi);
+            let ms = &inner.mods[mi];
             for j in 0..self.slots.len() {
                 if ms.f[j + 1] == EMPTY && ms.f[j] != EMPTY {
                     if let Some(t) = self.slots[j].token() {
-                        states::for_each(&self.set_of(mi, ms.f[j]), |q| {
+                        states::for_each(inner.tables[mi].set(ms.f[j]), |q| {
                             rule_set.extend(tp.violation_rules_of(mi, q, t))
                         });
                         if position.is_none_or(|p| j < p) {
@@ -1110,11 +1294,14 @@ impl Guard {
     pub fn set_sizes(&self, position: usize) -> Vec<(usize, usize)> {
         match self.index(position) {
             Ok(i) => {
-                let tables = self.tables();
-                self.mods
-                    .iter()
-                    .zip(tables.iter())
-                    .map(|(ms, tab)| (tab.count(ms.f[i]), tab.count(ms.g[i])))
+                let mut inner = self.inner();
+                (0..self.num_mods())
+                    .map(|mi| {
+                        self.prepare_all(&mut inner, mi);
+                        let g = Self::good(&mut inner, mi, i);
+                        let tab = &inner.tables[mi];
+                        (tab.count(inner.mods[mi].f[i]), tab.count(g))
+                    })
                     .collect()
             }
             Err(_) => Vec::new(),
@@ -1132,13 +1319,19 @@ impl Guard {
         }
         let tp = &*self.tp;
         let mut best = u32::MAX;
-        for (mi, ms) in self.mods.iter().enumerate() {
+        let mut inner = self.inner();
+        for mi in 0..self.num_mods() {
             let d = tp.danger(mi);
-            let (gi, gn) = (self.set_of(mi, ms.g[i]), self.set_of(mi, ms.g[i + 1]));
+            self.prepare_all(&mut inner, mi);
+            let (gi, gn) = (
+                Self::good(&mut inner, mi, i),
+                Self::good(&mut inner, mi, i + 1),
+            );
+            let (gi, gn) = (inner.tables[mi].set(gi), inner.tables[mi].set(gn));
             let mut seen = 0;
-            states::any(&gi, |q| {
+            states::any(gi, |q| {
                 if let Some(r) = tp.delta(mi, q, t) {
-                    if states::contains(&gn, r) {
+                    if states::contains(gn, r) {
                         if let Some(&x) = d.get(r) {
                             best = best.min(x);
                         }
@@ -1161,7 +1354,7 @@ impl std::fmt::Debug for Guard {
                 "holes",
                 &self.slots.iter().filter(|s| **s == Slot::Hole).count(),
             )
-            .field("modules", &self.mods.len())
+            .field("modules", &self.num_mods())
             .field("commits", &self.log.len())
             .finish()
     }

@@ -114,6 +114,8 @@ pub(crate) struct SetTable {
     hole_bwd: FxMap<(u32, u32), u32>,
     /// (set, class, good set after the class) → states that go into it.
     pre_cls: FxMap<(u32, u8, u32), u32>,
+    /// (set, set) → intersection.
+    and: FxMap<(u32, u32), u32>,
     /// Sets with at most this many states are stepped state by state.
     pub(crate) small: usize,
     /// See `GuardConfig::end_in_holes`.
@@ -169,6 +171,7 @@ impl SetTable {
             tok_bwd: FxMap::default(),
             hole_bwd: FxMap::default(),
             pre_cls: FxMap::default(),
+            and: FxMap::default(),
             small,
             end_in_holes,
         };
@@ -259,6 +262,31 @@ impl SetTable {
         if self.pre_cls.len() > MEMO_LIMIT {
             self.pre_cls.clear();
         }
+        if self.and.len() > MEMO_LIMIT {
+            self.and.clear();
+        }
+    }
+
+    /// The intersection of two sets.
+    pub(crate) fn and(&mut self, a: u32, b: u32) -> u32 {
+        if a == b || b == 0 {
+            return b;
+        }
+        if a == 0 {
+            return a;
+        }
+        if let Some(&r) = self.and.get(&(a, b)) {
+            return r;
+        }
+        let mut out = self.buf();
+        let (x, y) = (self.set(a), self.set(b));
+        for ((o, p), q) in out.iter_mut().zip(x).zip(y) {
+            *o = p & q;
+        }
+        let r = self.intern_buf(out);
+        self.trim_memos();
+        self.and.insert((a, b), r);
+        r
     }
 
     /// The image of `id` under a hole: every state one hole token reaches (with
