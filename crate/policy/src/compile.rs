@@ -401,7 +401,7 @@ impl PolicyBuilder {
                 let mut stack = vec![parts];
                 while let Some(mut parts) = stack.pop() {
                     if parts.len() == 1 {
-                        out.push(parts.pop().expect("one part").minimize());
+                        out.push(parts.pop().expect("one part").into_module());
                         continue;
                     }
                     match product(&parts, &self.config) {
@@ -1669,25 +1669,6 @@ impl Raw {
     fn prune(mut self, b: &mut Builder<'_>) -> Pruned {
         let n = self.states.len();
         let nc = self.nc();
-        // co-reachability to a clean end (reverse edges in CSR form)
-        let mut rstart = vec![0u32; n + 1];
-        for s in 1..n {
-            for &t in &self.trans[s * nc..(s + 1) * nc] {
-                rstart[t.as_usize() + 1] += 1;
-            }
-        }
-        for k in 1..=n {
-            rstart[k] += rstart[k - 1];
-        }
-        let mut fill = rstart.clone();
-        let mut rev = vec![0u32; rstart[n] as usize];
-        for s in 1..n {
-            for &t in &self.trans[s * nc..(s + 1) * nc] {
-                let f = &mut fill[t.as_usize()];
-                rev[*f as usize] = s as u32;
-                *f += 1;
-            }
-        }
         // States only reset transitions reach are not part of the module.
         let mut reached = vec![false; n];
         let mut stack = vec![self.start.as_usize()];
@@ -1700,21 +1681,7 @@ impl Raw {
                 }
             }
         }
-        let mut live = vec![false; n];
-        let mut stack: Vec<usize> = (1..n)
-            .filter(|&s| self.clean_end[s] && reached[s])
-            .collect();
-        for &s in &stack {
-            live[s] = true;
-        }
-        while let Some(s) = stack.pop() {
-            for &p in &rev[rstart[s] as usize..rstart[s + 1] as usize] {
-                if !live[p as usize] && reached[p as usize] {
-                    live[p as usize] = true;
-                    stack.push(p as usize);
-                }
-            }
-        }
+        let live = co_reachable(n, nc, &self.trans, &self.clean_end, &reached);
         // attribution for transitions into dead states: the rules pending in the dead state
         let mut pending: FxHashMap<usize, u32> = FxHashMap::default();
         let mut viol = std::mem::take(&mut self.viol);
@@ -1785,6 +1752,124 @@ struct Pruned {
     end_rules: Vec<Vec<RuleIndex>>,
     live: Vec<bool>,
     start: StateId,
+}
+
+/// Which states (among `reached`) can reach a clean end without a violation. Most states
+/// are clean ends themselves; the others are settled by depth-first searches: one that
+/// finds a live state makes its whole current path live, one that finds none proves every
+/// state it visited dead. Past a work budget (pathological graphs) it falls back to a
+/// backward search over all reverse edges.
+fn co_reachable(
+    n: usize,
+    nc: usize,
+    trans: &[StateId],
+    clean_end: &[bool],
+    reached: &[bool],
+) -> Vec<bool> {
+    // 0 unknown, 1 live, 2 dead, 3 on the current search
+    let mut st = vec![0u8; n];
+    st[0] = 2;
+    for s in 1..n {
+        if !reached[s] {
+            st[s] = 2;
+        } else if clean_end[s] {
+            st[s] = 1;
+        }
+    }
+    let budget = 8 * n * nc;
+    let mut work = 0usize;
+    let mut seen: Vec<usize> = Vec::new();
+    let mut path: Vec<(usize, usize)> = Vec::new(); // (state, next class to try)
+    for s0 in 1..n {
+        if st[s0] != 0 {
+            continue;
+        }
+        seen.clear();
+        path.clear();
+        path.push((s0, 0));
+        st[s0] = 3;
+        seen.push(s0);
+        let mut found = false;
+        while let Some(&mut (s, ref mut ci)) = path.last_mut() {
+            if *ci == nc {
+                path.pop();
+                continue;
+            }
+            let t = trans[s * nc + *ci].as_usize();
+            *ci += 1;
+            work += 1;
+            match st[t] {
+                1 => {
+                    found = true;
+                    break;
+                }
+                0 => {
+                    st[t] = 3;
+                    seen.push(t);
+                    path.push((t, 0));
+                }
+                _ => {}
+            }
+        }
+        if found {
+            for &x in &seen {
+                st[x] = 0;
+            }
+            for &(x, _) in &path {
+                st[x] = 1;
+            }
+        } else {
+            for &x in &seen {
+                st[x] = 2;
+            }
+        }
+        if work > budget {
+            return co_reachable_backward(n, nc, trans, clean_end, reached);
+        }
+    }
+    st.iter().map(|&x| x == 1).collect()
+}
+
+/// [`co_reachable`] by a backward search from the clean ends over all reverse edges.
+fn co_reachable_backward(
+    n: usize,
+    nc: usize,
+    trans: &[StateId],
+    clean_end: &[bool],
+    reached: &[bool],
+) -> Vec<bool> {
+    let mut rstart = vec![0u32; n + 1];
+    for s in 1..n {
+        for &t in &trans[s * nc..(s + 1) * nc] {
+            rstart[t.as_usize() + 1] += 1;
+        }
+    }
+    for k in 1..=n {
+        rstart[k] += rstart[k - 1];
+    }
+    let mut fill = rstart.clone();
+    let mut rev = vec![0u32; rstart[n] as usize];
+    for s in 1..n {
+        for &t in &trans[s * nc..(s + 1) * nc] {
+            let f = &mut fill[t.as_usize()];
+            rev[*f as usize] = s as u32;
+            *f += 1;
+        }
+    }
+    let mut live = vec![false; n];
+    let mut stack: Vec<usize> = (1..n).filter(|&s| clean_end[s] && reached[s]).collect();
+    for &s in &stack {
+        live[s] = true;
+    }
+    while let Some(s) = stack.pop() {
+        for &p in &rev[rstart[s] as usize..rstart[s + 1] as usize] {
+            if !live[p as usize] && reached[p as usize] {
+                live[p as usize] = true;
+                stack.push(p as usize);
+            }
+        }
+    }
+    live
 }
 
 /// An open-addressing map from tuples of `k` state ids (stored in a flat arena, tuple `i`
@@ -1922,6 +2007,10 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
     ids.insert(&tuples, 1);
     let mut key = vec![0u32; k];
     let mut vr: Vec<RuleIndex> = Vec::new();
+    let mut one_part: Vec<Vec<u32>> = parts
+        .iter()
+        .map(|p| vec![0u32; p.viol_sets.len() + 1])
+        .collect();
     let mut i = 1;
     while i * k < tuples.len() {
         let mut ce = true;
@@ -1937,21 +2026,46 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
         end_rules.push(er);
         lex.push(parts[0].lex[tuples[i * k] as usize]);
         for c in 0..nc {
-            vr.clear();
+            let mut violating = 0usize;
+            let mut single = (0usize, 0u32);
             for (j, p) in parts.iter().enumerate() {
                 let st = tuples[i * k + j] as usize;
                 let slot = st * p.nc + pclass[j][c];
                 let t = p.trans[slot];
                 if t == StateId::VIOLATED {
-                    match p.viol[slot] {
-                        0 => vr.extend_from_slice(&p.rules),
-                        v => vr.extend_from_slice(&p.viol_sets[v as usize - 1]),
-                    }
+                    violating += 1;
+                    single = (j, p.viol[slot]);
                 }
                 key[j] = t.0;
             }
-            if !vr.is_empty() {
-                let v = intern_viol(&mut vr);
+            if violating > 0 {
+                // Usually one part violates: its violation ids map to ours once.
+                let v = if violating == 1 && single.1 != 0 {
+                    let (j, pv) = single;
+                    match one_part[j][pv as usize] {
+                        0 => {
+                            vr.clear();
+                            vr.extend_from_slice(&parts[j].viol_sets[pv as usize - 1]);
+                            let v = intern_viol(&mut vr);
+                            one_part[j][pv as usize] = v;
+                            v
+                        }
+                        v => v,
+                    }
+                } else {
+                    vr.clear();
+                    for (j, p) in parts.iter().enumerate() {
+                        let st = tuples[i * k + j] as usize;
+                        let slot = st * p.nc + pclass[j][c];
+                        if p.trans[slot] == StateId::VIOLATED {
+                            match p.viol[slot] {
+                                0 => vr.extend_from_slice(&p.rules),
+                                v => vr.extend_from_slice(&p.viol_sets[v as usize - 1]),
+                            }
+                        }
+                    }
+                    intern_viol(&mut vr)
+                };
                 trans.push(StateId::VIOLATED);
                 viol.push(v);
                 continue;
@@ -1990,35 +2104,7 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
     }
     // Cut states from which no clean end is reachable.
     let n = tuples.len() / k;
-    let mut rstart = vec![0u32; n + 1];
-    for &t in &trans[nc..] {
-        rstart[t.as_usize() + 1] += 1;
-    }
-    for x in 1..=n {
-        rstart[x] += rstart[x - 1];
-    }
-    let mut fill = rstart.clone();
-    let mut rev = vec![0u32; rstart[n] as usize];
-    for st in 1..n {
-        for &t in &trans[st * nc..(st + 1) * nc] {
-            let f = &mut fill[t.as_usize()];
-            rev[*f as usize] = st as u32;
-            *f += 1;
-        }
-    }
-    let mut live = vec![false; n];
-    let mut stack: Vec<usize> = (1..n).filter(|&st| clean_end[st]).collect();
-    for &st in &stack {
-        live[st] = true;
-    }
-    while let Some(st) = stack.pop() {
-        for &p in &rev[rstart[st] as usize..rstart[st + 1] as usize] {
-            if !live[p as usize] {
-                live[p as usize] = true;
-                stack.push(p as usize);
-            }
-        }
-    }
+    let live = co_reachable(n, nc, &trans, &clean_end, &vec![true; n]);
     if live.iter().skip(1).any(|&l| !l) {
         let mut all = rules.clone();
         let v = intern_viol(&mut all);
@@ -2060,10 +2146,16 @@ impl Pruned {
     /// initial partition separates end behaviour and the attribution of transitions into
     /// the violated state, so merged states name the same rules.
     fn minimize(self) -> Module {
+        self.reduce().into_module()
+    }
+
+    /// The quotient by [`merge_equal_rows`]: live states only (0 = violated), each merged
+    /// block one state, numbered in order of its first state.
+    fn reduce(self) -> Pruned {
         let n = self.lex.len();
         let nc = self.nc;
         let (trans, viol, live) = (&self.trans, &self.viol, &self.live);
-        // End behaviour as small ids, so the initial partition compares integers.
+        // End behaviour as small ids, so states compare by integers.
         let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
         let end_id: Vec<u32> = (0..n)
             .map(|s| {
@@ -2071,9 +2163,6 @@ impl Pruned {
                 *end_ids.entry(&self.end_rules[s]).or_insert(k) * 2 + self.clean_end[s] as u32
             })
             .collect();
-        // Hopcroft minimisation over live states (block 0 = violated, never split). The
-        // initial partition separates end behaviour and the attribution of transitions into
-        // the violated state, so merged states name the same rules.
         let block = merge_equal_rows(n, nc, trans, live, &end_id, &self.lex, viol);
         let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
         let mut rep_of = vec![usize::MAX; nblocks];
@@ -2083,25 +2172,18 @@ impl Pruned {
             }
         }
         let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
+        let mut new_viol = vec![0u32; nblocks * nc];
         let mut clean_end = vec![false; nblocks];
-        let mut end_attr = HashMap::default();
-        let mut new_attr = HashMap::default();
+        let mut end_rules = vec![Vec::new(); nblocks];
+        let mut lex = vec![u16::MAX; nblocks];
         for blk in 1..nblocks {
             let s = rep_of[blk];
             clean_end[blk] = self.clean_end[s];
-            if !self.end_rules[s].is_empty() {
-                end_attr.insert(StateId(blk as u32), self.end_rules[s].clone());
-            }
+            end_rules[blk] = self.end_rules[s].clone();
+            lex[blk] = self.lex[s];
             for c in 0..nc {
-                let t = trans[s * nc + c].as_usize();
-                new_trans[blk * nc + c] = StateId(block[t]);
-                let v = viol[s * nc + c];
-                if v != 0 {
-                    new_attr.insert(
-                        (StateId(blk as u32), c as u8),
-                        self.viol_sets[v as usize - 1].clone(),
-                    );
-                }
+                new_trans[blk * nc + c] = StateId(block[trans[s * nc + c].as_usize()]);
+                new_viol[blk * nc + c] = viol[s * nc + c];
             }
         }
         let start = if live[self.start.as_usize()] {
@@ -2109,15 +2191,51 @@ impl Pruned {
         } else {
             StateId::VIOLATED
         };
+        let mut live = vec![true; nblocks];
+        live[0] = false;
+        Pruned {
+            rules: self.rules,
+            classes: self.classes,
+            nc,
+            lex,
+            trans: new_trans,
+            viol: new_viol,
+            viol_sets: self.viol_sets,
+            clean_end,
+            end_rules,
+            live,
+            start,
+        }
+    }
+
+    /// The module of a reduced automaton.
+    fn into_module(self) -> Module {
+        let nc = self.nc;
+        let mut attribution = HashMap::default();
+        let mut end_attribution = HashMap::default();
+        for s in 1..self.lex.len() {
+            if !self.end_rules[s].is_empty() {
+                end_attribution.insert(StateId(s as u32), self.end_rules[s].clone());
+            }
+            for c in 0..nc {
+                let v = self.viol[s * nc + c];
+                if v != 0 {
+                    attribution.insert(
+                        (StateId(s as u32), c as u8),
+                        self.viol_sets[v as usize - 1].clone(),
+                    );
+                }
+            }
+        }
         Module {
             rules: self.rules,
             classes: self.classes,
             num_classes: nc,
-            trans: new_trans,
-            start,
-            clean_end,
-            attribution: new_attr,
-            end_attribution: end_attr,
+            trans: self.trans,
+            start: self.start,
+            clean_end: self.clean_end,
+            attribution,
+            end_attribution,
         }
     }
 }
@@ -2151,8 +2269,12 @@ fn merge_equal_rows(
         .map(|s| if s == 0 || !live[s as usize] { 0 } else { s })
         .collect();
     let row = |rep: &[u32], s: usize, c: usize| rep[trans[s * nc + c].as_usize()];
+    // Per round: hash → first representative with that hash, and a chain through the
+    // others (no allocation per state).
+    let mut table: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut chain: Vec<u32> = vec![0; n];
     loop {
-        let mut table: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        table.clear();
         let mut next = rep.clone();
         let mut changed = false;
         for s in 1..n {
@@ -2164,17 +2286,36 @@ fn merge_equal_rows(
             for c in 0..nc {
                 row(&rep, s, c).hash(&mut h);
             }
-            let cands = table.entry(h.finish()).or_default();
-            let found = cands.iter().copied().find(|&r| {
-                let r = r as usize;
+            let same = |r: usize| {
                 outputs[r] == outputs[s] && (0..nc).all(|c| row(&rep, r, c) == row(&rep, s, c))
-            });
-            match found {
-                Some(r) => {
-                    next[s] = r;
-                    changed = true;
+            };
+            match table.entry(h.finish()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(s as u32);
+                    chain[s] = 0;
                 }
-                None => cands.push(s as u32),
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let mut r = *o.get() as usize;
+                    let found = loop {
+                        if same(r) {
+                            break Some(r);
+                        }
+                        if chain[r] == 0 {
+                            break None;
+                        }
+                        r = chain[r] as usize;
+                    };
+                    match found {
+                        Some(r) => {
+                            next[s] = r as u32;
+                            changed = true;
+                        }
+                        None => {
+                            chain[r] = s as u32;
+                            chain[s] = 0;
+                        }
+                    }
+                }
             }
         }
         if !changed {
