@@ -286,147 +286,180 @@ impl PolicyBuilder {
         }
         let parse_time = t0.elapsed();
         let workers = self.config.workers();
-        let enforced: Vec<usize> = (0..rules.len())
-            .filter(|&i| rules[i].severity.enforced())
-            .collect();
-        let report_cells: Vec<std::sync::OnceLock<Option<ReportDfa>>> = (0..rules.len())
-            .map(|_| std::sync::OnceLock::new())
-            .collect();
-        let ctx = (&arena, &alts[..], &self.config, t0);
-
-        // 1. Every enforced rule alone. Built with reset states, the same automaton is the
-        //    rule's reporting DFA; its size drives the merge decisions below.
-        struct Alone {
-            report: Option<ReportDfa>,
-            size: usize,
-            idle: usize,
-            pruned: Pruned,
-        }
-        let alone: Vec<Result<Alone, CompileError>> = par_map(&enforced, workers, ctx, |b, &ri| {
-            let (raw, report) = match b.build(&rule_alts[ri], true) {
-                Ok(raw) => {
-                    let (dfa, reset) = raw.clone_report();
-                    (raw, Some(ReportDfa { dfa, reset }))
-                }
-                // The reset states can tip a rule over the budget: try without them
-                // (the rule is then reported by the regex engine).
-                Err(e) if e.is_size_limit_exceeded() => (
-                    b.build(&rule_alts[ri], false)
-                        .map_err(|e| rule_error(e, &rules[ri]))?,
-                    None,
-                ),
-                Err(e) => return Err(rule_error(e, &rules[ri])),
-            };
-            Ok(Alone {
-                size: raw.states.len(),
-                idle: raw.states.iter().filter(|k| k.ts == 0).count(),
-                report,
-                pruned: raw.prune(b),
-            })
-        });
-        let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
-        for (&ri, res) in enforced.iter().zip(alone) {
-            let mut a = res?;
-            let _ = report_cells[ri].set(a.report.take());
-            alone_of[ri] = Some(a);
-        }
-
-        // 2. Merge runs of rules (in pack order, grouped by lexer need) while the estimated
-        //    size stays in budget.
-        let budget = self.config.max_states;
-        let mut chunks: Vec<(Vec<usize>, usize)> = Vec::new();
-        for group in [true, false] {
-            let members: Vec<usize> = enforced
-                .iter()
-                .copied()
-                .filter(|&i| (rules[i].scope != RuleScope::Any) == group)
+        // The enforced modules (phases 1–4 of the module docs).
+        let build_modules = || -> Result<_, CompileError> {
+            let enforced: Vec<usize> = (0..rules.len())
+                .filter(|&i| rules[i].severity.enforced())
                 .collect();
-            let mut current: Vec<usize> = Vec::new();
-            let mut est = 0usize;
-            for &ri in &members {
-                let a = alone_of[ri].as_ref().expect("built above");
-                // Scoped rules share the lexer states, and their DFAs grow about additively
-                // when merged (the states where no thread is pending are shared). Unscoped
-                // ones (secrets) keep threads alive over long stretches of text: estimate
-                // them by the product of the sizes.
-                let (grown, fits) = if group {
-                    let g = est + a.size.saturating_sub(a.idle);
-                    (g, g * 5 <= budget * 3)
-                } else {
-                    let g = est.saturating_mul(a.size);
-                    (g, g <= budget * 4)
-                };
-                if self.config.merge && !current.is_empty() && fits {
-                    current.push(ri);
-                    est = grown;
-                } else {
-                    if !current.is_empty() {
-                        chunks.push((std::mem::take(&mut current), est));
-                    }
-                    current.push(ri);
-                    est = a.size;
-                }
-            }
-            if !current.is_empty() {
-                chunks.push((current, est));
-            }
-        }
+            let report_cells: Vec<std::sync::OnceLock<Option<ReportDfa>>> = (0..rules.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect();
+            let ctx = (&arena, &alts[..], &self.config, t0);
 
-        // 3. Build, prune and minimise each module; a merge that does not fit after all is
-        //    split in halves.
-        let jobs: Vec<std::sync::Mutex<Vec<Pruned>>> = chunks
-            .iter()
-            .map(|(c, _)| {
-                std::sync::Mutex::new(
-                    c.iter()
-                        .map(|&ri| alone_of[ri].take().expect("one chunk per rule").pruned)
-                        .collect(),
+            // 1. Every enforced rule alone. Built with reset states, the same automaton is the
+            //    rule's reporting DFA; its size drives the merge decisions below.
+            struct Alone {
+                report: Option<ReportDfa>,
+                size: usize,
+                idle: usize,
+                pruned: Pruned,
+            }
+            // Largest NFAs first (a proxy for the work), so the workers finish together.
+            let mut by_size = enforced.clone();
+            by_size.sort_by_key(|&ri| {
+                std::cmp::Reverse(
+                    rule_alts[ri]
+                        .iter()
+                        .flat_map(|&a| alts[a as usize].ranges.iter())
+                        .map(|r| r.len())
+                        .sum::<usize>(),
                 )
-            })
-            .collect();
-        drop(alone_of);
-        // Largest jobs first, so the workers finish together; results in pack order.
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&k| {
-            let (c, est) = &chunks[k];
-            std::cmp::Reverse(if c.len() > 1 { 2 * est } else { *est })
-        });
-        let done: Vec<Result<Vec<Module>, CompileError>> =
-            par_map(&order, workers, ctx, |_, &k| {
-                let parts = jobs[k]
-                    .lock()
-                    .map(|mut j| std::mem::take(&mut *j))
-                    .unwrap_or_default();
-                let mut out = Vec::new();
-                let mut stack = vec![parts];
-                while let Some(mut parts) = stack.pop() {
-                    if parts.len() == 1 {
-                        out.push(parts.pop().expect("one part").into_module());
-                        continue;
-                    }
-                    match product(&parts, &self.config) {
-                        Ok(p) => out.push(p.minimize()),
-                        Err(e) if e.is_size_limit_exceeded() => {
-                            let right = parts.split_off(parts.len() / 2);
-                            stack.push(right);
-                            stack.push(parts);
+            });
+            let alone: Vec<Result<Alone, CompileError>> =
+                par_map(&by_size, workers, ctx, |b, &ri| {
+                    let (raw, report) = match b.build(&rule_alts[ri], true) {
+                        Ok(raw) => {
+                            let (dfa, reset) = raw.clone_report();
+                            (raw, Some(ReportDfa { dfa, reset }))
                         }
-                        Err(e) => return Err(e),
+                        // The reset states can tip a rule over the budget: try without them
+                        // (the rule is then reported by the regex engine).
+                        Err(e) if e.is_size_limit_exceeded() => (
+                            b.build(&rule_alts[ri], false)
+                                .map_err(|e| rule_error(e, &rules[ri]))?,
+                            None,
+                        ),
+                        Err(e) => return Err(rule_error(e, &rules[ri])),
+                    };
+                    Ok(Alone {
+                        size: raw.states.len(),
+                        idle: raw.states.iter().filter(|k| k.ts == 0).count(),
+                        report,
+                        pruned: raw.prune(b),
+                    })
+                });
+            let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
+            for (&ri, res) in by_size.iter().zip(alone) {
+                let mut a = res?;
+                let _ = report_cells[ri].set(a.report.take());
+                alone_of[ri] = Some(a);
+            }
+
+            // 2. Merge runs of rules (in pack order, grouped by lexer need) while the estimated
+            //    size stays in budget.
+            let budget = self.config.max_states;
+            let mut chunks: Vec<(Vec<usize>, usize)> = Vec::new();
+            for group in [true, false] {
+                let members: Vec<usize> = enforced
+                    .iter()
+                    .copied()
+                    .filter(|&i| (rules[i].scope != RuleScope::Any) == group)
+                    .collect();
+                let mut current: Vec<usize> = Vec::new();
+                let mut est = 0usize;
+                for &ri in &members {
+                    let a = alone_of[ri].as_ref().expect("built above");
+                    // Scoped rules share the lexer states, and their DFAs grow about additively
+                    // when merged (the states where no thread is pending are shared). Unscoped
+                    // ones (secrets) keep threads alive over long stretches of text: estimate
+                    // them by the product of the sizes.
+                    let (grown, fits) = if group {
+                        let g = est + a.size.saturating_sub(a.idle);
+                        (g, g * 5 <= budget * 3)
+                    } else {
+                        let g = est.saturating_mul(a.size);
+                        (g, g <= budget * 4)
+                    };
+                    if self.config.merge && !current.is_empty() && fits {
+                        current.push(ri);
+                        est = grown;
+                    } else {
+                        if !current.is_empty() {
+                            chunks.push((std::mem::take(&mut current), est));
+                        }
+                        current.push(ri);
+                        est = a.size;
                     }
                 }
-                Ok(out)
-            });
-        let mut built: Vec<Option<Result<Vec<Module>, CompileError>>> =
-            (0..jobs.len()).map(|_| None).collect();
-        for (&k, r) in order.iter().zip(done) {
-            built[k] = Some(r);
-        }
-        let mut modules = Vec::new();
-        for r in built.into_iter().flatten() {
-            modules.extend(r?);
-        }
+                if !current.is_empty() {
+                    chunks.push((current, est));
+                }
+            }
 
-        let span_finder = std::sync::Arc::new(crate::regex_check::SpanFinder::build(&rules)?);
+            // 3. Build, prune and minimise each module; a merge that does not fit after all is
+            //    split in halves.
+            let jobs: Vec<std::sync::Mutex<Vec<Pruned>>> = chunks
+                .iter()
+                .map(|(c, _)| {
+                    std::sync::Mutex::new(
+                        c.iter()
+                            .map(|&ri| alone_of[ri].take().expect("one chunk per rule").pruned)
+                            .collect(),
+                    )
+                })
+                .collect();
+            drop(alone_of);
+            // Largest jobs first, so the workers finish together; results in pack order.
+            let mut order: Vec<usize> = (0..jobs.len()).collect();
+            order.sort_by_key(|&k| {
+                let (c, est) = &chunks[k];
+                std::cmp::Reverse(if c.len() > 1 { 2 * est } else { *est })
+            });
+            let done: Vec<Result<Vec<Module>, CompileError>> =
+                par_map(&order, workers, ctx, |_, &k| {
+                    let parts = jobs[k]
+                        .lock()
+                        .map(|mut j| std::mem::take(&mut *j))
+                        .unwrap_or_default();
+                    let mut out = Vec::new();
+                    let mut stack = vec![parts];
+                    while let Some(mut parts) = stack.pop() {
+                        if parts.len() == 1 {
+                            out.push(parts.pop().expect("one part").into_module());
+                            continue;
+                        }
+                        match product(&parts, &self.config) {
+                            Ok(p) => out.push(p.minimize()),
+                            Err(e) if e.is_size_limit_exceeded() => {
+                                let right = parts.split_off(parts.len() / 2);
+                                stack.push(right);
+                                stack.push(parts);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(out)
+                });
+            let mut built: Vec<Option<Result<Vec<Module>, CompileError>>> =
+                (0..jobs.len()).map(|_| None).collect();
+            for (&k, r) in order.iter().zip(done) {
+                built[k] = Some(r);
+            }
+            let mut modules = Vec::new();
+            for r in built.into_iter().flatten() {
+                modules.extend(r?);
+            }
+            Ok((modules, report_cells))
+        };
+        // The span finder is independent of the modules: with worker threads it is built
+        // alongside them.
+        let (built, span_finder) = if workers > 1 {
+            std::thread::scope(|scope| {
+                let finder = scope.spawn(|| crate::regex_check::SpanFinder::build(&rules));
+                let built = build_modules();
+                let finder = finder
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (built, finder)
+            })
+        } else {
+            (
+                build_modules(),
+                crate::regex_check::SpanFinder::build(&rules),
+            )
+        };
+        let (modules, report_cells) = built?;
+        let span_finder = std::sync::Arc::new(span_finder?);
         let compile_time = t0.elapsed();
         let module_stats = modules
             .iter()
