@@ -14,6 +14,9 @@ use crate::vocab::TokenKind;
 /// Id of the empty set in every module's table.
 const EMPTY: u32 = 0;
 
+/// No state (a witness path that died).
+const NO_STATE: u32 = u32::MAX;
+
 /// Default of [`GuardConfig::small_set`].
 const SMALL_SET: usize = 8;
 
@@ -144,6 +147,10 @@ struct ModIds {
     /// Sorted: positions `j` whose `B_j` must be recomputed from `B_{j+1}` (every `B` from
     /// one past the last of them is current).
     bpend: Vec<u32>,
+    /// A witness path: one state `w_j ∈ F_j` per position (`NO_STATE` where the path has
+    /// died), kept up to date eagerly (single-state steps). `allows` answers yes from it
+    /// when `t` takes `w_i` into `B_{i+1}`, without bringing `F` up to date.
+    w: Vec<u32>,
 }
 
 impl ModIds {
@@ -378,6 +385,7 @@ impl Guard {
                 b: vec![0; n + 1],
                 fpend: Vec::new(),
                 bpend: Vec::new(),
+                w: vec![NO_STATE; n + 1],
             })
             .collect();
         let mut tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
@@ -540,6 +548,71 @@ impl Guard {
         }
         ids.fpend.clear();
         ids.bpend.clear();
+        ids.w[0] = match states::first(tab.set(ids.f[0])) {
+            Some(q) => q as u32,
+            None => NO_STATE,
+        };
+        self.walk_witness(mi, 0);
+    }
+
+    /// Re-establishes the witness path of module `mi` after `w_from` or slot `from` changed:
+    /// forward until it meets the stored path. At a hole the stored next state is kept when
+    /// the hole can still reach it, else a successor in (the possibly stale) `B` is
+    /// preferred, so that the path tends to stay completable.
+    fn walk_witness(&mut self, mi: usize, from: usize) {
+        let n = self.slots.len();
+        let tp = &*self.tp;
+        let end = tp.lifts[mi].num_states;
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let ids = &mut inner.mods[mi];
+        let tab = &inner.tables[mi];
+        let mut j = from;
+        while j < n {
+            let q = ids.w[j];
+            let old = ids.w[j + 1];
+            let next = if q == NO_STATE {
+                NO_STATE
+            } else {
+                let q = q as usize;
+                match self.slots[j] {
+                    Slot::Fixed(t) | Slot::Committed(t) => {
+                        tp.delta(mi, q, t).map_or(NO_STATE, |r| r as u32)
+                    }
+                    Slot::Hole if q == end => q as u32,
+                    Slot::Hole => {
+                        let row = tp.row(mi, q);
+                        let ok = |r: u32| self.end_in_holes || r as usize != end;
+                        if old != NO_STATE
+                            && ok(old)
+                            && states::contains(&row.any_bits, old as usize)
+                        {
+                            old
+                        } else {
+                            let b = tab.set(ids.b[j + 1]);
+                            let mut pick = NO_STATE;
+                            for &r in &row.any {
+                                if !ok(r) {
+                                    continue;
+                                }
+                                if states::contains(b, r as usize) {
+                                    pick = r;
+                                    break;
+                                }
+                                if pick == NO_STATE {
+                                    pick = r;
+                                }
+                            }
+                            pick
+                        }
+                    }
+                }
+            };
+            if next == old {
+                break;
+            }
+            ids.w[j + 1] = next;
+            j += 1;
+        }
     }
 
     /// Rebuilds the set tables from the sets in use when they have grown too large.
@@ -580,15 +653,12 @@ impl Guard {
     /// (then every token is allowed there). `k0` is the first open hole: when the text may
     /// end there, it may have ended before every later position, so nothing else is needed.
     fn prepare(&self, inner: &mut Inner, mi: usize, i: usize, k0: Option<usize>) -> bool {
+        if self.ended_before(inner, mi, i, k0) {
+            return true;
+        }
         let cx = Ctx::new(&self.tp, mi);
         let tab = &mut inner.tables[mi];
         let ids = &mut inner.mods[mi];
-        if let Some(k) = k0.filter(|&k| k < i) {
-            ensure_f(tab, cx, ids, &self.slots, k + 1);
-            if tab.has_end(ids.f[k + 1]) {
-                return true;
-            }
-        }
         ensure_f(tab, cx, ids, &self.slots, i + 1);
         // The ended state is in every B, so G_i has it iff F_i has.
         if tab.has_end(ids.f[i]) {
@@ -596,6 +666,19 @@ impl Guard {
         }
         ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, i);
         false
+    }
+
+    /// True when the text may end at the first open hole `k0 < i` (then it may have ended
+    /// before `i`: the ended state is in `G_i`).
+    fn ended_before(&self, inner: &mut Inner, mi: usize, i: usize, k0: Option<usize>) -> bool {
+        let Some(k) = k0.filter(|&k| k < i) else {
+            return false;
+        };
+        let cx = Ctx::new(&self.tp, mi);
+        let tab = &mut inner.tables[mi];
+        let ids = &mut inner.mods[mi];
+        ensure_f(tab, cx, ids, &self.slots, k + 1);
+        tab.has_end(ids.f[k + 1])
     }
 
     /// Brings every set of module `mi` up to date.
@@ -645,6 +728,24 @@ impl Guard {
         t: u32,
         k0: Option<usize>,
     ) -> bool {
+        if self.ended_before(inner, mi, i, k0) {
+            return true;
+        }
+        // The witness: w_i ∈ F_i, so t is allowed if it takes w_i into B_{i+1}.
+        {
+            let cx = Ctx::new(&self.tp, mi);
+            let tab = &mut inner.tables[mi];
+            let ids = &mut inner.mods[mi];
+            ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, i + 1);
+            let q = ids.w[i];
+            if q != NO_STATE {
+                if let Some(r) = self.hole_delta(mi, q as usize, t) {
+                    if states::contains(tab.set(ids.b[i + 1]), r) {
+                        return true;
+                    }
+                }
+            }
+        }
         // The text may have ended before: every token keeps it ended.
         if self.prepare(inner, mi, i, k0) {
             return true;
@@ -941,6 +1042,9 @@ impl Guard {
         for ids in &mut self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).mods {
             ids.mark(i);
         }
+        for mi in 0..self.num_mods() {
+            self.walk_witness(mi, i);
+        }
         self.log.push(CommitRecord { position });
         Ok(())
     }
@@ -1025,6 +1129,7 @@ impl Guard {
             ensure_f(&mut inner.tables[mi], cx, ids, &self.slots, k);
             ids.f.drain(..k);
             ids.b.drain(..k);
+            ids.w.drain(..k);
             inner.f0[mi].drain(..k);
             let k = k as u32;
             ids.fpend.retain(|&p| p >= k);

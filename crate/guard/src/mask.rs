@@ -188,6 +188,15 @@ pub(crate) mod states {
         }
     }
 
+    /// The smallest set bit.
+    #[inline]
+    pub(crate) fn first(set: &[u64]) -> Option<usize> {
+        set.iter()
+            .enumerate()
+            .find(|(_, &w)| w != 0)
+            .map(|(i, &w)| i * 64 + w.trailing_zeros() as usize)
+    }
+
     /// Finds a set bit for which `f` returns true.
     #[inline]
     pub(crate) fn any(set: &[u64], mut f: impl FnMut(usize) -> bool) -> bool {
