@@ -106,6 +106,52 @@ pub(crate) struct ReportDfa {
     pub(crate) reset: Vec<StateId>,
 }
 
+/// A reporting DFA's tables, kept as built until first use (the sparse attribution maps of a
+/// [`Module`] are made then).
+struct ReportParts {
+    rules: Vec<RuleIndex>,
+    classes: [u8; 256],
+    nc: usize,
+    trans: Vec<StateId>,
+    start: StateId,
+    clean_end: Vec<bool>,
+    end_rules: Vec<Vec<RuleIndex>>,
+    viol: Vec<u32>,
+    viol_sets: Vec<Vec<RuleIndex>>,
+    reset: Vec<StateId>,
+}
+
+impl ReportParts {
+    fn into_dfa(self) -> ReportDfa {
+        let nc = self.nc;
+        let attribution = self
+            .viol
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+            .map(|(k, &v)| {
+                (
+                    (StateId((k / nc) as u32), (k % nc) as u8),
+                    self.viol_sets[v as usize - 1].clone(),
+                )
+            })
+            .collect();
+        ReportDfa {
+            dfa: Module {
+                rules: self.rules,
+                classes: self.classes,
+                num_classes: nc,
+                trans: self.trans,
+                start: self.start,
+                clean_end: self.clean_end,
+                attribution,
+                end_attribution: Raw::to_end_map(&self.end_rules),
+            },
+            reset: self.reset,
+        }
+    }
+}
+
 /// What the per-rule reporting DFAs are built from, on first use (most `check` calls need
 /// only a few of them: a rule whose module stays quiet on a text is skipped).
 pub(crate) struct ReportSource {
@@ -114,6 +160,8 @@ pub(crate) struct ReportSource {
     rule_alts: Vec<Vec<u32>>,
     config: PolicyConfig,
     dfas: Vec<std::sync::OnceLock<Option<ReportDfa>>>,
+    /// Tables already built (enforced rules), taken on first use.
+    parts: Vec<std::sync::Mutex<Option<ReportParts>>>,
 }
 
 impl std::fmt::Debug for ReportSource {
@@ -134,6 +182,9 @@ impl ReportSource {
     pub(crate) fn get(&self, ri: usize) -> Option<&ReportDfa> {
         self.dfas[ri]
             .get_or_init(|| {
+                if let Some(p) = self.parts[ri].lock().ok().and_then(|mut p| p.take()) {
+                    return Some(p.into_dfa());
+                }
                 let mut b = Builder::new(&self.arena, &self.alts, &self.config, Instant::now());
                 b.build(&self.rule_alts[ri], true).ok().map(|raw| {
                     let (dfa, reset) = raw.into_report();
@@ -294,12 +345,15 @@ impl PolicyBuilder {
             let report_cells: Vec<std::sync::OnceLock<Option<ReportDfa>>> = (0..rules.len())
                 .map(|_| std::sync::OnceLock::new())
                 .collect();
+            let mut report_parts: Vec<std::sync::Mutex<Option<ReportParts>>> = (0..rules.len())
+                .map(|_| std::sync::Mutex::new(None))
+                .collect();
             let ctx = (&arena, &alts[..], &self.config, t0);
 
             // 1. Every enforced rule alone. Built with reset states, the same automaton is the
             //    rule's reporting DFA; its size drives the merge decisions below.
             struct Alone {
-                report: Option<ReportDfa>,
+                report: Option<ReportParts>,
                 size: usize,
                 idle: usize,
                 pruned: Pruned,
@@ -319,8 +373,8 @@ impl PolicyBuilder {
                 par_map(&by_size, workers, ctx, |b, &ri| {
                     let (raw, report) = match b.build(&rule_alts[ri], true) {
                         Ok(raw) => {
-                            let (dfa, reset) = raw.clone_report();
-                            (raw, Some(ReportDfa { dfa, reset }))
+                            let parts = raw.report_parts();
+                            (raw, Some(parts))
                         }
                         // The reset states can tip a rule over the budget: try without them
                         // (the rule is then reported by the regex engine).
@@ -335,13 +389,20 @@ impl PolicyBuilder {
                         size: raw.states.len(),
                         idle: raw.states.iter().filter(|k| k.ts == 0).count(),
                         report,
-                        pruned: raw.prune(b),
+                        pruned: raw.prune(b).reduce(),
                     })
                 });
             let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
             for (&ri, res) in by_size.iter().zip(alone) {
                 let mut a = res?;
-                let _ = report_cells[ri].set(a.report.take());
+                match a.report.take() {
+                    Some(parts) => {
+                        report_parts[ri] = std::sync::Mutex::new(Some(parts));
+                    }
+                    None => {
+                        let _ = report_cells[ri].set(None);
+                    }
+                }
                 alone_of[ri] = Some(a);
             }
 
@@ -439,7 +500,7 @@ impl PolicyBuilder {
             for r in built.into_iter().flatten() {
                 modules.extend(r?);
             }
-            Ok((modules, report_cells))
+            Ok((modules, report_cells, report_parts))
         };
         // The span finder is independent of the modules: with worker threads it is built
         // alongside them.
@@ -458,7 +519,7 @@ impl PolicyBuilder {
                 crate::regex_check::SpanFinder::build(&rules),
             )
         };
-        let (modules, report_cells) = built?;
+        let (modules, report_cells, report_parts) = built?;
         let span_finder = std::sync::Arc::new(span_finder?);
         let compile_time = t0.elapsed();
         let module_stats = modules
@@ -477,6 +538,7 @@ impl PolicyBuilder {
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>();
         let report = std::sync::Arc::new(ReportSource {
             dfas: report_cells,
+            parts: report_parts,
             arena,
             alts,
             rule_alts,
@@ -1661,19 +1723,20 @@ impl Raw {
             .collect()
     }
 
-    /// The reporting form of a copy (the original stays for the enforced module).
-    fn clone_report(&self) -> (Module, Vec<StateId>) {
-        let m = Module {
+    /// A copy of the reporting tables (the original stays for the enforced module).
+    fn report_parts(&self) -> ReportParts {
+        ReportParts {
             rules: self.rules.clone(),
             classes: self.classes,
-            num_classes: self.nc(),
+            nc: self.nc(),
             trans: self.trans.clone(),
             start: self.start,
             clean_end: self.clean_end.clone(),
-            attribution: self.attribution_map(&self.viol),
-            end_attribution: Self::to_end_map(&self.end_rules),
-        };
-        (m, self.reset.clone())
+            end_rules: self.end_rules.clone(),
+            viol: self.viol.clone(),
+            viol_sets: self.viol_sets.clone(),
+            reset: self.reset.clone(),
+        }
     }
 
     /// The reporting form: no minimisation, reset states kept.
