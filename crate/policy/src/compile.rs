@@ -803,7 +803,7 @@ struct Raw {
     /// Per state (index 0 = violated).
     states: Vec<Key>,
     /// Interned thread sets (of thread ids), indexed by `Key::ts`.
-    tsets: Vec<Vec<u32>>,
+    tsets: SetTable,
     trans: Vec<StateId>,
     clean_end: Vec<bool>,
     end_rules: Vec<Vec<RuleIndex>>,
@@ -1418,9 +1418,7 @@ impl<'a> Builder<'a> {
             // scope, context, byte class), not on the full lexer state, so it is memoised in a
             // dense table (`tmemo`, per thread set), and states are found through a dense table
             // per thread set indexed by (lexer state, context) (`ids`).
-        let mut tsets: Vec<Vec<u32>> = vec![Vec::new()];
-        let mut ts_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
-        ts_ids.insert(Vec::new(), 0);
+        let mut tsets = SetTable::new();
         const UNKNOWN: u32 = u32::MAX;
         const VIOL_BIT: u32 = 1 << 31;
         // The thread that starts each alternative.
@@ -1500,7 +1498,7 @@ impl<'a> Builder<'a> {
             let cx = ctx_index[ctx as usize] as usize;
             // end of text
             let mut er = Vec::new();
-            for &t in &tsets[ts as usize] {
+            for &t in tsets.get(ts) {
                 let si = self.step_thread(t, ctx, EOI);
                 if let Step::Match = self.steps[si] {
                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
@@ -1535,7 +1533,7 @@ impl<'a> Builder<'a> {
                 let mut out = tmemo[mslot];
                 if out == UNKNOWN {
                     threads.clear();
-                    threads.extend(tsets[ts as usize].iter().copied());
+                    threads.extend_from_slice(tsets.get(ts));
                     threads.extend(inj_sets[inj].iter().map(|&k| starts[k as usize]));
                     next_threads.clear();
                     violated.clear();
@@ -1566,23 +1564,15 @@ impl<'a> Builder<'a> {
                     } else {
                         next_threads.sort_unstable();
                         next_threads.dedup();
-                        let mut nt = std::mem::take(&mut next_threads);
-                        self.prune(&mut nt);
-                        match ts_ids.get(&nt) {
-                            Some(&id) => {
-                                next_threads = nt;
-                                id
-                            }
-                            None => {
-                                let id = tsets.len() as u32;
-                                ts_ctx.push(nt.iter().any(|&t| self.thread_needs_ctx(t)));
-                                tsets.push(nt.clone());
-                                ts_ids.insert(nt, id);
-                                tmemo.resize(tmemo.len() + tstride, UNKNOWN);
-                                ids.resize(ids.len() + istride, 0);
-                                id
-                            }
+                        self.prune(&mut next_threads);
+                        let (id, new) = tsets.intern(&next_threads);
+                        if new {
+                            let needs = next_threads.iter().any(|&t| self.thread_needs_ctx(t));
+                            ts_ctx.push(needs);
+                            tmemo.resize(tmemo.len() + tstride, UNKNOWN);
+                            ids.resize(ids.len() + istride, 0);
                         }
+                        id
                     };
                     tmemo[mslot] = out;
                 }
@@ -1613,7 +1603,7 @@ impl<'a> Builder<'a> {
                         }
                         if ts_doomed[ds] == u32::MAX {
                             let mut rs: Vec<RuleIndex> = Vec::new();
-                            for &t in &tsets[nts as usize] {
+                            for &t in tsets.get(nts) {
                                 if self.is_doomed(t, octx) {
                                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                                     if !rs.contains(&r) {
@@ -1792,7 +1782,7 @@ impl Raw {
                     let vid = *pending.entry(t).or_insert_with(|| {
                         let mut rs: Vec<RuleIndex> = Vec::new();
                         for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
-                            for &th in &self.tsets[self.states[t].ts as usize] {
+                            for &th in self.tsets.get(self.states[t].ts) {
                                 let si = b.step_thread(th, self.states[t].ctx, next);
                                 if let Step::Match = b.steps[si] {
                                     let r = b.alts[b.threads[th as usize].alt as usize].rule;
@@ -1966,6 +1956,80 @@ fn co_reachable_backward(
         }
     }
     live
+}
+
+/// Interned sets of `u32` (sorted slices) in one flat arena, found by open addressing: no
+/// allocation per set and no `memcmp` call per lookup. Set 0 is the empty set.
+pub(crate) struct SetTable {
+    items: Vec<u32>,
+    starts: Vec<u32>,
+    slots: Vec<u32>,
+}
+
+impl SetTable {
+    fn new() -> Self {
+        let mut t = SetTable {
+            items: Vec::new(),
+            starts: vec![0],
+            slots: vec![u32::MAX; 1 << 10],
+        };
+        t.intern(&[]);
+        t
+    }
+
+    /// Number of sets.
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Set `id`.
+    #[inline]
+    fn get(&self, id: u32) -> &[u32] {
+        &self.items[self.starts[id as usize] as usize..self.starts[id as usize + 1] as usize]
+    }
+
+    #[inline]
+    fn hash(key: &[u32]) -> u64 {
+        let mut h = key.len() as u64;
+        for &x in key {
+            h = (h.rotate_left(5) ^ x as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        h
+    }
+
+    /// The id of `key`, and whether it is new.
+    fn intern(&mut self, key: &[u32]) -> (u32, bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = (Self::hash(key) >> 20) as usize & mask;
+        loop {
+            let id = self.slots[i];
+            if id == u32::MAX {
+                break;
+            }
+            let set = self.get(id);
+            if set.len() == key.len() && set.iter().zip(key).all(|(a, b)| a == b) {
+                return (id, false);
+            }
+            i = (i + 1) & mask;
+        }
+        let id = self.len() as u32;
+        self.items.extend_from_slice(key);
+        self.starts.push(self.items.len() as u32);
+        self.slots[i] = id;
+        if self.len() * 2 > self.slots.len() {
+            let mut slots = vec![u32::MAX; self.slots.len() * 2];
+            let mask = slots.len() - 1;
+            for id in 0..self.len() as u32 {
+                let mut j = (Self::hash(self.get(id)) >> 20) as usize & mask;
+                while slots[j] != u32::MAX {
+                    j = (j + 1) & mask;
+                }
+                slots[j] = id;
+            }
+            self.slots = slots;
+        }
+        (id, true)
+    }
 }
 
 /// An open-addressing map from tuples of `k` state ids (stored in a flat arena, tuple `i`
