@@ -38,7 +38,8 @@ pub struct Conflict {
     pub modules: Vec<usize>,
     /// Ids of the rules enforced by those modules.
     pub rule_ids: Vec<String>,
-    /// Committed positions whose commits changed this hole's state sets, most recent first.
+    /// Committed positions whose commit alone constrains this hole (reopening it would change
+    /// the hole's state sets), most recent first.
     pub constraining: Vec<usize>,
 }
 

@@ -1006,8 +1006,9 @@ impl Guard {
         out
     }
 
-    /// The committed positions whose commits changed the state sets at `position` (its
-    /// constraints), most recent first: candidates to remask when the hole is in conflict.
+    /// The committed positions whose commit alone constrains `position` (reopening it would
+    /// change the state sets there), most recent first: candidates to remask when the hole
+    /// is in conflict.
     pub fn constraining_commits(&self, position: usize) -> Vec<usize> {
         match self.index(position) {
             Ok(i) => self.constraining_idx(i),
