@@ -462,10 +462,20 @@ impl PolicyBuilder {
             drop(alone_of);
             // Largest jobs first, so the workers finish together; results in pack order.
             let mut order: Vec<usize> = (0..jobs.len()).collect();
-            order.sort_by_key(|&k| {
-                let (c, est) = &chunks[k];
-                std::cmp::Reverse(if c.len() > 1 { 2 * est } else { *est })
-            });
+            // (A single rule only becomes a module; a product costs about its parts' sizes.)
+            let cost = |k: usize| -> usize {
+                let parts = jobs[k]
+                    .lock()
+                    .map(|j| j.iter().map(|p| p.lex.len() * p.nc).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                if parts.len() > 1 {
+                    parts.iter().sum()
+                } else {
+                    0
+                }
+            };
+            let costs: Vec<usize> = (0..jobs.len()).map(cost).collect();
+            order.sort_by_key(|&k| std::cmp::Reverse(costs[k]));
             let done: Vec<Result<Vec<Module>, CompileError>> =
                 par_map(&order, workers, ctx, |_, &k| {
                     let parts = jobs[k]

@@ -44,8 +44,10 @@ struct Alt {
     /// The positive pattern, anchored, all match ends (states built lazily, on use).
     positive: lazy::DFA,
     cache: std::sync::Mutex<lazy::Cache>,
-    /// The positive pattern unanchored, only to skip to the first possible start.
-    search: meta::Regex,
+    /// The positive pattern unanchored, only to skip to the first possible start: built on
+    /// first use (`None` if it cannot be built, and then no position is skipped).
+    search: std::sync::OnceLock<Option<meta::Regex>>,
+    pattern: String,
     not: Vec<meta::Regex>,
 }
 
@@ -105,18 +107,11 @@ impl SpanFinder {
                             })?,
                     );
                 }
-                let search = meta::Regex::builder()
-                    .configure(meta_config())
-                    .syntax(syntax_config())
-                    .build(&a.regex)
-                    .map_err(|e| {
-                        CompileError::new(ErrorKind::BadRegex, format!("regex checker: {e}"))
-                            .for_rule(&r.id)
-                    })?;
                 alts.push(Alt {
                     positive,
                     cache,
-                    search,
+                    search: std::sync::OnceLock::new(),
+                    pattern: a.regex.clone(),
                     not,
                 });
             }
@@ -178,9 +173,17 @@ impl SpanFinder {
     fn first_start(alts: &[Alt], text: &[u8], p: usize, end: usize) -> Option<usize> {
         alts.iter()
             .filter_map(|a| {
-                a.search
-                    .find(Input::new(text).range(p..end))
-                    .map(|m| m.start())
+                let search = a.search.get_or_init(|| {
+                    meta::Regex::builder()
+                        .configure(meta_config())
+                        .syntax(syntax_config())
+                        .build(&a.pattern)
+                        .ok()
+                });
+                match search {
+                    Some(re) => re.find(Input::new(text).range(p..end)).map(|m| m.start()),
+                    None => Some(p),
+                }
             })
             .min()
     }
