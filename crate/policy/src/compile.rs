@@ -371,25 +371,26 @@ impl PolicyBuilder {
             });
             let alone: Vec<Result<Alone, CompileError>> =
                 par_map(&by_size, workers, ctx, |b, &ri| {
-                    let (raw, report) = match b.build(&rule_alts[ri], true) {
-                        Ok(raw) => {
-                            let parts = raw.report_parts();
-                            (raw, Some(parts))
-                        }
+                    let (raw, with_report) = match b.build(&rule_alts[ri], true) {
+                        Ok(raw) => (raw, true),
                         // The reset states can tip a rule over the budget: try without them
                         // (the rule is then reported by the regex engine).
                         Err(e) if e.is_size_limit_exceeded() => (
                             b.build(&rule_alts[ri], false)
                                 .map_err(|e| rule_error(e, &rules[ri]))?,
-                            None,
+                            false,
                         ),
                         Err(e) => return Err(rule_error(e, &rules[ri])),
                     };
+                    let size = raw.states.len();
+                    let idle = raw.states.iter().filter(|k| k.ts == 0).count();
+                    let (pruned, parts) = raw.enforced(b);
+                    let report = with_report.then_some(parts);
                     Ok(Alone {
-                        size: raw.states.len(),
-                        idle: raw.states.iter().filter(|k| k.ts == 0).count(),
+                        size,
+                        idle,
                         report,
-                        pruned: raw.prune(b).reduce(),
+                        pruned,
                     })
                 });
             let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
@@ -1723,22 +1724,6 @@ impl Raw {
             .collect()
     }
 
-    /// A copy of the reporting tables (the original stays for the enforced module).
-    fn report_parts(&self) -> ReportParts {
-        ReportParts {
-            rules: self.rules.clone(),
-            classes: self.classes,
-            nc: self.nc(),
-            trans: self.trans.clone(),
-            start: self.start,
-            clean_end: self.clean_end.clone(),
-            end_rules: self.end_rules.clone(),
-            viol: self.viol.clone(),
-            viol_sets: self.viol_sets.clone(),
-            reset: self.reset.clone(),
-        }
-    }
-
     /// The reporting form: no minimisation, reset states kept.
     fn into_report(self) -> (Module, Vec<StateId>) {
         let num_classes = self.nc();
@@ -1762,7 +1747,7 @@ impl Raw {
     /// into the violated state (so every other state has a clean completion), and the
     /// transitions into them attributed to the rules pending there. Needs the builder that
     /// made this automaton; the result does not.
-    fn prune(mut self, b: &mut Builder<'_>) -> Pruned {
+    fn enforced(mut self, b: &mut Builder<'_>) -> (Pruned, ReportParts) {
         let n = self.states.len();
         let nc = self.nc();
         // States only reset transitions reach are not part of the module.
@@ -1778,16 +1763,17 @@ impl Raw {
             }
         }
         let live = co_reachable(n, nc, &self.trans, &self.clean_end, &reached);
-        // attribution for transitions into dead states: the rules pending in the dead state
+        // Transitions into dead states violate, attributed to the rules pending there. They
+        // are patched in place for the reduction and restored afterwards: the reporting DFA
+        // (the same tables) must report a match where it ends.
         let mut pending: FxHashMap<usize, u32> = FxHashMap::default();
-        let mut viol = std::mem::take(&mut self.viol);
-        let mut trans = std::mem::take(&mut self.trans);
+        let mut patches: Vec<(usize, StateId, u32)> = Vec::new();
         for s in 1..n {
             if !live[s] {
                 continue;
             }
             for c in 0..nc {
-                let t = trans[s * nc + c].as_usize();
+                let t = self.trans[s * nc + c].as_usize();
                 if t != 0 && !live[t] {
                     let vid = *pending.entry(t).or_insert_with(|| {
                         let mut rs: Vec<RuleIndex> = Vec::new();
@@ -1814,24 +1800,44 @@ impl Raw {
                             }
                         }
                     });
-                    viol[s * nc + c] = vid;
-                    trans[s * nc + c] = StateId::VIOLATED;
+                    let k = s * nc + c;
+                    patches.push((k, self.trans[k], self.viol[k]));
+                    self.viol[k] = vid;
+                    self.trans[k] = StateId::VIOLATED;
                 }
             }
         }
-        Pruned {
+        let lex: Vec<u16> = self.states.iter().map(|k| k.lex).collect();
+        let pruned = reduce_tables(
+            self.rules.clone(),
+            self.classes,
+            nc,
+            &lex,
+            &self.trans,
+            &self.viol,
+            self.viol_sets.clone(),
+            &self.clean_end,
+            &self.end_rules,
+            &live,
+            self.start,
+        );
+        for (k, t, v) in patches {
+            self.trans[k] = t;
+            self.viol[k] = v;
+        }
+        let report = ReportParts {
             rules: self.rules,
             classes: self.classes,
             nc,
-            lex: self.states.iter().map(|k| k.lex).collect(),
-            trans,
-            viol,
-            viol_sets: self.viol_sets,
+            trans: self.trans,
+            start: self.start,
             clean_end: self.clean_end,
             end_rules: self.end_rules,
-            live,
-            start: self.start,
-        }
+            viol: self.viol,
+            viol_sets: self.viol_sets,
+            reset: self.reset,
+        };
+        (pruned, report)
     }
 }
 
@@ -2322,60 +2328,19 @@ impl Pruned {
     /// The quotient by [`merge_equal_rows`]: live states only (0 = violated), each merged
     /// block one state, numbered in order of its first state.
     fn reduce(self) -> Pruned {
-        let n = self.lex.len();
-        let nc = self.nc;
-        let (trans, viol, live) = (&self.trans, &self.viol, &self.live);
-        // End behaviour as small ids, so states compare by integers.
-        let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
-        let end_id: Vec<u32> = (0..n)
-            .map(|s| {
-                let k = end_ids.len() as u32;
-                *end_ids.entry(&self.end_rules[s]).or_insert(k) * 2 + self.clean_end[s] as u32
-            })
-            .collect();
-        let block = merge_equal_rows(n, nc, trans, live, &end_id, &self.lex, viol);
-        let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
-        let mut rep_of = vec![usize::MAX; nblocks];
-        for s in 1..n {
-            if live[s] && rep_of[block[s] as usize] == usize::MAX {
-                rep_of[block[s] as usize] = s;
-            }
-        }
-        let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
-        let mut new_viol = vec![0u32; nblocks * nc];
-        let mut clean_end = vec![false; nblocks];
-        let mut end_rules = vec![Vec::new(); nblocks];
-        let mut lex = vec![u16::MAX; nblocks];
-        for blk in 1..nblocks {
-            let s = rep_of[blk];
-            clean_end[blk] = self.clean_end[s];
-            end_rules[blk] = self.end_rules[s].clone();
-            lex[blk] = self.lex[s];
-            for c in 0..nc {
-                new_trans[blk * nc + c] = StateId(block[trans[s * nc + c].as_usize()]);
-                new_viol[blk * nc + c] = viol[s * nc + c];
-            }
-        }
-        let start = if live[self.start.as_usize()] {
-            StateId(block[self.start.as_usize()])
-        } else {
-            StateId::VIOLATED
-        };
-        let mut live = vec![true; nblocks];
-        live[0] = false;
-        Pruned {
-            rules: self.rules,
-            classes: self.classes,
-            nc,
-            lex,
-            trans: new_trans,
-            viol: new_viol,
-            viol_sets: self.viol_sets,
-            clean_end,
-            end_rules,
-            live,
-            start,
-        }
+        reduce_tables(
+            self.rules,
+            self.classes,
+            self.nc,
+            &self.lex,
+            &self.trans,
+            &self.viol,
+            self.viol_sets,
+            &self.clean_end,
+            &self.end_rules,
+            &self.live,
+            self.start,
+        )
     }
 
     /// The module of a reduced automaton.
@@ -2407,6 +2372,76 @@ impl Pruned {
             attribution,
             end_attribution,
         }
+    }
+}
+
+/// The quotient of an automaton's tables by [`merge_equal_rows`]: live states only
+/// (0 = violated), each merged block one state, numbered in order of its first state.
+#[allow(clippy::too_many_arguments)]
+fn reduce_tables(
+    rules: Vec<RuleIndex>,
+    classes: [u8; 256],
+    nc: usize,
+    lex_of: &[u16],
+    trans: &[StateId],
+    viol: &[u32],
+    viol_sets: Vec<Vec<RuleIndex>>,
+    clean_end_of: &[bool],
+    end_rules_of: &[Vec<RuleIndex>],
+    live: &[bool],
+    start: StateId,
+) -> Pruned {
+    let n = lex_of.len();
+    // End behaviour as small ids, so states compare by integers.
+    let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
+    let end_id: Vec<u32> = (0..n)
+        .map(|s| {
+            let k = end_ids.len() as u32;
+            *end_ids.entry(&end_rules_of[s]).or_insert(k) * 2 + clean_end_of[s] as u32
+        })
+        .collect();
+    let block = merge_equal_rows(n, nc, trans, live, &end_id, lex_of, viol);
+    let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
+    let mut rep_of = vec![usize::MAX; nblocks];
+    for s in 1..n {
+        if live[s] && rep_of[block[s] as usize] == usize::MAX {
+            rep_of[block[s] as usize] = s;
+        }
+    }
+    let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
+    let mut new_viol = vec![0u32; nblocks * nc];
+    let mut clean_end = vec![false; nblocks];
+    let mut end_rules = vec![Vec::new(); nblocks];
+    let mut lex = vec![u16::MAX; nblocks];
+    for blk in 1..nblocks {
+        let s = rep_of[blk];
+        clean_end[blk] = clean_end_of[s];
+        end_rules[blk] = end_rules_of[s].clone();
+        lex[blk] = lex_of[s];
+        for c in 0..nc {
+            new_trans[blk * nc + c] = StateId(block[trans[s * nc + c].as_usize()]);
+            new_viol[blk * nc + c] = viol[s * nc + c];
+        }
+    }
+    let start = if live[start.as_usize()] {
+        StateId(block[start.as_usize()])
+    } else {
+        StateId::VIOLATED
+    };
+    let mut live = vec![true; nblocks];
+    live[0] = false;
+    Pruned {
+        rules,
+        classes,
+        nc,
+        lex,
+        trans: new_trans,
+        viol: new_viol,
+        viol_sets,
+        clean_end,
+        end_rules,
+        live,
+        start,
     }
 }
 
