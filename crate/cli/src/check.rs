@@ -109,7 +109,7 @@ pub fn run_check(args: &CheckArgs) -> Result<u8, String> {
         Format::Json => serde_json::to_string_pretty(&json_report(&all)).unwrap() + "\n",
         Format::Sarif => serde_json::to_string_pretty(&sarif(&policy, &all)).unwrap() + "\n",
     };
-    print!("{out}");
+    emit(&out);
     Ok(if total == 0 { 0 } else { 1 })
 }
 
@@ -307,7 +307,7 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
         if let Some(c) = &compiled {
             v["stats"] = stats_json(c);
         }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        emit(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         return Ok(0);
     }
     let mut s = String::new();
@@ -395,7 +395,7 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
             let _ = writeln!(s, "    {:>6}  {}", n, r.id);
         }
     }
-    print!("{s}");
+    emit(&s);
     Ok(0)
 }
 
@@ -407,4 +407,20 @@ fn stats_json(c: &CompiledPolicy) -> Value {
         "modules": st.modules.iter().map(|m| json!({"rules": m.rules, "states": m.states, "classes": m.classes, "memory_bytes": m.memory_bytes})).collect::<Vec<_>>(),
         "rule_states": c.rules().iter().zip(&c.reporting_states()).map(|(r, n)| json!({"id": r.id, "states": n})).collect::<Vec<_>>(),
     })
+}
+
+/// Write `text` to standard output. A closed pipe (`ward check … | head`) is not an error:
+/// the reader has what it wanted, so the rest is dropped quietly. Any other write error ends
+/// the process with exit status 2 and the cause on standard error.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("ward: error: cannot write the output: {e}");
+            std::process::exit(2);
+        }
+    }
 }

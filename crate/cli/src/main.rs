@@ -66,21 +66,21 @@ fn main() -> ExitCode {
         #[cfg(feature = "model")]
         Command::Train(a) => ward_model::train::run_train(&a)
             .map(|r| {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                check::emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
                 0
             })
             .map_err(|e| e.to_string()),
         #[cfg(feature = "model")]
         Command::TrainTokenizer(a) => ward_model::tokenizer::run_train_tokenizer(&a)
             .map(|r| {
-                println!("{r:#?}");
+                check::emit(&format!("{r:#?}\n"));
                 0
             })
             .map_err(|e| e.to_string()),
         #[cfg(feature = "model")]
         Command::Bench(BenchCommand::Model(a)) => ward_model::bench::run_bench(&a)
             .map(|r| {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                check::emit(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"));
                 0
             })
             .map_err(|e| e.to_string()),

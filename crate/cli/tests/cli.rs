@@ -134,3 +134,29 @@ fn explain_shows_origin_and_stats() {
     assert!(out.contains("python.pickle-load") && out.contains("enforced"));
     assert!(out.contains("enforced module(s)") && out.contains("states"));
 }
+
+#[test]
+fn closed_output_pipe_is_not_a_panic() {
+    // More findings than a pipe buffer holds, read by a reader that stops after a few bytes
+    // (`ward check … | head`).
+    let dir = std::env::temp_dir().join(format!("ward-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = std::fs::read_to_string(root().join("tests/samples/insecure.py")).unwrap();
+    std::fs::write(dir.join("many.py"), sample.repeat(300)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["check", "--format", "json"])
+        .arg(dir.join("many.py"))
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
