@@ -3,6 +3,7 @@
 //! concatenated up to 4 MiB; found with `python3 -c 'import sysconfig; ...'`).
 //!
 //! `cargo bench -p ward-policy --bench policy`
+#![allow(missing_docs)] // criterion's generated entry points
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

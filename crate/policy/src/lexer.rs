@@ -43,6 +43,7 @@ struct Fs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(clippy::enum_variant_names)] // `Ident::Ident`: inside some other identifier
 enum Ident {
     /// Not inside an identifier.
     Other,

@@ -354,15 +354,11 @@ pub(crate) fn step(arena: &Arena, set: &[NfaId], b: u8, out: &mut Vec<NfaId>) {
     out.clear();
     for &s in set {
         match &arena.states[s as usize] {
-            NState::Range { lo, hi, next } => {
-                if *lo <= b && b <= *hi {
-                    out.push(*next);
-                }
-            }
-            NState::Ranges { ranges, next } => {
-                if ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) {
-                    out.push(*next);
-                }
+            NState::Range { lo, hi, next } if *lo <= b && b <= *hi => out.push(*next),
+            NState::Ranges { ranges, next }
+                if ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) =>
+            {
+                out.push(*next)
             }
             _ => {}
         }

@@ -224,6 +224,7 @@ impl SpanFinder {
         let (scope, alts) = &self.rules[r as usize];
         let mut best: Option<(usize, usize)> = None;
         let lo = Self::first_start(alts, text, p, text.len())?;
+        #[allow(clippy::needless_range_loop)] // `s` is a position in `text` and `scopes`
         for s in lo..text.len() {
             if let Some((_, be)) = best {
                 if s >= be {
