@@ -424,17 +424,17 @@ impl PolicyBuilder {
                     // Scoped rules share the lexer states, and their DFAs grow about additively
                     // when merged (the states where no thread is pending are shared), sometimes
                     // up to 1.7× that. Unscoped ones (secrets) keep threads alive over long
-                    // stretches of text: estimate them by the product of the sizes. The
-                    // margins are wide because a product that overflows the budget is built
-                    // up to the budget before it is split, which costs more than one module
-                    // more (measured on the python pack: 3/5 of the budget instead of 2/5
-                    // gave the same modules 15 % slower).
+                    // stretches of text: estimate them by the product of the sizes. A merge
+                    // costs a product and its reduction; measured on the python pack, 2/5 of
+                    // the budget gives 22 modules of 24 237 states in all and compiles about
+                    // 15 % faster than 3/5 (18 modules, 26 539 states: the larger products
+                    // grow faster than the modules they save).
                     let (grown, fits) = if group {
                         let g = est + a.size.saturating_sub(a.idle);
                         (g, g * 5 <= budget * 2)
                     } else {
                         let g = est.saturating_mul(a.size);
-                        (g, g <= budget)
+                        (g, g <= budget * 4)
                     };
                     if self.config.merge && !current.is_empty() && fits {
                         current.push(ri);
@@ -2811,8 +2811,8 @@ mod tests {
 
     #[test]
     fn shipped_modules_are_nearly_minimal() {
-        // Measured when this test was written: python 26 539 states against 26 231 minimal
-        // (+1.2 %), base 1 188 against 1 146 (+3.7 %); the worst module +21 % (204 states).
+        // Measured: python 24 237 states against 24 005 minimal (+1.0 %), base 1 188 against
+        // 1 146 (+3.7 %); the worst module +21 % (204 states).
         for pack in ["python", "base"] {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/").to_string() + pack;
             for threads in [1, 2] {
