@@ -105,6 +105,35 @@ fn commit_op(g: &mut Guard, h: usize, rng: &mut Rng, vlen: usize) {
         .expect("commit");
 }
 
+/// Median, p90 and max time per committed token over 5 generations from `start`, each
+/// filling every hole in a random order.
+fn commit_distribution(
+    g: &mut Guard,
+    start: &ward_guard::Snapshot,
+    rng: &mut Rng,
+    vlen: usize,
+) -> (Duration, Duration, Duration) {
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        g.restore(start).unwrap();
+        let mut hs = g.holes();
+        for k in (1..hs.len()).rev() {
+            hs.swap(k, rng.below(k + 1));
+        }
+        for h in hs {
+            let t = Instant::now();
+            commit_op(g, h, rng, vlen);
+            samples.push(t.elapsed());
+        }
+    }
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 9 / 10],
+        samples[samples.len() - 1],
+    )
+}
+
 fn bench_vocab(
     c: &mut Criterion,
     policy: &Arc<ward_policy::CompiledPolicy>,
@@ -131,25 +160,9 @@ fn bench_vocab(
     let mut order: Vec<usize> = Vec::new();
 
     // Per-commit distribution over full generations (printed: median and p90), then criterion.
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        g.restore(&start).unwrap();
-        let mut hs = g.holes();
-        for k in (1..hs.len()).rev() {
-            hs.swap(k, rng.below(k + 1));
-        }
-        for h in hs {
-            let t = Instant::now();
-            commit_op(&mut g, h, &mut rng, vlen);
-            samples.push(t.elapsed());
-        }
-    }
-    samples.sort();
+    let (median, p90, max) = commit_distribution(&mut g, &start, &mut rng, vlen);
     println!(
-        "[{label}] per committed token over 5 random-order generations: median {:?}, p90 {:?}, max {:?}",
-        samples[samples.len() / 2],
-        samples[samples.len() * 9 / 10],
-        samples[samples.len() - 1]
+        "[{label}] per committed token over 5 random-order generations: median {median:?}, p90 {p90:?}, max {max:?}"
     );
 
     // The same distribution with end tokens refused at holes (`end_in_holes: false`, what a
@@ -166,25 +179,9 @@ fn bench_vocab(
         };
         let mut g2 = Guard::with_config(tp.clone(), &canvas, &cfg).expect("guard");
         let start2 = g2.snapshot();
-        let mut samples = Vec::new();
-        for _ in 0..5 {
-            g2.restore(&start2).unwrap();
-            let mut hs = g2.holes();
-            for k in (1..hs.len()).rev() {
-                hs.swap(k, rng.below(k + 1));
-            }
-            for h in hs {
-                let t = Instant::now();
-                commit_op(&mut g2, h, &mut rng, vlen);
-                samples.push(t.elapsed());
-            }
-        }
-        samples.sort();
+        let (median, p90, max) = commit_distribution(&mut g2, &start2, &mut rng, vlen);
         println!(
-            "[{label}] per committed token, end_in_holes: false, over 5 random-order generations: median {:?}, p90 {:?}, max {:?}",
-            samples[samples.len() / 2],
-            samples[samples.len() * 9 / 10],
-            samples[samples.len() - 1]
+            "[{label}] per committed token, end_in_holes: false, over 5 random-order generations: median {median:?}, p90 {p90:?}, max {max:?}"
         );
     }
 
