@@ -521,11 +521,14 @@ impl PolicyBuilder {
         // alongside them.
         let (built, span_finder) = if workers > 1 {
             std::thread::scope(|scope| {
-                let finder = scope.spawn(|| crate::regex_check::SpanFinder::build(&rules));
+                let finder = std::thread::Builder::new()
+                    .spawn_scoped(scope, || crate::regex_check::SpanFinder::build(&rules))
+                    .ok();
                 let built = build_modules();
-                let finder = finder
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                let finder = match finder {
+                    Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    None => crate::regex_check::SpanFinder::build(&rules),
+                };
                 (built, finder)
             })
         } else {
@@ -612,26 +615,30 @@ fn par_map<T: Sync, R: Send>(
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= items.len() {
+                break;
+            }
+            mine.push((i, f(&mut Builder::new(arena, alts, config, t0), &items[i])));
+        }
+        mine
+    };
     let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= items.len() {
-                            break;
-                        }
-                        mine.push((i, f(&mut Builder::new(arena, alts, config, t0), &items[i])));
-                    }
-                    mine
-                })
-            })
+        // The calling thread is one of the workers, so a thread that cannot be started
+        // (resource limits) only means less parallelism.
+        let handles: Vec<_> = (1..workers)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, work).ok())
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        parts
     });
     for (i, r) in parts.into_iter().flatten() {
         out[i] = Some(r);
