@@ -25,8 +25,6 @@
 //!
 //! Reported-only rules get their reporting DFA on first use.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use rustc_hash::FxHashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -123,32 +121,64 @@ struct ReportParts {
 
 impl ReportParts {
     fn into_dfa(self) -> ReportDfa {
-        let nc = self.nc;
-        let attribution = self
-            .viol
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v != 0)
-            .map(|(k, &v)| {
-                (
-                    (StateId((k / nc) as u32), (k % nc) as u8),
-                    self.viol_sets[v as usize - 1].clone(),
-                )
-            })
-            .collect();
         ReportDfa {
-            dfa: Module {
-                rules: self.rules,
-                classes: self.classes,
-                num_classes: nc,
-                trans: self.trans,
-                start: self.start,
-                clean_end: self.clean_end,
-                attribution,
-                end_attribution: Raw::to_end_map(&self.end_rules),
-            },
+            dfa: module_from_tables(
+                self.rules,
+                self.classes,
+                self.nc,
+                self.trans,
+                self.start,
+                self.clean_end,
+                &self.end_rules,
+                &self.viol,
+                &self.viol_sets,
+            ),
             reset: self.reset,
         }
+    }
+}
+
+/// A [`Module`] from dense tables: its sparse attribution maps are made from the
+/// per-transition violation ids (`viol`, 0 = none, `k` = `viol_sets[k - 1]`) and the
+/// per-state end rules.
+#[allow(clippy::too_many_arguments)]
+fn module_from_tables(
+    rules: Vec<RuleIndex>,
+    classes: [u8; 256],
+    nc: usize,
+    trans: Vec<StateId>,
+    start: StateId,
+    clean_end: Vec<bool>,
+    end_rules: &[Vec<RuleIndex>],
+    viol: &[u32],
+    viol_sets: &[Vec<RuleIndex>],
+) -> Module {
+    let attribution = viol
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v != 0)
+        .map(|(k, &v)| {
+            (
+                (StateId((k / nc) as u32), (k % nc) as u8),
+                viol_sets[v as usize - 1].clone(),
+            )
+        })
+        .collect();
+    let end_attribution = end_rules
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, v)| (StateId(i as u32), v.clone()))
+        .collect();
+    Module {
+        rules,
+        classes,
+        num_classes: nc,
+        trans,
+        start,
+        clean_end,
+        attribution,
+        end_attribution,
     }
 }
 
@@ -186,10 +216,9 @@ impl ReportSource {
                     return Some(p.into_dfa());
                 }
                 let mut b = Builder::new(&self.arena, &self.alts, &self.config, Instant::now());
-                b.build(&self.rule_alts[ri], true).ok().map(|raw| {
-                    let (dfa, reset) = raw.into_report();
-                    ReportDfa { dfa, reset }
-                })
+                b.build(&self.rule_alts[ri], true)
+                    .ok()
+                    .map(|raw| raw.into_report().into_dfa())
             })
             .as_ref()
     }
@@ -410,7 +439,7 @@ impl PolicyBuilder {
             // 2. Merge runs of rules (in pack order, grouped by lexer need) while the estimated
             //    size stays in budget.
             let budget = self.config.max_states;
-            let mut chunks: Vec<(Vec<usize>, usize)> = Vec::new();
+            let mut chunks: Vec<Vec<usize>> = Vec::new();
             for group in [true, false] {
                 let members: Vec<usize> = enforced
                     .iter()
@@ -441,46 +470,40 @@ impl PolicyBuilder {
                         est = grown;
                     } else {
                         if !current.is_empty() {
-                            chunks.push((std::mem::take(&mut current), est));
+                            chunks.push(std::mem::take(&mut current));
                         }
                         current.push(ri);
                         est = a.size;
                     }
                 }
                 if !current.is_empty() {
-                    chunks.push((current, est));
+                    chunks.push(current);
                 }
             }
 
-            // 3. Build, prune and minimise each module; a merge that does not fit after all is
-            //    split in halves.
-            let jobs: Vec<std::sync::Mutex<Vec<Pruned>>> = chunks
+            // 3. Each group's module is the product of its rules' reduced automata (halved if
+            //    it exceeds the budget after all), reduced again.
+            let parts_of: Vec<Vec<Pruned>> = chunks
                 .iter()
-                .map(|(c, _)| {
-                    std::sync::Mutex::new(
-                        c.iter()
-                            .map(|&ri| alone_of[ri].take().expect("one chunk per rule").pruned)
-                            .collect(),
-                    )
+                .map(|c| {
+                    c.iter()
+                        .map(|&ri| alone_of[ri].take().expect("one chunk per rule").pruned)
+                        .collect()
                 })
                 .collect();
             drop(alone_of);
-            // Largest jobs first, so the workers finish together; results in pack order.
-            let mut order: Vec<usize> = (0..jobs.len()).collect();
-            // (A single rule only becomes a module; a product costs about its parts' sizes.)
-            let cost = |k: usize| -> usize {
-                let parts = jobs[k]
-                    .lock()
-                    .map(|j| j.iter().map(|p| p.lex.len() * p.nc).collect::<Vec<_>>())
-                    .unwrap_or_default();
-                if parts.len() > 1 {
-                    parts.iter().sum()
-                } else {
-                    0
+            // Largest jobs first, so the workers finish together; results in pack order. (A
+            // single rule only becomes a module; a product costs about its parts' sizes.)
+            let cost = |parts: &[Pruned]| -> usize {
+                match parts {
+                    [_] => 0,
+                    _ => parts.iter().map(|p| p.lex.len() * p.nc).sum(),
                 }
             };
-            let costs: Vec<usize> = (0..jobs.len()).map(cost).collect();
-            order.sort_by_key(|&k| std::cmp::Reverse(costs[k]));
+            let mut order: Vec<usize> = (0..parts_of.len()).collect();
+            order.sort_by_key(|&k| std::cmp::Reverse(cost(&parts_of[k])));
+            let jobs: Vec<std::sync::Mutex<Vec<Pruned>>> =
+                parts_of.into_iter().map(std::sync::Mutex::new).collect();
             let done: Vec<Result<Vec<Module>, CompileError>> =
                 par_map(&order, workers, ctx, |_, &k| {
                     let parts = jobs[k]
@@ -1410,12 +1433,11 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let lex_scopes: Vec<u8> = if needs_lex {
-            (0..self.lex.len() as u16)
-                .map(|l| (0..=255u8).fold(0u8, |m, byte| m | scope_bit(self.lex.scope_at(l, byte))))
-                .collect()
+        let code_only = [scope_bit(Scope::Code)];
+        let lex_scopes: &[u8] = if needs_lex {
+            &self.lex.next_scopes
         } else {
-            vec![scope_bit(Scope::Code)]
+            &code_only
         };
         let mut ts_ctx: Vec<bool> = vec![false];
         // Per (thread set, context index): u32::MAX unknown, 0 live, else the violation id
@@ -1711,53 +1733,26 @@ impl Raw {
         self.reps.len()
     }
 
-    fn to_end_map(end_rules: &[Vec<RuleIndex>]) -> HashMap<StateId, Vec<RuleIndex>> {
-        end_rules
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(i, v)| (StateId(i as u32), v.clone()))
-            .collect()
-    }
-
-    /// The sparse attribution map of a dense per-transition table.
-    fn attribution_map(&self, viol: &[u32]) -> HashMap<(StateId, u8), Vec<RuleIndex>> {
-        let nc = self.nc();
-        viol.iter()
-            .enumerate()
-            .filter(|(_, &v)| v != 0)
-            .map(|(k, &v)| {
-                (
-                    (StateId((k / nc) as u32), (k % nc) as u8),
-                    self.viol_sets[v as usize - 1].clone(),
-                )
-            })
-            .collect()
-    }
-
-    /// The reporting form: no minimisation, reset states kept.
-    fn into_report(self) -> (Module, Vec<StateId>) {
-        let num_classes = self.nc();
-        let attribution = self.attribution_map(&self.viol);
-        let m = Module {
+    /// The reporting form (no reduction, reset states kept), as tables.
+    fn into_report(self) -> ReportParts {
+        ReportParts {
+            nc: self.nc(),
             rules: self.rules,
             classes: self.classes,
-            num_classes,
             trans: self.trans,
             start: self.start,
             clean_end: self.clean_end,
-            attribution,
-            end_attribution: Self::to_end_map(&self.end_rules),
-        };
-        (m, self.reset)
+            end_rules: self.end_rules,
+            viol: self.viol,
+            viol_sets: self.viol_sets,
+            reset: self.reset,
+        }
     }
 
-    /// The enforced form: states that cannot reach a clean end are merged into the violated
-    /// state (so every other state has a clean completion), then the DFA is minimised.
-    /// The first half of the enforced form: states that cannot reach a clean end are merged
-    /// into the violated state (so every other state has a clean completion), and the
-    /// transitions into them attributed to the rules pending there. Needs the builder that
-    /// made this automaton; the result does not.
+    /// The enforced form, reduced, and the reporting form. States that cannot reach a clean
+    /// end are merged into the violated state (so every other state has a clean completion),
+    /// and the transitions into them attributed to the rules pending there. Needs the builder
+    /// that made this automaton; the results do not.
     fn enforced(mut self, b: &mut Builder<'_>) -> (Pruned, ReportParts) {
         let n = self.states.len();
         let nc = self.nc();
@@ -1836,18 +1831,7 @@ impl Raw {
             self.trans[k] = t;
             self.viol[k] = v;
         }
-        let report = ReportParts {
-            rules: self.rules,
-            classes: self.classes,
-            nc,
-            trans: self.trans,
-            start: self.start,
-            clean_end: self.clean_end,
-            end_rules: self.end_rules,
-            viol: self.viol,
-            viol_sets: self.viol_sets,
-            reset: self.reset,
-        };
+        let report = self.into_report();
         (pruned, report)
     }
 }
@@ -1985,8 +1969,9 @@ fn co_reachable_backward(
     live
 }
 
-/// Interned sets of `u32` (sorted slices) in one flat arena, found by open addressing: no
-/// allocation per set and no `memcmp` call per lookup. Set 0 is the empty set.
+/// Interned sequences of `u32` (thread sets as sorted slices, product states as tuples) in
+/// one flat arena, found by open addressing: no allocation per sequence and no `memcmp`
+/// call per lookup. Sequence 0 is the empty one.
 pub(crate) struct SetTable {
     items: Vec<u32>,
     starts: Vec<u32>,
@@ -2059,72 +2044,6 @@ impl SetTable {
     }
 }
 
-/// An open-addressing map from tuples of `k` state ids (stored in a flat arena, tuple `i`
-/// at `i * k`) to their index.
-struct TupleTable {
-    k: usize,
-    slots: Vec<u32>,
-    len: usize,
-}
-
-impl TupleTable {
-    fn new(k: usize) -> Self {
-        TupleTable {
-            k,
-            slots: vec![0; 1 << 12],
-            len: 0,
-        }
-    }
-
-    #[inline]
-    fn hash(key: &[u32]) -> u64 {
-        let mut h = 0u64;
-        for &x in key {
-            h = (h.rotate_left(5) ^ x as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-        h
-    }
-
-    /// The index of `key`, if present (index 0 is never stored).
-    #[inline]
-    fn find(&self, arena: &[u32], key: &[u32]) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut i = (Self::hash(key) >> 20) as usize & mask;
-        loop {
-            let id = self.slots[i];
-            if id == 0 {
-                return None;
-            }
-            let at = id as usize * self.k;
-            // (An element loop: a `memcmp` call costs more than these few words.)
-            if arena[at..at + self.k].iter().zip(key).all(|(a, b)| a == b) {
-                return Some(id);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Add tuple `id` (already in `arena`).
-    fn insert(&mut self, arena: &[u32], id: u32) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            let bigger = vec![0; self.slots.len() * 2];
-            let old = std::mem::replace(&mut self.slots, bigger);
-            self.len = 0;
-            for o in old.into_iter().filter(|&o| o != 0) {
-                self.insert(arena, o);
-            }
-        }
-        let at = id as usize * self.k;
-        let mask = self.slots.len() - 1;
-        let mut i = (Self::hash(&arena[at..at + self.k]) >> 20) as usize & mask;
-        while self.slots[i] != 0 {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = id;
-        self.len += 1;
-    }
-}
-
 /// The product of pruned automata of several rules: one module that violates when any of
 /// them does (scoped parts all track the same lexer, so only consistent pairs of states are
 /// reached). States from which the parts cannot reach a clean end together are cut, their
@@ -2154,8 +2073,9 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
     let mut rules: Vec<RuleIndex> = parts.iter().flat_map(|p| p.rules.iter().copied()).collect();
     rules.sort_unstable();
     rules.dedup();
-    let mut tuples: Vec<u32> = vec![0; k]; // state 0 = violated
-    let mut ids = TupleTable::new(k);
+    // Product states are the tuples of the parts' states, interned: id 0 (the empty tuple)
+    // stands for the violated state, the start tuple is 1.
+    let mut tuples = SetTable::new();
     let start: Vec<u32> = parts.iter().map(|p| p.start.0).collect();
     let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
     let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
@@ -2175,35 +2095,23 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
     let mut clean_end = vec![false];
     let mut end_rules: Vec<Vec<RuleIndex>> = vec![Vec::new()];
     let mut lex: Vec<u16> = vec![u16::MAX];
-    if start.contains(&0) {
-        return Ok(Pruned {
-            rules,
-            classes,
-            nc,
-            lex,
-            trans,
-            viol,
-            viol_sets,
-            clean_end,
-            end_rules,
-            live: vec![false],
-            start: StateId::VIOLATED,
-        });
+    if !start.contains(&0) {
+        tuples.intern(&start);
     }
-    tuples.extend_from_slice(&start);
-    ids.insert(&tuples, 1);
     let mut key = vec![0u32; k];
+    let mut cur = vec![0u32; k];
     let mut vr: Vec<RuleIndex> = Vec::new();
     let mut one_part: Vec<Vec<u32>> = parts
         .iter()
         .map(|p| vec![0u32; p.viol_sets.len() + 1])
         .collect();
     let mut i = 1;
-    while i * k < tuples.len() {
+    while i < tuples.len() {
+        cur.copy_from_slice(tuples.get(i as u32));
         let mut ce = true;
         let mut er: Vec<RuleIndex> = Vec::new();
         for (j, p) in parts.iter().enumerate() {
-            let st = tuples[i * k + j] as usize;
+            let st = cur[j] as usize;
             ce &= p.clean_end[st];
             er.extend_from_slice(&p.end_rules[st]);
         }
@@ -2211,12 +2119,12 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
         er.dedup();
         clean_end.push(ce);
         end_rules.push(er);
-        lex.push(parts[0].lex[tuples[i * k] as usize]);
+        lex.push(parts[0].lex[cur[0] as usize]);
         for c in 0..nc {
             let mut violating = 0usize;
             let mut single = (0usize, 0u32);
             for (j, p) in parts.iter().enumerate() {
-                let st = tuples[i * k + j] as usize;
+                let st = cur[j] as usize;
                 let slot = st * p.nc + pclass[j][c];
                 let t = p.trans[slot];
                 if t == StateId::VIOLATED {
@@ -2242,7 +2150,7 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
                 } else {
                     vr.clear();
                     for (j, p) in parts.iter().enumerate() {
-                        let st = tuples[i * k + j] as usize;
+                        let st = cur[j] as usize;
                         let slot = st * p.nc + pclass[j][c];
                         if p.trans[slot] == StateId::VIOLATED {
                             match p.viol[slot] {
@@ -2257,19 +2165,11 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
                 viol.push(v);
                 continue;
             }
-            let id = match ids.find(&tuples, &key) {
-                Some(id) => id,
-                None => {
-                    let id = (tuples.len() / k) as u32;
-                    tuples.extend_from_slice(&key);
-                    ids.insert(&tuples, id);
-                    id
-                }
-            };
+            let (id, _) = tuples.intern(&key);
             trans.push(StateId(id));
             viol.push(0);
         }
-        if tuples.len() / k > config.max_states + 1 {
+        if tuples.len() > config.max_states + 1 {
             return Err(CompileError::new(
                 ErrorKind::SizeLimit,
                 format!(
@@ -2290,7 +2190,7 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
         i += 1;
     }
     // Cut states from which no clean end is reachable.
-    let n = tuples.len() / k;
+    let n = tuples.len();
     let live = co_reachable(n, nc, &trans, &clean_end, &vec![true; n]);
     if live.iter().skip(1).any(|&l| !l) {
         let mut all = rules.clone();
@@ -2356,33 +2256,17 @@ impl Pruned {
 
     /// The module of a reduced automaton.
     fn into_module(self) -> Module {
-        let nc = self.nc;
-        let mut attribution = HashMap::default();
-        let mut end_attribution = HashMap::default();
-        for s in 1..self.lex.len() {
-            if !self.end_rules[s].is_empty() {
-                end_attribution.insert(StateId(s as u32), self.end_rules[s].clone());
-            }
-            for c in 0..nc {
-                let v = self.viol[s * nc + c];
-                if v != 0 {
-                    attribution.insert(
-                        (StateId(s as u32), c as u8),
-                        self.viol_sets[v as usize - 1].clone(),
-                    );
-                }
-            }
-        }
-        Module {
-            rules: self.rules,
-            classes: self.classes,
-            num_classes: nc,
-            trans: self.trans,
-            start: self.start,
-            clean_end: self.clean_end,
-            attribution,
-            end_attribution,
-        }
+        module_from_tables(
+            self.rules,
+            self.classes,
+            self.nc,
+            self.trans,
+            self.start,
+            self.clean_end,
+            &self.end_rules,
+            &self.viol,
+            &self.viol_sets,
+        )
     }
 }
 

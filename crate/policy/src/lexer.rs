@@ -318,6 +318,8 @@ pub(crate) struct LexTable {
     pub(crate) byte_scopes: Vec<Scope>,
     /// Byte-class boundaries the lexer needs (`split[b]`: a boundary between b and b+1).
     pub(crate) split: [bool; 256],
+    /// Per state: the scopes some next byte can have, as bits `1 << scope`.
+    pub(crate) next_scopes: Vec<u8>,
 }
 
 impl LexTable {
@@ -378,11 +380,16 @@ pub(crate) fn table() -> &'static LexTable {
             }
         }
         split[255] = true;
+        let next_scopes = byte_scopes
+            .chunks(256)
+            .map(|row| row.iter().fold(0u8, |m, &sc| m | 1 << sc as u8))
+            .collect();
         LexTable {
             trans,
             scopes,
             byte_scopes,
             split,
+            next_scopes,
         }
     })
 }
