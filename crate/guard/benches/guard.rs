@@ -105,6 +105,24 @@ fn commit_op(g: &mut Guard, h: usize, rng: &mut Rng, vlen: usize) {
         .expect("commit");
 }
 
+/// The open holes of `g` in a random order.
+fn shuffled_holes(g: &Guard, rng: &mut Rng) -> Vec<usize> {
+    let mut hs = g.holes();
+    for k in (1..hs.len()).rev() {
+        hs.swap(k, rng.below(k + 1));
+    }
+    hs
+}
+
+/// Back to `start`, then commit half the holes in a random order.
+fn half_filled(g: &mut Guard, start: &ward_guard::Snapshot, rng: &mut Rng, vlen: usize) {
+    g.restore(start).unwrap();
+    let hs = shuffled_holes(g, rng);
+    for &h in &hs[..hs.len() / 2] {
+        commit_op(g, h, rng, vlen);
+    }
+}
+
 /// Median, p90 and max time per committed token over 5 generations from `start`, each
 /// filling every hole in a random order.
 fn commit_distribution(
@@ -116,11 +134,7 @@ fn commit_distribution(
     let mut samples = Vec::new();
     for _ in 0..5 {
         g.restore(start).unwrap();
-        let mut hs = g.holes();
-        for k in (1..hs.len()).rev() {
-            hs.swap(k, rng.below(k + 1));
-        }
-        for h in hs {
+        for h in shuffled_holes(g, rng) {
             let t = Instant::now();
             commit_op(g, h, rng, vlen);
             samples.push(t.elapsed());
@@ -167,19 +181,23 @@ fn bench_vocab(
 
     // The same distribution with end tokens refused at holes (`end_in_holes: false`, what a
     // sampler that never ends the text inside a hole uses): no hole can be skipped by ending
-    // the text earlier, so every query does the real work.
-    if !tp
+    // the text earlier, so every query does the real work. (Only for a vocabulary with an end
+    // token; without one the two settings are the same.)
+    let mut no_end = (!tp
         .vocab()
         .tokens_of_kind(ward_guard::TokenKind::End)
-        .is_empty()
-    {
+        .is_empty())
+    .then(|| {
         let cfg = ward_guard::GuardConfig {
             end_in_holes: false,
             ..Default::default()
         };
-        let mut g2 = Guard::with_config(tp.clone(), &canvas, &cfg).expect("guard");
+        let g2 = Guard::with_config(tp.clone(), &canvas, &cfg).expect("guard");
         let start2 = g2.snapshot();
-        let (median, p90, max) = commit_distribution(&mut g2, &start2, &mut rng, vlen);
+        (g2, start2)
+    });
+    if let Some((g2, start2)) = no_end.as_mut() {
+        let (median, p90, max) = commit_distribution(g2, start2, &mut rng, vlen);
         println!(
             "[{label}] per committed token, end_in_holes: false, over 5 random-order generations: median {median:?}, p90 {p90:?}, max {max:?}"
         );
@@ -191,10 +209,7 @@ fn bench_vocab(
             for _ in 0..iters {
                 if order.is_empty() {
                     g.restore(&start).unwrap();
-                    order = g.holes();
-                    for k in (1..order.len()).rev() {
-                        order.swap(k, rng.below(k + 1));
-                    }
+                    order = shuffled_holes(&g, &mut rng);
                 }
                 let h = order.pop().unwrap();
                 let t = Instant::now();
@@ -206,14 +221,7 @@ fn bench_vocab(
     });
 
     // Full mask at a hole of a half-filled canvas.
-    g.restore(&start).unwrap();
-    let mut hs = g.holes();
-    for k in (1..hs.len()).rev() {
-        hs.swap(k, rng.below(k + 1));
-    }
-    for &h in &hs[..hs.len() / 2] {
-        commit_op(&mut g, h, &mut rng, vlen);
-    }
+    half_filled(&mut g, &start, &mut rng, vlen);
     // The first open hole: every position before it is fixed or committed, so the text
     // cannot have ended before it (with an end-of-text token in the vocabulary, a hole after
     // another open hole allows every token: the text may end earlier).
@@ -239,23 +247,8 @@ fn bench_vocab(
     });
     // The same with end tokens refused at holes (GuardConfig::end_in_holes = false): the
     // costly middle-hole case for a vocabulary with an end token.
-    if !tp
-        .vocab()
-        .tokens_of_kind(ward_guard::TokenKind::End)
-        .is_empty()
-    {
-        let cfg = ward_guard::GuardConfig {
-            end_in_holes: false,
-            ..Default::default()
-        };
-        let mut g2 = Guard::with_config(tp.clone(), &canvas, &cfg).expect("guard");
-        let mut hs = g2.holes();
-        for k in (1..hs.len()).rev() {
-            hs.swap(k, rng.below(k + 1));
-        }
-        for &h in &hs[..hs.len() / 2] {
-            commit_op(&mut g2, h, &mut rng, vlen);
-        }
+    if let Some((g2, start2)) = no_end.as_mut() {
+        half_filled(g2, start2, &mut rng, vlen);
         let open = g2.holes();
         let mid = open[open.len() / 2];
         println!(
