@@ -598,12 +598,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
         last_eval: state.last_eval,
         heldout_acc15,
     };
-    let rp = run.join("final_metrics.json");
-    std::fs::write(
-        &rp,
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
-    )
-    .map_err(|e| Error::io(&rp, e))?;
+    write_final_metrics(run, &report)?;
     Ok(report)
 }
 
@@ -641,13 +636,18 @@ pub fn finalize_run(run: &Path, seq_len: usize) -> Result<TrainReport> {
         last_eval: state.last_eval,
         heldout_acc15: Some(acc),
     };
+    write_final_metrics(run, &report)?;
+    Ok(report)
+}
+
+/// Writes a run's `final_metrics.json`.
+fn write_final_metrics(run: &Path, report: &TrainReport) -> Result<()> {
     let rp = run.join("final_metrics.json");
     std::fs::write(
         &rp,
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
+        serde_json::to_string_pretty(report).unwrap_or_default(),
     )
-    .map_err(|e| Error::io(&rp, e))?;
-    Ok(report)
+    .map_err(|e| Error::io(&rp, e))
 }
 
 fn save_checkpoint(

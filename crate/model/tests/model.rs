@@ -206,21 +206,15 @@ fn save_and_load_round_trip() {
     let back = Model::load(&dir, &dev).unwrap();
     assert_eq!(back.config(), &cfg);
     let ids = [3u32, 7, 49, 1, 0];
-    let a: Vec<f32> = model
-        .forward_ids(&ids)
-        .unwrap()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap();
-    let b: Vec<f32> = back
-        .forward_ids(&ids)
-        .unwrap()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap();
-    assert_eq!(a, b);
+    let logits = |m: &Model| -> Vec<f32> {
+        m.forward_ids(&ids)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap()
+    };
+    assert_eq!(logits(&model), logits(&back));
     assert!(
         model.forward_ids(&[50]).is_err(),
         "out-of-range ids are rejected"
