@@ -11,26 +11,16 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ward_policy::{EffectivePolicy, PolicyBuilder, PolicyConfig};
 
+#[path = "../tests/common/stdlib.rs"]
+mod stdlib;
+
 fn python_pack() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/python")
 }
 
 /// A large Python text: stdlib files concatenated, in sorted order, up to `limit` bytes.
 fn large_python(limit: usize) -> Vec<u8> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
-        .output()
-        .expect("python3 is needed to find the CPython stdlib");
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "py"))
-        .collect();
-    files.sort();
+    let files = stdlib::stdlib_py_files().expect("python3 is needed to find the CPython stdlib");
     let mut text = Vec::new();
     for f in files {
         if text.len() >= limit {

@@ -3,30 +3,19 @@
 //! `comment`, and every byte outside strings and comments is `code`. Skipped (with a note)
 //! when `python3` is not available.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use ward_policy::{scope_of_bytes, Scope};
 
+#[path = "common/stdlib.rs"]
+mod stdlib;
+
 #[test]
 fn scopes_match_cpython_tokenize_on_stdlib() {
-    let Ok(out) = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
-        .output()
-    else {
+    let Some(mut files) = stdlib::stdlib_py_files() else {
         eprintln!("python3 not found: skipped");
         return;
     };
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "py"))
-        .collect();
-    files.sort();
     let limit = std::env::var("WARD_LEXER_FILES")
         .ok()
         .and_then(|s| s.parse().ok())
