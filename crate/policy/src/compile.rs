@@ -377,7 +377,6 @@ impl PolicyBuilder {
             let mut report_parts: Vec<std::sync::Mutex<Option<ReportParts>>> = (0..rules.len())
                 .map(|_| std::sync::Mutex::new(None))
                 .collect();
-            let ctx = (&arena, &alts[..], &self.config, t0);
 
             // 1. Every enforced rule alone. Built with reset states, the same automaton is the
             //    rule's reporting DFA; its size drives the merge decisions below.
@@ -398,30 +397,34 @@ impl PolicyBuilder {
                         .sum::<usize>(),
                 )
             });
-            let alone: Vec<Result<Alone, CompileError>> =
-                par_map(&by_size, workers, ctx, |b, &ri| {
-                    let (raw, with_report) = match b.build(&rule_alts[ri], true) {
-                        Ok(raw) => (raw, true),
-                        // The reset states can tip a rule over the budget: try without them
-                        // (the rule is then reported by the regex engine).
-                        Err(e) if e.is_size_limit_exceeded() => (
-                            b.build(&rule_alts[ri], false)
-                                .map_err(|e| rule_error(e, &rules[ri]))?,
-                            false,
-                        ),
-                        Err(e) => return Err(rule_error(e, &rules[ri])),
-                    };
-                    let size = raw.states.len();
-                    let idle = raw.states.iter().filter(|k| k.ts == 0).count();
-                    let (pruned, parts) = raw.enforced(b);
-                    let report = with_report.then_some(parts);
-                    Ok(Alone {
-                        size,
-                        idle,
-                        report,
-                        pruned,
-                    })
-                });
+            let alone: Vec<Result<Alone, CompileError>> = par_map(&by_size, workers, |&ri| {
+                // A fresh builder per rule: what a rule compiles to must not depend on
+                // which rules the same worker compiled before it (interning order), so
+                // the output is the same whatever the scheduling. Rules share no
+                // threads, so little memoisation is lost.
+                let b = &mut Builder::new(&arena, &alts, &self.config, t0);
+                let (raw, with_report) = match b.build(&rule_alts[ri], true) {
+                    Ok(raw) => (raw, true),
+                    // The reset states can tip a rule over the budget: try without them
+                    // (the rule is then reported by the regex engine).
+                    Err(e) if e.is_size_limit_exceeded() => (
+                        b.build(&rule_alts[ri], false)
+                            .map_err(|e| rule_error(e, &rules[ri]))?,
+                        false,
+                    ),
+                    Err(e) => return Err(rule_error(e, &rules[ri])),
+                };
+                let size = raw.states.len();
+                let idle = raw.states.iter().filter(|k| k.ts == 0).count();
+                let (pruned, parts) = raw.enforced(b);
+                let report = with_report.then_some(parts);
+                Ok(Alone {
+                    size,
+                    idle,
+                    report,
+                    pruned,
+                })
+            });
             let mut alone_of: Vec<Option<Alone>> = (0..rules.len()).map(|_| None).collect();
             for (&ri, res) in by_size.iter().zip(alone) {
                 let mut a = res?;
@@ -504,31 +507,30 @@ impl PolicyBuilder {
             order.sort_by_key(|&k| std::cmp::Reverse(cost(&parts_of[k])));
             let jobs: Vec<std::sync::Mutex<Vec<Pruned>>> =
                 parts_of.into_iter().map(std::sync::Mutex::new).collect();
-            let done: Vec<Result<Vec<Module>, CompileError>> =
-                par_map(&order, workers, ctx, |_, &k| {
-                    let parts = jobs[k]
-                        .lock()
-                        .map(|mut j| std::mem::take(&mut *j))
-                        .unwrap_or_default();
-                    let mut out = Vec::new();
-                    let mut stack = vec![parts];
-                    while let Some(mut parts) = stack.pop() {
-                        if parts.len() == 1 {
-                            out.push(parts.pop().expect("one part").into_module());
-                            continue;
-                        }
-                        match product(&parts, &self.config) {
-                            Ok(p) => out.push(p.minimize()),
-                            Err(e) if e.is_size_limit_exceeded() => {
-                                let right = parts.split_off(parts.len() / 2);
-                                stack.push(right);
-                                stack.push(parts);
-                            }
-                            Err(e) => return Err(e),
-                        }
+            let done: Vec<Result<Vec<Module>, CompileError>> = par_map(&order, workers, |&k| {
+                let parts = jobs[k]
+                    .lock()
+                    .map(|mut j| std::mem::take(&mut *j))
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                let mut stack = vec![parts];
+                while let Some(mut parts) = stack.pop() {
+                    if parts.len() == 1 {
+                        out.push(parts.pop().expect("one part").into_module());
+                        continue;
                     }
-                    Ok(out)
-                });
+                    match product(&parts, &self.config) {
+                        Ok(p) => out.push(p.minimize()),
+                        Err(e) if e.is_size_limit_exceeded() => {
+                            let right = parts.split_off(parts.len() / 2);
+                            stack.push(right);
+                            stack.push(parts);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(out)
+            });
             let mut built: Vec<Option<Result<Vec<Module>, CompileError>>> =
                 (0..jobs.len()).map(|_| None).collect();
             for (&k, r) in order.iter().zip(done) {
@@ -618,23 +620,12 @@ impl PolicyConfig {
     }
 }
 
-/// `f` over `items` on `workers` threads, each item with its own [`Builder`] (items are
-/// taken in order as workers become free); results in item order.
-fn par_map<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    (arena, alts, config, t0): (&Arena, &[AltInfo], &PolicyConfig, Instant),
-    f: impl Fn(&mut Builder<'_>, &T) -> R + Sync,
-) -> Vec<R> {
+/// `f` over `items` on `workers` threads (items are taken in order as workers become free);
+/// results in item order.
+fn par_map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = workers.clamp(1, items.len().max(1));
-    // A fresh builder per item: what a rule compiles to must not depend on which rules
-    // the same worker compiled before it (interning order), so the output is the same
-    // whatever the scheduling. Rules share no threads, so little memoisation is lost.
     if workers == 1 {
-        return items
-            .iter()
-            .map(|it| f(&mut Builder::new(arena, alts, config, t0), it))
-            .collect();
+        return items.iter().map(f).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
@@ -645,7 +636,7 @@ fn par_map<T: Sync, R: Send>(
             if i >= items.len() {
                 break;
             }
-            mine.push((i, f(&mut Builder::new(arena, alts, config, t0), &items[i])));
+            mine.push((i, f(&items[i])));
         }
         mine
     };
