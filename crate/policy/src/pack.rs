@@ -660,12 +660,63 @@ pub(crate) fn pack_file(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` with `.` dropped and `a/..` folded, without touching the file system (for the
+/// in-memory file map, whose keys are relative paths such as `python/pack.yaml`).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
 impl EffectivePolicy {
     /// Load the pack at `path` (a pack file or a folder with `pack.yaml`) and resolve its
     /// hierarchy.
     pub fn load(path: impl AsRef<Path>) -> Result<EffectivePolicy, CompileError> {
         let file = pack_file(path.as_ref());
         let mut loader = Loader::default();
+        let (name, rules) = loader.resolve(&file)?;
+        finish(name, loader.order, rules, &file)
+    }
+
+    /// Load the pack `top` from an in-memory map of file name → YAML text and resolve its
+    /// hierarchy there, without a file system (the browser passes the files it fetched).
+    ///
+    /// Names are relative paths with `/`, e.g. `python/pack.yaml` and `base/pack.yaml`;
+    /// `top` and `extends` entries name a file or a folder holding `pack.yaml`, and `extends`
+    /// is resolved relative to the extending file's folder, as on disk. A name that is not in
+    /// the map is an error naming it and the files that were given.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// let mut files = BTreeMap::new();
+    /// files.insert("base/pack.yaml".to_string(), "pack: base\nrules:\n  - id: no-eval\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'eval\\('\n".to_string());
+    /// files.insert("app/pack.yaml".to_string(), "pack: app\nextends: [../base]\nseverity: { no-eval: WARNING }\n".to_string());
+    /// let eff = ward_policy::EffectivePolicy::from_files(&files, "app").unwrap();
+    /// assert_eq!(eff.name, "app");
+    /// assert_eq!(eff.rules[0].severity, ward_policy::Severity::Warning);
+    /// ```
+    pub fn from_files(
+        files: &BTreeMap<String, String>,
+        top: &str,
+    ) -> Result<EffectivePolicy, CompileError> {
+        let mem: BTreeMap<PathBuf, String> = files
+            .iter()
+            .map(|(k, v)| (normalize(Path::new(k)), v.clone()))
+            .collect();
+        let mut loader = Loader {
+            memory: Some(mem),
+            ..Loader::default()
+        };
+        let file = loader.pack_file(Path::new(top));
         let (name, rules) = loader.resolve(&file)?;
         finish(name, loader.order, rules, &file)
     }
@@ -706,13 +757,68 @@ struct Loader {
     stack: Vec<PathBuf>,
     done: HashMap<PathBuf, (String, Vec<Rule>)>,
     order: Vec<PathBuf>,
+    /// Pack files by normalized name, when loading from memory instead of the disk.
+    memory: Option<BTreeMap<PathBuf, String>>,
 }
 
 impl Loader {
+    /// A pack file or a folder with `pack.yaml`, on disk or in the memory map.
+    fn pack_file(&self, path: &Path) -> PathBuf {
+        match &self.memory {
+            None => pack_file(path),
+            Some(files) => {
+                let p = normalize(path);
+                if files.contains_key(&p) {
+                    p
+                } else {
+                    p.join("pack.yaml")
+                }
+            }
+        }
+    }
+
+    /// The file's identity: its canonical path on disk, its normalized name in memory.
+    fn canonical(&self, file: &Path) -> Result<PathBuf, CompileError> {
+        match &self.memory {
+            None => file.canonicalize().map_err(|e| {
+                CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
+            }),
+            Some(files) => {
+                let p = normalize(file);
+                if files.contains_key(&p) {
+                    Ok(p)
+                } else {
+                    let names: Vec<String> =
+                        files.keys().map(|k| k.display().to_string()).collect();
+                    Err(CompileError::new(
+                        ErrorKind::Io,
+                        format!(
+                            "cannot read pack: no file `{}` among the given files ({})",
+                            p.display(),
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ),
+                    )
+                    .in_file(file))
+                }
+            }
+        }
+    }
+
+    fn read(&self, canon: &Path, file: &Path) -> Result<String, CompileError> {
+        match &self.memory {
+            None => std::fs::read_to_string(canon).map_err(|e| {
+                CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
+            }),
+            Some(files) => Ok(files.get(canon).cloned().unwrap_or_default()),
+        }
+    }
+
     fn resolve(&mut self, file: &Path) -> Result<(String, Vec<Rule>), CompileError> {
-        let canon = file.canonicalize().map_err(|e| {
-            CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
-        })?;
+        let canon = self.canonical(file)?;
         if let Some(i) = self.stack.iter().position(|p| *p == canon) {
             let cycle: Vec<String> = self.stack[i..]
                 .iter()
@@ -728,9 +834,7 @@ impl Loader {
         if let Some(done) = self.done.get(&canon) {
             return Ok(done.clone());
         }
-        let text = std::fs::read_to_string(&canon).map_err(|e| {
-            CompileError::new(ErrorKind::Io, format!("cannot read pack: {e}")).in_file(file)
-        })?;
+        let text = self.read(&canon, file)?;
         let pf = parse_pack(&text, file)?;
         self.stack.push(canon.clone());
         let dir = canon.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -749,8 +853,8 @@ impl Loader {
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen_files: HashSet<PathBuf> = HashSet::new();
         for ext in &pf.extends {
-            let target = pack_file(&dir.join(ext));
-            let key = target.canonicalize().unwrap_or(target.clone());
+            let target = self.pack_file(&dir.join(ext));
+            let key = self.canonical(&target).unwrap_or(target.clone());
             if !seen_files.insert(key) {
                 continue;
             }
