@@ -1,0 +1,223 @@
+/**
+ * The engine over the `ward-web` wasm package (crate/web, built by wasm-bindgen with
+ * `--target web` into a folder holding `ward_web.js` and `ward_web_bg.wasm`).
+ *
+ * The glue module is imported from the same origin; the `.wasm` bytes go through the asset
+ * loader (progress, Cache API) and are handed to the glue's `init`.
+ *
+ * @module
+ */
+
+import type { BackendChoice, BackendReport, Finding, GenerateRequest, GenerationResult, PolicyInfo, RuleInfo, StartEvent, StepEvent } from "../protocol.js";
+import { loadAsset } from "./assets.js";
+import { Engine, EngineLoader, ModelBytes, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
+import type { GatheredPolicy } from "./policy-files.js";
+
+/** File name of the wasm-bindgen glue inside the package folder. */
+export const GLUE_FILE = "ward_web.js";
+/** File name of the wasm binary inside the package folder. */
+export const WASM_FILE = "ward_web_bg.wasm";
+
+/** The parts of the wasm-bindgen module the engine uses (see crate/web/README.md). */
+interface WardWebModule {
+  default: (init?: { module_or_path: BufferSource }) => Promise<unknown>;
+  Policy?: WasmPolicyClass;
+  Generator?: WasmGeneratorClass;
+}
+
+interface WasmPolicyClass {
+  fromFiles(files: Record<string, string>, root: string): WasmPolicy;
+}
+
+interface WasmPolicy {
+  explain(): unknown;
+  check(text: string): unknown;
+  free?(): void;
+}
+
+interface WasmGeneratorClass {
+  create(config: Uint8Array, weights: Uint8Array, tokenizer: Uint8Array, backend: string): Promise<WasmGenerator>;
+}
+
+interface WasmGenerator {
+  backend(): unknown;
+  start(policy: WasmPolicy | undefined, request: unknown): unknown;
+  step(): unknown;
+  cancel(): void;
+  result(): unknown;
+  sarif(): string;
+  free?(): void;
+}
+
+/** Loads the package at `wasmBase`; a missing package is a `wasm-not-built` error. */
+export const loadWasmEngine: EngineLoader = async (wasmBase, onProgress) => {
+  const glue = new URL(GLUE_FILE, wasmBase);
+  let status = 0;
+  try {
+    status = (await fetch(glue.href, { method: "HEAD", cache: "no-store" })).status;
+  } catch {
+    // Offline: the import below may still come from the service worker's cache.
+  }
+  let mod: WardWebModule;
+  if (status === 404) {
+    throw new WasmUnavailableError(
+      "wasm-not-built",
+      `the wasm package is not built: ${glue.pathname} is missing (HTTP 404). Build it with \`make wasm\` (crate/web), then rebuild the web app.`,
+    );
+  }
+  try {
+    mod = (await import(/* @vite-ignore */ glue.href)) as WardWebModule;
+  } catch (e) {
+    throw new WasmUnavailableError("wasm-not-built", `could not load the wasm glue ${glue.pathname}: ${(e as Error).message}`);
+  }
+  const bytes = await loadAsset(new URL(WASM_FILE, wasmBase), (p) => onProgress(p.loaded, p.total, p.source, p.done));
+  try {
+    await mod.default({ module_or_path: bytes });
+  } catch (e) {
+    throw new WasmUnavailableError("wasm-not-built", `could not instantiate ${WASM_FILE}: ${(e as Error).message}`);
+  }
+  return new WasmEngine(mod);
+};
+
+function jsError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  return new Error(typeof e === "string" ? e : JSON.stringify(e));
+}
+
+/** Converts a value the wasm returned (a JS object, a Map, or JSON text) to plain data. */
+export function plain<T>(v: unknown): T {
+  if (typeof v === "string") {
+    try {
+      return JSON.parse(v) as T;
+    } catch {
+      return v as T;
+    }
+  }
+  if (v instanceof Map) {
+    const o: Record<string, unknown> = {};
+    for (const [k, val] of v) o[String(k)] = plain(val);
+    return o as T;
+  }
+  if (Array.isArray(v)) return v.map((x) => plain(x)) as T;
+  if (v !== null && typeof v === "object") {
+    const o: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(v)) o[k] = plain(val);
+    return o as T;
+  }
+  return v as T;
+}
+
+/**
+ * Parses a compile error message into a location. ward-policy's messages name the file, the
+ * rule id, and `line L, column C` or `L:C`.
+ */
+export function locatePolicyError(message: string, files: string[]): { file?: string; rule_id?: string; line?: number; column?: number } {
+  const out: { file?: string; rule_id?: string; line?: number; column?: number } = {};
+  const file = files.filter((f) => message.includes(f)).sort((a, b) => b.length - a.length)[0];
+  if (file) out.file = file;
+  const lc = /line (\d+),? column (\d+)/i.exec(message) ?? /:(\d+):(\d+)/.exec(message);
+  if (lc) {
+    out.line = Number(lc[1]);
+    out.column = Number(lc[2]);
+  } else {
+    const col = /column (\d+)/i.exec(message);
+    if (col) out.column = Number(col[1]);
+  }
+  const rule = /rule `?([A-Za-z0-9_.-]+)`?/.exec(message);
+  if (rule) out.rule_id = rule[1];
+  return out;
+}
+
+class WasmEngine implements Engine {
+  private policy: WasmPolicy | null = null;
+  private generator: WasmGenerator | null = null;
+
+  constructor(private readonly mod: WardWebModule) {}
+
+  setPolicy(gathered: GatheredPolicy): PolicyInfo {
+    const Policy = this.mod.Policy;
+    if (!Policy || typeof Policy.fromFiles !== "function") {
+      throw new WasmUnavailableError("wasm-api-missing", "the wasm package has no `Policy.fromFiles` export");
+    }
+    let p: WasmPolicy;
+    try {
+      p = Policy.fromFiles(gathered.files, gathered.root);
+    } catch (e) {
+      const err = jsError(e);
+      throw new PolicyCompileError({ message: err.message, ...locatePolicyError(err.message, Object.keys(gathered.files)) });
+    }
+    this.policy?.free?.();
+    this.policy = p;
+    return normalisePolicy(plain(p.explain()));
+  }
+
+  check(text: string): Finding[] {
+    if (!this.policy) throw new Error("no policy loaded");
+    return plain<Finding[]>(this.policy.check(text));
+  }
+
+  async loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }> {
+    const G = this.mod.Generator;
+    if (!G || typeof G.create !== "function") {
+      throw new WasmUnavailableError("wasm-api-missing", "this wasm package has no `Generator` (it is the policy-only build, or the generator is not there yet)");
+    }
+    let g: WasmGenerator;
+    try {
+      g = await G.create(model.config, model.weights, model.tokenizer, backend);
+    } catch (e) {
+      throw jsError(e);
+    }
+    this.generator?.free?.();
+    this.generator = g;
+    return { backend: plain<BackendReport>(g.backend()) };
+  }
+
+  hasModel(): boolean {
+    return this.generator !== null;
+  }
+
+  start(request: GenerateRequest): Run {
+    const g = this.generator;
+    if (!g) throw new Error("no model loaded");
+    let start: StartEvent;
+    try {
+      start = plain<StartEvent>(g.start(request.enforce === false ? undefined : this.policy ?? undefined, request));
+    } catch (e) {
+      const err = jsError(e);
+      err.name = "PromptError";
+      throw err;
+    }
+    return {
+      start,
+      step: () => {
+        const ev = g.step();
+        return ev === undefined || ev === null ? null : plain<StepEvent>(ev);
+      },
+      cancel: () => g.cancel(),
+      result: () => plain<GenerationResult>(g.result()),
+      sarif: () => g.sarif(),
+    };
+  }
+}
+
+/** Normalises `explain` output into the protocol's `PolicyInfo`. */
+export function normalisePolicy(raw: unknown): PolicyInfo {
+  const r = (raw ?? {}) as Record<string, unknown>;
+  const rules = Array.isArray(r.rules) ? r.rules : [];
+  return {
+    digest: typeof r.digest === "string" ? r.digest : undefined,
+    text: typeof r.text === "string" ? r.text : undefined,
+    rules: rules.map((x): RuleInfo => {
+      const o = x as Record<string, unknown>;
+      const cwe = o.cwe;
+      return {
+        id: String(o.id ?? ""),
+        severity: String(o.severity ?? ""),
+        status: String(o.status ?? (o.enforced === true ? "enforced" : "reported")),
+        message: String(o.message ?? ""),
+        cwe: Array.isArray(cwe) ? cwe.map(String) : typeof cwe === "string" ? [cwe] : [],
+        pack: typeof o.pack === "string" ? o.pack : undefined,
+      };
+    }),
+  };
+}
