@@ -72,6 +72,14 @@ export function parsePolicyAttribute(value: string | null): PolicySource {
   return { packs: v.split(/[\s,]+/).filter(Boolean) };
 }
 
+/** Lenient parse for property getters (a getter never throws): undefined when invalid. */
+function intOrUndefined(value: string | null, min: number): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= min ? n : undefined;
+}
+
+/** Strict parse for building a request: a bad value is an error naming the attribute. */
 function intAttr(value: string | null, name: string, min: number): number | undefined {
   if (value === null || value.trim() === "") return undefined;
   const n = Number(value);
@@ -230,7 +238,7 @@ export class SecureCodegen extends HTMLElement {
 
   /** Denoising steps (unset: the sampler's default). */
   get steps(): number | undefined {
-    return intAttr(this.getAttribute("steps"), "steps", 1);
+    return intOrUndefined(this.getAttribute("steps"), 1);
   }
   set steps(v: number | undefined) {
     if (v === undefined) this.removeAttribute("steps");
@@ -247,7 +255,7 @@ export class SecureCodegen extends HTMLElement {
 
   /** RNG seed. */
   get seed(): number {
-    return intAttr(this.getAttribute("seed"), "seed", 0) ?? 0;
+    return intOrUndefined(this.getAttribute("seed"), 0) ?? 0;
   }
   set seed(v: number) {
     this.setAttribute("seed", String(v));
@@ -285,8 +293,8 @@ export class SecureCodegen extends HTMLElement {
     if (strategy !== null && !STRATEGIES.includes(strategy as Strategy)) {
       throw new Error(`<secure-codegen> attribute \`strategy\` must be one of ${STRATEGIES.join(", ")}, got ${JSON.stringify(strategy)}`);
     }
-    const req: GenerateRequest = { prompt: this.prompt, strategy: this.strategy, seed: this.seed };
-    const steps = this.steps;
+    const req: GenerateRequest = { prompt: this.prompt, strategy: this.strategy, seed: intAttr(this.getAttribute("seed"), "seed", 0) ?? 0 };
+    const steps = intAttr(this.getAttribute("steps"), "steps", 1);
     if (steps !== undefined) req.steps = steps;
     const maxNew = intAttr(this.getAttribute("max-new"), "max-new", 1);
     if (maxNew !== undefined) req.max_new = maxNew;
