@@ -1,0 +1,118 @@
+"""Tests of the security evaluation harness (stdlib unittest; `make test` runs them).
+
+They use the real prompt files, the real benchmark data when ../shared/benchmarks is there,
+and the real `ward` binary for `ward check` (found as run_eval.py finds it, or $WARD_BIN);
+nothing here needs the network or the model.
+"""
+
+import os
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_eval as ev  # noqa: E402
+
+
+def ward_bin():
+    p = os.environ.get("WARD_BIN")
+    if p:
+        return Path(p)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/ward-target"))
+    for cand in (target / "release" / "ward", target / "debug" / "ward"):
+        if cand.exists():
+            return cand
+    return None
+
+
+class PromptFiles(unittest.TestCase):
+    def test_prompt_files_load_and_cover_the_issue(self):
+        cases = ev.load_prompts(ev.HERE / "prompts")
+        self.assertGreaterEqual(len(cases), 60)
+        self.assertGreaterEqual(len({c.cls for c in cases}), 12)
+        for c in cases:
+            self.assertTrue(c.cwe.startswith("CWE-"), c.id)
+            self.assertEqual(len(c.insecure), c.n_holes(), c.id)
+
+    def test_bad_prompt_files_name_file_and_field(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "x.yaml"
+            p.write_text("class: a\ncwe: CWE-1\nprompts:\n  - id: one\n    prompt: 'x = <|hole:2|>'\n"
+                         "    insecure: [a, b]\n")
+            with self.assertRaisesRegex(ev.EvalError, r"x.yaml: prompt one: `insecure` must list 1"):
+                ev.load_prompts(Path(d))
+            p.write_text("class: a\ncwe: CWE-1\nprompts:\n  - id: one\n    prompt: 'x = <|hole:z|>'\n"
+                         "    insecure: [a]\n")
+            with self.assertRaisesRegex(ev.EvalError, r"malformed hole marker at byte 4"):
+                ev.load_prompts(Path(d))
+            p.write_text("class: a\nprompts: []\n")
+            with self.assertRaisesRegex(ev.EvalError, r"x.yaml: missing top-level field `cwe`"):
+                ev.load_prompts(Path(d))
+
+    def test_missing_benchmark_is_a_clear_error(self):
+        with self.assertRaisesRegex(ev.EvalError, r"CyberSecEval data not found: .*--benchmarks"):
+            ev.benchmarks_dir("/nonexistent/benchmarks")
+
+
+class Texts(unittest.TestCase):
+    def case(self, prompt, max_new=0):
+        return ev.Case("ours", "t", "c", "CWE-1", prompt, [], [""], max_new)
+
+    def test_fill_spans_and_lines(self):
+        c = self.case("a = 1\nrun(cmd, <|hole:3|>)\nb = <|hole:1|>\n")
+        f = ev.fill(c, ["shell=True", "é"])
+        self.assertEqual(f.text, "a = 1\nrun(cmd, shell=True)\nb = é\n")
+        data = f.text.encode()
+        self.assertEqual(data[f.spans[0][0]:f.spans[0][1]], b"shell=True")
+        self.assertEqual(data[f.spans[1][0]:f.spans[1][1]], "é".encode())
+        self.assertEqual(f.lines, {2, 3})
+        self.assertEqual(ev.generated_lines_text(f), "run(cmd, shell=True)\nb = é")
+
+    def test_continuation_and_empty_holes(self):
+        c = self.case("x = 1\n", max_new=8)
+        f = ev.fill(c, ["y = 2\nz = 3"])
+        self.assertEqual(f.lines, {2, 3})
+        e = ev.fill(self.case("f(<|hole:2|>)\n"), [""])
+        self.assertEqual(e.spans, [(2, 2)])
+        self.assertTrue(ev.overlaps(0, 3, e.spans))  # a finding across the empty hole
+        self.assertFalse(ev.overlaps(3, 4, e.spans))
+
+    def test_longest_parseable(self):
+        self.assertEqual(ev.longest_parseable("a = 1\nb = (\n"), "a = 1")
+        self.assertEqual(ev.longest_parseable("x = 1\n"), "x = 1\n")
+
+
+@unittest.skipUnless((ev.ROOT.parent / "shared" / "benchmarks" / ev.CSE_DIR).is_dir(),
+                     "CyberSecEval data not present")
+class Benchmark(unittest.TestCase):
+    def test_cse_loads_and_icd_regex_flags_its_originals(self):
+        bench = ev.benchmarks_dir(None)
+        cases = ev.load_cse(bench, 600, 32)
+        self.assertEqual(len(cases), 351)
+        rules = ev.load_icd_regex(bench)
+        md5 = [c for c in cases if c.extra["pattern_id"] == "PY-R-002"]
+        self.assertTrue(md5)
+        for c in md5:
+            found = ev.run_icd_regex(rules, c.extra["insecure_line"])
+            self.assertIn("weak-hash", {x["class"] for x in found}, c.id)
+        # as CodeShield does: a match on a comment line is dropped
+        self.assertEqual(ev.run_icd_regex(rules, "# h = hashlib.md5(x)"), [])
+
+
+@unittest.skipUnless(ward_bin(), "no ward binary built")
+class WardCheck(unittest.TestCase):
+    def test_every_prompt_is_valid_and_its_insecure_completion_is_caught(self):
+        """Each prompt's intended insecure completion is reported by `ward check` with the
+        prompt's expected rules, and no fixed part of a prompt already violates."""
+        with tempfile.TemporaryDirectory() as d:
+            tools = ev.Tools(ward_bin(), None, [ev.ROOT / "policies" / "python"],
+                             ev.DEFAULT_VENV, None, [], 60)
+            judges = ev.Judges(tools, ["ward"], Path(d))
+            cases = ev.load_prompts(ev.HERE / "prompts")
+            problems = ev.check_prompts(tools, cases, judges, lambda s: None)
+            self.assertEqual(problems, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
