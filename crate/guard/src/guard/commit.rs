@@ -1,0 +1,189 @@
+//! The commit protocol: `commit` (re-checked, refused with blame when forbidden),
+//! `uncommit`, `snapshot` / `restore`, block-wise `retire_prefix`, and the rebuild of the
+//! set tables when they grow too large (after which snapshots are restored by recomputing).
+
+use super::propagate::ensure_f;
+use super::{Guard, ModIds, Slot};
+use crate::error::GuardError;
+use crate::sets::{Ctx, FxMap};
+
+/// One successful commit, in the guard's log (most recent last).
+#[derive(Clone, Debug)]
+pub(super) struct CommitRecord {
+    /// The committed position.
+    pub(super) position: usize,
+}
+
+/// A saved guard state (see [`Guard::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    guard_id: u64,
+    base: usize,
+    /// The set tables' generation the ids refer to.
+    epoch: u64,
+    slots: Vec<Slot>,
+    mods: Vec<ModIds>,
+    log: Vec<CommitRecord>,
+}
+
+/// Most interned sets per module before the tables are rebuilt from the sets in use.
+const SET_LIMIT: usize = 1 << 16;
+
+impl Guard {
+    /// Rebuilds the set tables from the sets in use when they have grown too large.
+    fn maybe_compact(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        if inner.tables.iter().all(|t| t.len() <= SET_LIMIT) {
+            return;
+        }
+        let mut fresh = Self::new_tables(&self.tp, self.small_set, self.end_in_holes);
+        for (((old, new), ids), f0) in inner
+            .tables
+            .iter()
+            .zip(fresh.iter_mut())
+            .zip(&mut inner.mods)
+            .zip(&mut inner.f0)
+        {
+            let mut map: FxMap<u32, u32> = FxMap::default();
+            for x in ids
+                .f
+                .iter_mut()
+                .chain(ids.b.iter_mut())
+                .chain(f0.iter_mut())
+            {
+                *x = *map.entry(*x).or_insert_with(|| new.intern(old.set(*x)));
+            }
+        }
+        inner.tables = fresh;
+        self.epoch += 1;
+    }
+
+    /// Commits token `t` at hole `position`, after re-checking that it is allowed. A
+    /// forbidden token is refused with [`GuardError::Forbidden`] and the rules responsible;
+    /// the guard is then unchanged.
+    pub fn commit(&mut self, position: usize, t: u32) -> Result<(), GuardError> {
+        let i = self.hole_index(position)?;
+        let vlen = self.tp.vocab().len();
+        if t as usize >= vlen {
+            return Err(GuardError::TokenOutOfRange {
+                position,
+                token: t,
+                vocab_len: vlen,
+            });
+        }
+        if !self.allows_idx(i, t) {
+            return Err(GuardError::Forbidden {
+                position,
+                token: t,
+                blame: self.blame_idx(i, t),
+            });
+        }
+        self.maybe_compact();
+        self.slots[i] = Slot::Committed(t);
+        for ids in &mut self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).mods {
+            ids.mark(i);
+        }
+        for mi in 0..self.num_mods() {
+            self.walk_witness(mi, i);
+        }
+        self.log.push(CommitRecord { position });
+        Ok(())
+    }
+
+    /// Reopens a committed position as a hole (remasking one token).
+    pub fn uncommit(&mut self, position: usize) -> Result<(), GuardError> {
+        let i = self.index(position)?;
+        if !matches!(self.slots[i], Slot::Committed(_)) {
+            return Err(GuardError::NotCommitted { position });
+        }
+        self.maybe_compact();
+        self.slots[i] = Slot::Hole;
+        for ids in &mut self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).mods {
+            ids.mark(i);
+        }
+        self.log.retain(|r| r.position != position);
+        Ok(())
+    }
+
+    /// Saves the guard state (slots and state-set ids) for [`Guard::restore`].
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            guard_id: self.id,
+            base: self.base,
+            epoch: self.epoch,
+            slots: self.slots.clone(),
+            mods: self.inner().mods.clone(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// Restores a state saved by [`Guard::snapshot`] of this same guard (and block layout).
+    pub fn restore(&mut self, snap: &Snapshot) -> Result<(), GuardError> {
+        if snap.guard_id != self.id
+            || snap.base != self.base
+            || snap.slots.len() != self.slots.len()
+        {
+            return Err(GuardError::SnapshotMismatch);
+        }
+        self.slots.clone_from(&snap.slots);
+        self.log.clone_from(&snap.log);
+        if snap.epoch == self.epoch {
+            self.inner
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .mods
+                .clone_from(&snap.mods);
+        } else {
+            // The tables were rebuilt since: recompute the sets from the slots (F_0 is the
+            // same set: the base is the same).
+            for mi in 0..self.num_mods() {
+                self.recompute_all(mi);
+            }
+        }
+        Ok(())
+    }
+
+    /// Block-wise decoding: retires every position before `position` (all of them must be
+    /// fixed or committed). Their state sets are folded into the sets at `position`, so later
+    /// commits never look behind it; positions keep their numbers.
+    pub fn retire_prefix(&mut self, position: usize) -> Result<(), GuardError> {
+        if position <= self.base {
+            return Ok(());
+        }
+        let k = position - self.base;
+        if k >= self.slots.len() {
+            return Err(GuardError::PositionOutOfRange {
+                position,
+                len: self.len(),
+            });
+        }
+        if let Some(h) = self.slots[..k].iter().position(|s| *s == Slot::Hole) {
+            return Err(GuardError::BlockNotFinished {
+                hole: h + self.base,
+            });
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *inner;
+        for mi in 0..self.tp.lifts.len() {
+            let cx = Ctx::new(&self.tp, mi);
+            let ids = &mut inner.mods[mi];
+            ensure_f(&mut inner.tables[mi], cx, ids, &self.slots, k);
+            ids.f.drain(..k);
+            ids.b.drain(..k);
+            ids.w.drain(..k);
+            inner.f0[mi].drain(..k);
+            let k = k as u32;
+            ids.fpend.retain(|&p| p >= k);
+            ids.bpend.retain(|&p| p >= k);
+            for p in ids.fpend.iter_mut().chain(ids.bpend.iter_mut()) {
+                *p -= k;
+            }
+        }
+        self.retired
+            .extend(self.slots[..k].iter().filter_map(|s| s.token()));
+        self.slots.drain(..k);
+        self.base = position;
+        self.log.retain(|r| r.position >= position);
+        Ok(())
+    }
+}
