@@ -3,11 +3,29 @@ CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test demo bench bench-policy check-sample fuzz
+.PHONY: test demo bench bench-policy check-sample fuzz run web web-test
 
 ## Every test of every layer.
 test:
 	$(CARGO) test --workspace
+	$(MAKE) web-test
+
+## The web app (web/): npm packages, the wasm package when crate/web exists, then web/dist.
+web:
+	bash web/scripts/ensure-deps.sh
+	@if [ -f crate/web/Cargo.toml ]; then $(MAKE) wasm; else echo "[web] crate/web is not there yet: the pages will say the wasm package is not built"; fi
+	npm --prefix web run build
+
+## Unit tests (vitest) and browser tests (playwright-core + Debian's chromium) of web/.
+web-test: web
+	bash web/scripts/ensure-deps.sh --browser
+	npm --prefix web run typecheck
+	npm --prefix web test
+
+## The playground and the docs demo on http://127.0.0.1:$(PORT)/ (default model, python pack).
+PORT ?= 8080
+run: web
+	PORT=$(PORT) node web/server/serve.mjs
 
 ## The main job on the default setup: check the sample with the default policy (SARIF too).
 demo:

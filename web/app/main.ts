@@ -219,7 +219,7 @@ async function applyPolicy(): Promise<boolean> {
     const err = e as WardError;
     if (err.policyError) {
       const pe = err.policyError;
-      const inCustom = pe.file?.startsWith("/inline/custom/") || (!pe.file && state.customYaml.trim() !== "");
+      const inCustom = pe.file?.replace(/^\/+/, "").startsWith("inline/custom/") || (!pe.file && state.customYaml.trim() !== "");
       if (inCustom) showYamlError(yamlView, { message: err.message, line: pe.line, column: pe.column });
       $("yaml-status").textContent = `Compile error${pe.line !== undefined ? ` at line ${pe.line}${pe.column !== undefined ? `, column ${pe.column}` : ""}` : pe.column !== undefined ? ` at column ${pe.column}` : ""}: ${err.message}`;
       $("yaml-status").classList.add("error-text");

@@ -88,7 +88,7 @@ export class FakeEngine implements Engine {
     const text = p.files[p.root] ?? "";
     const bad = /pattern-regex: '([^']*\(\?[=!<][^']*)'/.exec(Object.values(p.files).join("\n"));
     if (bad) {
-      throw new PolicyCompileError({ message: `rule custom.x: look-around is not supported (line 5, column 20)`, file: "/inline/custom/pack.yaml", rule_id: "custom.x", line: 5, column: 20 });
+      throw new PolicyCompileError({ message: `rule custom.x: look-around is not supported (line 5, column 20)`, file: "inline/custom/pack.yaml", rule_id: "custom.x", line: 5, column: 20 });
     }
     this.policy = p;
     const ids = [...Object.values(p.files).join("\n").matchAll(/- id: ([\w.-]+)/g)].map((m) => m[1]);

@@ -25,7 +25,7 @@ describe("worker protocol", () => {
     expect(r.backend).toEqual({ backend: "cpu" });
     expect(r.model).toEqual({ name: "tiny", vocab_size: 16 });
     expect(r.policy.rules.map((x) => x.id).sort()).toEqual(["base.secret", "python.os-system"]);
-    expect(Object.keys(worker.engine.policy!.files).sort()).toEqual(["/policies/base/pack.yaml", "/policies/python/pack.yaml"]);
+    expect(Object.keys(worker.engine.policy!.files).sort()).toEqual(["policies/base/pack.yaml", "policies/python/pack.yaml"]);
     const assets = new Set(progress.map((p) => (p.type === "progress" ? p.asset : "")));
     for (const a of ["ward_web_bg.wasm", "tiny/config.json", "tiny/model.safetensors", "tiny/tokenizer.json", "python/pack.yaml", "base/pack.yaml"]) expect(assets).toContain(a);
     expect(progress.filter((p) => p.type === "progress" && p.done).length).toBeGreaterThanOrEqual(6);

@@ -200,7 +200,7 @@ export class WorkerCore {
     else if (e instanceof ModelFileError) code = "model";
     else if (e instanceof PolicyCompileError) {
       const info = { ...e.info };
-      if (info.line !== undefined && this.policyOffset > 0 && info.file && info.file.startsWith("/inline/custom/")) {
+      if (info.line !== undefined && this.policyOffset > 0 && info.file && info.file.replace(/^\/+/, "").startsWith("inline/custom/")) {
         info.line -= this.policyOffset;
       }
       this.post({ type: "error", id, code: "policy", message, policyError: info });

@@ -25,8 +25,8 @@ describe("parseExtends", () => {
 describe("gatherPolicy", () => {
   it("follows extends once per file", async () => {
     const g = await gatherPolicy({ packs: ["/policies/app/"] }, BASE, fetchText);
-    expect(g.root).toBe("/policies/app/pack.yaml");
-    expect(Object.keys(g.files).sort()).toEqual(["/policies/app/pack.yaml", "/policies/base/pack.yaml", "/policies/python/pack.yaml"]);
+    expect(g.root).toBe("policies/app/pack.yaml");
+    expect(Object.keys(g.files).sort()).toEqual(["policies/app/pack.yaml", "policies/base/pack.yaml", "policies/python/pack.yaml"]);
   });
 
   it("combines packs, inline rules and disabled rules in one root", async () => {
@@ -45,7 +45,7 @@ describe("gatherPolicy", () => {
 
 describe("relativePath", () => {
   it("walks up from the file's folder", () => {
-    expect(relativePath("/inline/root/pack.yaml", "/policies/python/pack.yaml")).toBe("../../policies/python/pack.yaml");
-    expect(relativePath("/a/b/pack.yaml", "/a/c/pack.yaml")).toBe("../c/pack.yaml");
+    expect(relativePath("inline/root/pack.yaml", "policies/python/pack.yaml")).toBe("../../policies/python/pack.yaml");
+    expect(relativePath("a/b/pack.yaml", "a/c/pack.yaml")).toBe("../c/pack.yaml");
   });
 });

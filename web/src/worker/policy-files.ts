@@ -4,8 +4,9 @@
  * overrides, later winning) is resolved in wasm; here we only follow `extends` to know which
  * files to fetch.
  *
- * File names are URL paths (`/policies/python/pack.yaml`), so an `extends: [../base]` entry
- * resolves the same way here and in the wasm.
+ * File names are URL paths without the leading `/` (`policies/python/pack.yaml`), the
+ * relative names ward-policy's `EffectivePolicy::from_files` takes, so an
+ * `extends: [../base]` entry resolves the same way here and in the wasm.
  *
  * @module
  */
@@ -13,9 +14,9 @@
 import type { PolicySource } from "../protocol.js";
 
 /** File name given to inline YAML (the playground's editor, an element's inline policy). */
-export const INLINE_PACK = "/inline/custom/pack.yaml";
+export const INLINE_PACK = "inline/custom/pack.yaml";
 /** File name of the synthesised root pack that combines everything. */
-export const ROOT_PACK = "/inline/root/pack.yaml";
+export const ROOT_PACK = "inline/root/pack.yaml";
 
 /**
  * The entries of a pack's top-level `extends` key, in either YAML form
@@ -94,7 +95,7 @@ export async function gatherPolicy(source: PolicySource, base: string, fetchText
   const queue: URL[] = [];
   for (const ref of source.packs ?? []) {
     const u = packFileUrl(ref, base);
-    roots.push(u.pathname);
+    roots.push(fileName(u));
     queue.push(u);
   }
   let inlineLineOffset = 0;
@@ -106,16 +107,16 @@ export async function gatherPolicy(source: PolicySource, base: string, fetchText
     }
     files[INLINE_PACK] = text;
     roots.push(INLINE_PACK);
-    for (const ext of parseExtends(text)) queue.push(packFileUrl(ext, new URL(INLINE_PACK, base).href));
+    for (const ext of parseExtends(text)) queue.push(packFileUrl(ext, new URL(`/${INLINE_PACK}`, base).href));
   }
   const seen = new Set(Object.keys(files));
   while (queue.length > 0) {
     const u = queue.shift()!;
-    if (seen.has(u.pathname)) continue;
-    seen.add(u.pathname);
+    if (seen.has(fileName(u))) continue;
+    seen.add(fileName(u));
     if (seen.size > 64) throw new Error("policy: more than 64 pack files (is there an `extends` loop?)");
     const text = await fetchText(u);
-    files[u.pathname] = text;
+    files[fileName(u)] = text;
     for (const ext of parseExtends(text)) queue.push(packFileUrl(ext, u.href));
   }
   if (roots.length === 0) {
@@ -135,7 +136,12 @@ export async function gatherPolicy(source: PolicySource, base: string, fetchText
   return { files, root: ROOT_PACK, inlineLineOffset };
 }
 
-/** The path of `to` relative to the folder of the file `from` (both absolute URL paths). */
+/** The file-map name of a URL: its path without the leading `/`. */
+export function fileName(u: URL): string {
+  return decodeURIComponent(u.pathname).replace(/^\/+/, "");
+}
+
+/** The path of `to` relative to the folder of the file `from` (both file-map names). */
 export function relativePath(from: string, to: string): string {
   const a = from.split("/").slice(0, -1).filter(Boolean);
   const b = to.split("/").filter(Boolean);

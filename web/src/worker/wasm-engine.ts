@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { BackendChoice, BackendReport, Finding, GenerateRequest, GenerationResult, PolicyInfo, RuleInfo, StartEvent, StepEvent } from "../protocol.js";
+import type { BackendChoice, BackendReport, Finding, GenerateRequest, GenerationResult, PolicyErrorInfo, PolicyInfo, RuleInfo, StartEvent, StepEvent } from "../protocol.js";
 import { loadAsset } from "./assets.js";
 import { Engine, EngineLoader, ModelBytes, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
 import type { GatheredPolicy } from "./policy-files.js";
@@ -25,8 +25,9 @@ interface WardWebModule {
   Generator?: WasmGeneratorClass;
 }
 
+/** `new Policy(files, top)`: files is a plain object of file name → YAML text. */
 interface WasmPolicyClass {
-  fromFiles(files: Record<string, string>, root: string): WasmPolicy;
+  new (files: Record<string, string>, top: string): WasmPolicy;
 }
 
 interface WasmPolicy {
@@ -128,6 +129,25 @@ export function locatePolicyError(message: string, files: string[]): { file?: st
   return out;
 }
 
+/**
+ * The location of a `WardError` from the wasm (fields `kind`, `rule`, `file`, `line`,
+ * `column`), falling back to what the message says. For a regex error whose column counts in
+ * the regex, the column is moved to the file's column when the regex is found on that line.
+ */
+export function policyErrorInfo(e: unknown, gathered: GatheredPolicy): PolicyErrorInfo {
+  const err = jsError(e);
+  const f = e as { rule?: unknown; file?: unknown; line?: unknown; column?: unknown };
+  const fromMsg = locatePolicyError(err.message, Object.keys(gathered.files));
+  const info: PolicyErrorInfo = {
+    message: err.message,
+    rule_id: typeof f.rule === "string" ? f.rule : fromMsg.rule_id,
+    file: typeof f.file === "string" ? f.file : fromMsg.file,
+    line: typeof f.line === "number" ? f.line : fromMsg.line,
+    column: typeof f.column === "number" ? f.column : fromMsg.column,
+  };
+  return info;
+}
+
 class WasmEngine implements Engine {
   private policy: WasmPolicy | null = null;
   private generator: WasmGenerator | null = null;
@@ -136,15 +156,14 @@ class WasmEngine implements Engine {
 
   setPolicy(gathered: GatheredPolicy): PolicyInfo {
     const Policy = this.mod.Policy;
-    if (!Policy || typeof Policy.fromFiles !== "function") {
-      throw new WasmUnavailableError("wasm-api-missing", "the wasm package has no `Policy.fromFiles` export");
+    if (typeof Policy !== "function") {
+      throw new WasmUnavailableError("wasm-api-missing", "the wasm package has no `Policy` export");
     }
     let p: WasmPolicy;
     try {
-      p = Policy.fromFiles(gathered.files, gathered.root);
+      p = new Policy(gathered.files, gathered.root);
     } catch (e) {
-      const err = jsError(e);
-      throw new PolicyCompileError({ message: err.message, ...locatePolicyError(err.message, Object.keys(gathered.files)) });
+      throw new PolicyCompileError(policyErrorInfo(e, gathered));
     }
     this.policy?.free?.();
     this.policy = p;
@@ -200,24 +219,45 @@ class WasmEngine implements Engine {
   }
 }
 
-/** Normalises `explain` output into the protocol's `PolicyInfo`. */
+/**
+ * Normalises `explain` output (the shape of `ward explain --json --stats`: `pack`, `files`,
+ * `rules` with `enabled`/`enforced`, `stats`) into the protocol's `PolicyInfo`, with a text
+ * rendering of the effective policy.
+ */
 export function normalisePolicy(raw: unknown): PolicyInfo {
   const r = (raw ?? {}) as Record<string, unknown>;
   const rules = Array.isArray(r.rules) ? r.rules : [];
-  return {
+  const info: PolicyInfo = {
     digest: typeof r.digest === "string" ? r.digest : undefined,
     text: typeof r.text === "string" ? r.text : undefined,
     rules: rules.map((x): RuleInfo => {
       const o = x as Record<string, unknown>;
       const cwe = o.cwe;
+      const status = typeof o.status === "string" ? o.status : o.enabled === false ? "disabled" : o.enforced === true ? "enforced" : "reported";
       return {
         id: String(o.id ?? ""),
         severity: String(o.severity ?? ""),
-        status: String(o.status ?? (o.enforced === true ? "enforced" : "reported")),
+        status,
         message: String(o.message ?? ""),
         cwe: Array.isArray(cwe) ? cwe.map(String) : typeof cwe === "string" ? [cwe] : [],
         pack: typeof o.pack === "string" ? o.pack : undefined,
       };
     }),
   };
+  if (info.text === undefined) info.text = explainText(r, info);
+  return info;
+}
+
+function explainText(r: Record<string, unknown>, info: PolicyInfo): string {
+  const lines: string[] = [];
+  if (typeof r.pack === "string") lines.push(`pack ${r.pack}`);
+  if (Array.isArray(r.files)) lines.push(`files: ${r.files.join(", ")}`);
+  const stats = r.stats as { compile_ms?: number; modules?: Array<{ rules?: unknown[]; states?: number }> } | undefined;
+  if (stats?.modules) {
+    const states = stats.modules.reduce((a, m) => a + (m.states ?? 0), 0);
+    lines.push(`${stats.modules.length} modules, ${states} states${typeof stats.compile_ms === "number" ? `, compiled in ${stats.compile_ms.toFixed(1)} ms` : ""}`);
+  }
+  lines.push("");
+  for (const rule of info.rules) lines.push(`${rule.status.padEnd(9)} ${rule.severity.padEnd(8)} ${rule.id}${rule.pack ? `  (${rule.pack})` : ""}`);
+  return lines.join("\n");
 }

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { locatePolicyError, normalisePolicy, plain, policyErrorInfo } from "./wasm-engine.js";
+
+describe("wasm adapter", () => {
+  it("normalises `ward explain --json` into PolicyInfo", () => {
+    const info = normalisePolicy({
+      pack: "python",
+      files: ["policies/python/pack.yaml", "policies/base/pack.yaml"],
+      rules: [
+        { id: "python.eval", severity: "ERROR", enabled: true, enforced: true, pack: "python", cwe: ["CWE-95"], message: "m" },
+        { id: "python.debug", severity: "WARNING", enabled: true, enforced: false, pack: "python", cwe: "CWE-489", message: "d" },
+        { id: "base.x", severity: "ERROR", enabled: false, enforced: true, pack: "base", cwe: [], message: "x" },
+      ],
+      stats: { compile_ms: 12.34, modules: [{ rules: [0], states: 40 }, { rules: [1], states: 2 }] },
+    });
+    expect(info.rules.map((r) => [r.id, r.status])).toEqual([
+      ["python.eval", "enforced"],
+      ["python.debug", "reported"],
+      ["base.x", "disabled"],
+    ]);
+    expect(info.rules[1].cwe).toEqual(["CWE-489"]);
+    expect(info.text).toContain("2 modules, 42 states, compiled in 12.3 ms");
+    expect(info.text).toContain("enforced  ERROR    python.eval  (python)");
+  });
+
+  it("reads the WardError fields, falling back to the message", () => {
+    const gathered = { files: { "inline/custom/pack.yaml": "" }, root: "inline/custom/pack.yaml", inlineLineOffset: 1 };
+    const e = Object.assign(new Error("bad regex"), { name: "WardError", kind: "policy", rule: "custom.a", file: "inline/custom/pack.yaml", line: 6, column: 9 });
+    expect(policyErrorInfo(e, gathered)).toEqual({ message: "bad regex", rule_id: "custom.a", file: "inline/custom/pack.yaml", line: 6, column: 9 });
+    expect(locatePolicyError("inline/custom/pack.yaml:3:7: rule `custom.b` has no pattern", ["inline/custom/pack.yaml"])).toEqual({ file: "inline/custom/pack.yaml", line: 3, column: 7, rule_id: "custom.b" });
+  });
+
+  it("turns Maps and JSON text into plain data", () => {
+    expect(plain(new Map<string, unknown>([["a", new Map([["b", 1]])]]))).toEqual({ a: { b: 1 } });
+    expect(plain('{"x":[1,2]}')).toEqual({ x: [1, 2] });
+  });
+});
