@@ -13,7 +13,7 @@ test:
 ## The web app (web/): npm packages, the wasm package when crate/web exists, then web/dist.
 web:
 	bash web/scripts/ensure-deps.sh
-	@if [ -f crate/web/Cargo.toml ]; then $(MAKE) wasm; else echo "[web] crate/web is not there yet: the pages will say the wasm package is not built"; fi
+	@if $(MAKE) -n wasm >/dev/null 2>&1; then $(MAKE) wasm; else echo "[web] no \`make wasm\` yet (crate/web): the pages will say the wasm package is not built"; fi
 	npm --prefix web run build
 
 ## Unit tests (vitest) and browser tests (playwright-core + Debian's chromium) of web/.
