@@ -200,7 +200,8 @@ class WasmEngine implements Engine {
     if (!g) throw new Error("no model loaded");
     let start: StartEvent;
     try {
-      start = plain<StartEvent>(g.start(request.enforce === false ? undefined : this.policy ?? undefined, request));
+      // The policy goes along even without enforcement: the certificate's re-scan uses it.
+      start = plain<StartEvent>(g.start(this.policy ?? undefined, request));
     } catch (e) {
       const err = jsError(e);
       err.name = "PromptError";
