@@ -9,7 +9,8 @@
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { python } from "@codemirror/lang-python";
 import { yaml } from "@codemirror/lang-yaml";
-import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
+import { bracketMatching, HighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
+import { tags as t } from "@lezer/highlight";
 import { Diagnostic, lintGutter, setDiagnostics } from "@codemirror/lint";
 import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
 import { EditorState, Extension } from "@codemirror/state";
@@ -34,6 +35,29 @@ const holes = ViewPlugin.fromClass(
   { decorations: (v) => v.decorations },
 );
 
+/** Syntax colours from CSS variables, so light and dark schemes both read well. */
+const highlight = HighlightStyle.define([
+  { tag: [t.keyword, t.controlKeyword, t.definitionKeyword, t.moduleKeyword, t.operatorKeyword], color: "var(--hl-keyword)" },
+  { tag: [t.string, t.special(t.string)], color: "var(--hl-string)" },
+  { tag: [t.comment, t.lineComment, t.blockComment], color: "var(--hl-comment)", fontStyle: "italic" },
+  { tag: [t.number, t.bool, t.null, t.atom], color: "var(--hl-number)" },
+  { tag: [t.function(t.variableName), t.function(t.propertyName), t.definition(t.variableName)], color: "var(--hl-function)" },
+  { tag: [t.className, t.typeName], color: "var(--hl-type)" },
+  { tag: [t.propertyName, t.attributeName], color: "var(--hl-property)" },
+  { tag: t.invalid, color: "var(--ward-block)" },
+]);
+
+/** Editor chrome from the page's colour variables (they inherit into the shadow root). */
+const chrome = EditorView.theme({
+  "&": { backgroundColor: "var(--ward-code-bg)", color: "var(--ward-fg)" },
+  ".cm-gutters": { backgroundColor: "var(--ward-code-bg)", color: "var(--ward-muted-fg)", borderRight: "1px solid var(--ward-border)" },
+  ".cm-activeLine": { backgroundColor: "var(--cm-active-line)" },
+  ".cm-activeLineGutter": { backgroundColor: "var(--cm-active-line)" },
+  ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--ward-fg)" },
+  "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": { backgroundColor: "var(--cm-selection)" },
+  ".cm-tooltip": { backgroundColor: "var(--ward-tip-bg)", color: "var(--ward-tip-fg)", border: "1px solid var(--ward-border)" },
+});
+
 function base(onChange: (text: string) => void, label: string): Extension[] {
   return [
     lineNumbers(),
@@ -43,7 +67,8 @@ function base(onChange: (text: string) => void, label: string): Extension[] {
     bracketMatching(),
     highlightActiveLine(),
     highlightSelectionMatches(),
-    syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+    syntaxHighlighting(highlight),
+    chrome,
     lintGutter(),
     keymap.of([...defaultKeymap, ...historyKeymap, ...searchKeymap, indentWithTab]),
     EditorView.contentAttributes.of({ "aria-label": label }),
@@ -55,15 +80,24 @@ function base(onChange: (text: string) => void, label: string): Extension[] {
 
 /** Styles of the editors inside their shadow roots. */
 const editorCss = `
-:host { display: block; }
+:host {
+  display: block;
+  --hl-keyword: #8250df; --hl-string: #0a3069; --hl-comment: #6e7781; --hl-number: #0550ae;
+  --hl-function: #6639ba; --hl-type: #953800; --hl-property: #0550ae;
+  --cm-active-line: rgb(9 105 218 / 0.06); --cm-selection: rgb(9 105 218 / 0.2);
+}
+@media (prefers-color-scheme: dark) {
+  :host {
+    --hl-keyword: #ff7b72; --hl-string: #a5d6ff; --hl-comment: #8b949e; --hl-number: #79c0ff;
+    --hl-function: #d2a8ff; --hl-type: #ffa657; --hl-property: #79c0ff;
+    --cm-active-line: rgb(110 118 129 / 0.12); --cm-selection: rgb(56 139 253 / 0.35);
+  }
+}
 .cm-editor { min-height: var(--editor-min-height, 11rem); max-height: 26rem; font-size: 13px; background: var(--ward-code-bg); color: var(--ward-fg); }
 .cm-scroller { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, monospace; }
 .cm-editor.cm-focused { outline: 2px solid var(--ward-focus); }
-.cm-gutters { background: var(--ward-code-bg); color: var(--ward-muted-fg); border-right: 1px solid var(--ward-border); }
-.cm-activeLine, .cm-activeLineGutter { background: color-mix(in srgb, var(--ward-accent) 7%, transparent); }
 .cm-content { caret-color: var(--ward-fg); }
 .cm-hole { background: var(--ward-mask); border-radius: 3px; color: var(--ward-accent); font-weight: 600; }
-.cm-tooltip { background: var(--ward-tip-bg); color: var(--ward-tip-fg); border: 1px solid var(--ward-border); }
 `;
 
 /**
