@@ -85,6 +85,13 @@ pub enum GuardError {
         /// Rules that every completion violates (or, failing that, those modules' rules).
         rule_ids: Vec<String>,
     },
+    /// The vocabulary decodes the first text token of a text differently from the same
+    /// token later on (e.g. SentencePiece drops its leading space), and a hole comes before
+    /// the canvas's first fixed text token: start the canvas with a fixed text token.
+    OpenTextStart {
+        /// The hole.
+        position: usize,
+    },
     /// A position outside the canvas (or already retired by block-wise decoding).
     PositionOutOfRange {
         /// The position.
@@ -153,6 +160,10 @@ impl fmt::Display for GuardError {
                 }
                 Ok(())
             }
+            GuardError::OpenTextStart { position } => write!(
+                f,
+                "position {position} is a hole before the first text token, but this tokenizer decodes the first token of a text differently (e.g. SentencePiece drops its leading space); start the canvas with a fixed text token"
+            ),
             GuardError::PositionOutOfRange { position, len } => {
                 write!(f, "position {position} is outside the canvas of {len} positions")
             }

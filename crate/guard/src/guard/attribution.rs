@@ -320,9 +320,17 @@ impl Guard {
     pub(super) fn diagnose(&self, bad: &[usize]) -> GuardError {
         let tp = &*self.tp;
         let first_hole = self.slots.iter().position(|s| *s == Slot::Hole);
-        let prefix: Vec<u32> = self.slots[..first_hole.unwrap_or(self.slots.len())]
+        // The text before the first hole, retired positions included (a first text token
+        // retired at construction is decoded in its first-token form).
+        let prefix: Vec<u32> = self
+            .retired
             .iter()
-            .filter_map(|s| s.token())
+            .copied()
+            .chain(
+                self.slots[..first_hole.unwrap_or(self.slots.len())]
+                    .iter()
+                    .filter_map(|s| s.token()),
+            )
             .collect();
         let ended = prefix.iter().any(|&t| tp.vocab().kind(t) == TokenKind::End);
         let text = tp.vocab().decode(&prefix);
@@ -354,8 +362,8 @@ impl Guard {
                         states::for_each(inner.tables[mi].set(ms.f[j]), |q| {
                             rule_set.extend(tp.violation_rules_of(mi, q, t))
                         });
-                        if position.is_none_or(|p| j < p) {
-                            position = Some(j);
+                        if position.is_none_or(|p| j + self.base < p) {
+                            position = Some(j + self.base);
                         }
                     }
                     break;
@@ -364,8 +372,9 @@ impl Guard {
         }
         if rule_set.is_empty() {
             for &mi in bad {
-                let start = tp.module(mi).start().as_usize();
-                rule_set.extend(self.unavoidable_rules(mi, 0, vec![start]));
+                let mut start = Vec::new();
+                states::for_each(inner.tables[mi].set(inner.f0[mi][0]), |q| start.push(q));
+                rule_set.extend(self.unavoidable_rules(mi, 0, start));
             }
         }
         if rule_set.is_empty() {

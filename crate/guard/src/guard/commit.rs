@@ -27,13 +27,13 @@ pub struct Snapshot {
 }
 
 /// Most interned sets per module before the tables are rebuilt from the sets in use.
-const SET_LIMIT: usize = 1 << 16;
+pub(super) const SET_LIMIT: usize = 1 << 16;
 
 impl Guard {
     /// Rebuilds the set tables from the sets in use when they have grown too large.
     fn maybe_compact(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        if inner.tables.iter().all(|t| t.len() <= SET_LIMIT) {
+        if inner.tables.iter().all(|t| t.len() <= self.set_limit) {
             return;
         }
         let mut fresh = Self::new_tables(&self.tp, self.small_set, self.end_in_holes);
@@ -185,5 +185,147 @@ impl Guard {
         self.base = position;
         self.log.retain(|r| r.position >= position);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::{Canvas, Guard, GuardConfig, Slot, Snapshot, TokenKind, TokenPolicy, Vocab};
+
+    /// Small deterministic RNG (xorshift64).
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    fn token_policy() -> Arc<TokenPolicy> {
+        let yaml = r#"pack: rebuild-test
+rules:
+  - id: t.eval
+    message: eval
+    severity: ERROR
+    languages: [python]
+    pattern-regex: 'eval\s*\('
+  - id: t.system
+    message: system
+    severity: ERROR
+    languages: [python]
+    pattern-regex: 'os\.system\b'
+  - id: t.secret
+    message: secret
+    severity: ERROR
+    languages: [python]
+    pattern-regex: 'secret = "[a-z]{3}'
+"#;
+        let policy = ward_policy::PolicyBuilder::new()
+            .compile_str(yaml, "rebuild-test.yaml")
+            .expect("test pack compiles");
+        let toks: Vec<&[u8]> = vec![
+            b"eval", b"(", b")", b"x", b" ", b"os", b".", b"system", b"secret", b" = ", b"\"",
+            b"ab", b"a", b"\n", b"#", b"", b"",
+        ];
+        let mut kinds = vec![TokenKind::Text; toks.len()];
+        kinds[15] = TokenKind::End;
+        kinds[16] = TokenKind::Empty;
+        let vocab = Vocab::from_parts(&toks, kinds).expect("vocab");
+        Arc::new(TokenPolicy::new(Arc::new(policy), Arc::new(vocab)))
+    }
+
+    /// Every mask (and `allows` for every token) of `g` equals that of a guard built from
+    /// scratch on the same slots.
+    fn assert_same_as_fresh(g: &Guard, cfg: &GuardConfig, ctx: &str) {
+        let canvas = Canvas::from_slots(g.slots.iter().copied());
+        let fresh = Guard::with_config(g.token_policy().clone(), &canvas, cfg)
+            .unwrap_or_else(|e| panic!("{ctx}: a reachable state is refused from scratch: {e}"));
+        let v = g.token_policy().vocab().len() as u32;
+        for h in g.holes() {
+            let (a, b) = (
+                g.mask_unchecked(h).unwrap(),
+                fresh.mask_unchecked(h).unwrap(),
+            );
+            assert_eq!(a, b, "{ctx}: mask at hole {h}");
+            for t in 0..v {
+                assert_eq!(g.allows(h, t), b.contains(t), "{ctx}: allows({h}, {t})");
+            }
+        }
+        assert_eq!(g.text(), fresh.text(), "{ctx}");
+    }
+
+    #[test]
+    fn snapshots_survive_table_rebuilds() {
+        let tp = token_policy();
+        let prefix = tp.vocab().tokenize_greedy(b"x = ").unwrap();
+        let mut crossed = 0;
+        for seed in 0..24u64 {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0x2545_F491));
+            let suffix: &[u32] = if seed % 3 == 0 { &[2, 13] } else { &[] };
+            let canvas = Canvas::infill(&prefix, 6 + rng.below(8), suffix);
+            let cfg = GuardConfig {
+                end_in_holes: seed % 2 == 0,
+                ..GuardConfig::default()
+            };
+            let Ok(mut g) = Guard::with_config(tp.clone(), &canvas, &cfg) else {
+                continue;
+            };
+            // Rebuild the set tables at (nearly) every commit and uncommit.
+            g.set_limit = 4;
+            let mut snaps: Vec<(Snapshot, Vec<Slot>)> = vec![(g.snapshot(), g.slots.clone())];
+            for step in 0..40 {
+                let ctx = format!("seed {seed} step {step}");
+                match rng.below(6) {
+                    0..=2 => {
+                        let holes = g.holes();
+                        if holes.is_empty() {
+                            continue;
+                        }
+                        let h = holes[rng.below(holes.len())];
+                        match g.mask(h) {
+                            Ok(m) => {
+                                let allowed: Vec<u32> = m.iter_allowed().collect();
+                                let t = allowed[rng.below(allowed.len())];
+                                g.commit(h, t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                            }
+                            Err(crate::GuardError::Conflict(c)) => {
+                                if let Some(&p) = c.constraining.first() {
+                                    g.uncommit(p).unwrap();
+                                }
+                            }
+                            Err(e) => panic!("{ctx}: {e}"),
+                        }
+                    }
+                    3 => {
+                        let committed: Vec<usize> = (0..g.len())
+                            .filter(|&p| matches!(g.slot(p), Some(Slot::Committed(_))))
+                            .collect();
+                        if !committed.is_empty() {
+                            g.uncommit(committed[rng.below(committed.len())]).unwrap();
+                        }
+                    }
+                    4 => snaps.push((g.snapshot(), g.slots.clone())),
+                    _ => {
+                        let (s, slots) = &snaps[rng.below(snaps.len())];
+                        if s.epoch != g.epoch {
+                            crossed += 1;
+                        }
+                        g.restore(s).unwrap();
+                        assert_eq!(&g.slots, slots, "{ctx}: restored slots");
+                        assert_same_as_fresh(&g, &cfg, &ctx);
+                    }
+                }
+                assert_same_as_fresh(&g, &cfg, &ctx);
+            }
+            assert!(g.epoch > 0, "seed {seed}: the tables were never rebuilt");
+        }
+        assert!(
+            crossed >= 20,
+            "only {crossed} restores of a snapshot taken before a table rebuild"
+        );
     }
 }

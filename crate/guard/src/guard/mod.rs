@@ -24,11 +24,12 @@ use crate::error::GuardError;
 use crate::lift::TokenPolicy;
 use crate::mask::states;
 use crate::sets::SetTable;
+use crate::vocab::TokenKind;
 
 pub use attribution::BlockedMass;
 pub use canvas::{Canvas, GuardConfig, Slot};
-use commit::CommitRecord;
 pub use commit::Snapshot;
+use commit::{CommitRecord, SET_LIMIT};
 
 /// Id of the empty set in every module's table.
 const EMPTY: u32 = 0;
@@ -106,6 +107,9 @@ pub struct Guard {
     inner: Mutex<Inner>,
     /// Generation of the tables (bumped when they are rebuilt).
     epoch: u64,
+    /// Most interned sets per module before the tables are rebuilt ([`SET_LIMIT`]; lowered
+    /// by tests to force rebuilds).
+    set_limit: usize,
 }
 
 impl Guard {
@@ -144,6 +148,16 @@ impl Guard {
                 }
             }
         }
+        // A tokenizer that decodes the first text token differently: the prompt up to and
+        // including that token is retired at once, its text (first-token form) folded into
+        // the start sets.
+        let lead = if tp.vocab().has_first_forms() {
+            Self::text_start(&tp, canvas)?
+        } else {
+            None
+        };
+        let keep = lead.map_or(0, |p| p + 1);
+        let n = canvas.len() - keep;
         let mods = tp
             .lifts
             .iter()
@@ -158,21 +172,34 @@ impl Guard {
         let mut tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
         let mut f0 = vec![vec![0; n + 1]; tp.lifts.len()];
         for (mi, tab) in tables.iter_mut().enumerate() {
+            let m = tp.module(mi);
             let mut s = vec![0u64; tab.w];
-            states::insert(&mut s, tp.module(mi).start().as_usize());
+            let start = match lead.and_then(|p| canvas.slots()[p].token()) {
+                Some(t) => {
+                    Some(m.run(m.start(), tp.vocab().first_bytes(t))).filter(|&q| !m.is_violated(q))
+                }
+                None => Some(m.start()),
+            };
+            if let Some(q) = start {
+                states::insert(&mut s, q.as_usize());
+            }
             f0[mi][0] = tab.intern(&s);
         }
         let mut g = Guard {
             id: NEXT_GUARD_ID.fetch_add(1, Ordering::Relaxed),
             tp,
-            base: 0,
-            retired: Vec::new(),
-            slots: canvas.slots().to_vec(),
+            base: keep,
+            retired: canvas.slots()[..keep]
+                .iter()
+                .filter_map(|s| s.token())
+                .collect(),
+            slots: canvas.slots()[keep..].to_vec(),
             log: Vec::new(),
             end_in_holes: config.end_in_holes,
             small_set: config.small_set,
             inner: Mutex::new(Inner { tables, mods, f0 }),
             epoch: 0,
+            set_limit: SET_LIMIT,
         };
         let mut bad = Vec::new();
         for mi in 0..g.tp.lifts.len() {
@@ -189,6 +216,23 @@ impl Guard {
             return Err(g.diagnose(&bad));
         }
         Ok(g)
+    }
+
+    /// For a vocabulary with first-token forms: the position of the canvas's first text
+    /// token (`None` when the text ends or the canvas ends before one). Refused when a hole
+    /// comes first: the guard would not know which form its token takes.
+    fn text_start(tp: &TokenPolicy, canvas: &Canvas) -> Result<Option<usize>, GuardError> {
+        for (position, s) in canvas.slots().iter().enumerate() {
+            match s.token() {
+                None => return Err(GuardError::OpenTextStart { position }),
+                Some(t) => match tp.vocab().kind(t) {
+                    TokenKind::Empty => {}
+                    TokenKind::End => return Ok(None),
+                    TokenKind::Text => return Ok(Some(position)),
+                },
+            }
+        }
+        Ok(None)
     }
 
     fn new_tables(tp: &TokenPolicy, small: usize, end_in_holes: bool) -> Vec<SetTable> {
@@ -224,7 +268,9 @@ impl Guard {
         self.len() == 0
     }
 
-    /// The first position not retired by [`Guard::retire_prefix`].
+    /// The first position not retired by [`Guard::retire_prefix`]. For a vocabulary with
+    /// first-token forms ([`crate::Vocab::has_first_forms`], e.g. SentencePiece) the prompt up
+    /// to its first text token is retired by [`Guard::new`] already.
     pub fn base(&self) -> usize {
         self.base
     }
