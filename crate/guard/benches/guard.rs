@@ -75,11 +75,15 @@ fn setup(
         t.elapsed()
     );
     let s = tp.stats();
+    let mib = |b: usize| b as f64 / 1048576.0;
     println!(
-        "[{label}] memory of lifted tables: {:.1} MiB (tries {:.1} MiB, memoized walks {:.1} MiB); states per module {:?}; vocabulary-mask forbidden tokens: {}",
-        s.memory_bytes as f64 / 1048576.0,
-        s.trie_bytes as f64 / 1048576.0,
-        s.memo_bytes as f64 / 1048576.0,
+        "[{label}] memory of the token policy (TokenPolicy::stats): {:.1} MiB (tries {:.1}, rows {:.1}, memoized walks {:.1}, indexes {:.1}, vocabulary {:.1}); states per module {:?}; vocabulary-mask forbidden tokens: {}",
+        mib(s.memory_bytes),
+        mib(s.trie_bytes),
+        mib(s.row_bytes),
+        mib(s.memo_bytes),
+        mib(s.index_bytes),
+        mib(s.vocab_bytes),
         s.states,
         s.vocab_forbidden
     );

@@ -107,6 +107,16 @@ impl ClassTrie {
             trie.roots.push(k as u32);
             k = trie.skip[k] as usize;
         }
+        for v in [
+            &mut trie.depth,
+            &mut trie.skip,
+            &mut trie.lo,
+            &mut trie.own_end,
+        ] {
+            v.shrink_to_fit();
+        }
+        trie.class.shrink_to_fit();
+        trie.roots.shrink_to_fit();
         trie
     }
 
@@ -128,7 +138,14 @@ impl ClassTrie {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.class.len() * (1 + 4 + 4 + 4 + 4) + self.order.len() * 4
+        self.class.capacity()
+            + (self.depth.capacity()
+                + self.skip.capacity()
+                + self.lo.capacity()
+                + self.own_end.capacity()
+                + self.order.capacity()
+                + self.roots.capacity())
+                * 4
     }
 }
 
@@ -208,13 +225,21 @@ pub struct LiftStats {
     pub trie_nodes: Vec<usize>,
     /// Per module: states whose token row has been filled so far.
     pub lifted_states: Vec<usize>,
-    /// Heap bytes of the lifted tables (tries, filled rows, memoized subtree walks), all
-    /// modules.
+    /// Heap bytes of everything the token policy holds (all modules' tries, filled rows,
+    /// memoized subtree walks and indexes, the level-1 mask and the vocabulary); the compiled
+    /// policy itself is not counted.
     pub memory_bytes: usize,
     /// Of which: the class tries.
     pub trie_bytes: usize,
+    /// Of which: the filled state rows.
+    pub row_bytes: usize,
     /// Of which: the memoized subtree walks.
     pub memo_bytes: usize,
+    /// Of which: per-state indexes (row slots, inverse `ANY` index, state bitsets, the
+    /// level-1 mask and forbidden lists).
+    pub index_bytes: usize,
+    /// Of which: the vocabulary (token bytes, first-token forms, kinds, names).
+    pub vocab_bytes: usize,
     /// Tokens forbidden from every live state by some module (level-1 mask).
     pub vocab_forbidden: usize,
 }
@@ -317,25 +342,35 @@ impl TokenPolicy {
             s.states.push(l.num_states);
             s.classes.push(m.num_classes());
             s.trie_nodes.push(l.trie.num_nodes());
-            let mut lifted = 0;
-            let mut mem = l.trie.memory_bytes() + l.rows.len() * 8;
             s.trie_bytes += l.trie.memory_bytes();
+            let mut lifted = 0;
             for r in &l.rows {
                 if let Some(r) = r.get() {
                     lifted += 1;
-                    mem += r.memory_bytes();
+                    s.row_bytes += r.memory_bytes();
                 }
             }
             if let Ok(memo) = l.memo.lock() {
+                // Map slots (key, Arc, hash) plus the walks themselves.
+                s.memo_bytes += memo.capacity() * 24;
                 for w in memo.values() {
-                    let b = 48 + (w.reached.len() + w.rules.len()) * 4 + w.viol.len() * 8;
-                    mem += b;
-                    s.memo_bytes += b;
+                    s.memo_bytes += 48 + (w.reached.len() + w.rules.len()) * 4 + w.viol.len() * 8;
                 }
             }
+            s.index_bytes += l.rows.len() * 8
+                + (l.any_nonempty.len() + l.any_empty.len() + l.any_only_end.len()) * 8
+                + l.forbidden_everywhere.capacity() * 4
+                + l.rep_byte.capacity()
+                + l.danger.get().map_or(0, |d| d.capacity() * 4);
+            if let Ok(inv) = l.inv.read() {
+                s.index_bytes += inv.iter().map(|v| 24 + v.capacity() * 4).sum::<usize>();
+            }
             s.lifted_states.push(lifted);
-            s.memory_bytes += mem;
         }
+        s.index_bytes += self.vocab_mask.words().len() * 4
+            + (self.empty_tokens.capacity() + self.end_tokens.capacity()) * 4;
+        s.vocab_bytes = self.vocab.memory_bytes();
+        s.memory_bytes = s.trie_bytes + s.row_bytes + s.memo_bytes + s.index_bytes + s.vocab_bytes;
         s.vocab_forbidden = self.vocab_mask.len() - self.vocab_mask.count_allowed();
         s
     }
@@ -734,5 +769,32 @@ impl ModuleLift {
         }
         out.sort_unstable();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_report_the_memory_of_every_part() {
+        let yaml = "pack: t\nrules:\n  - id: t.eval\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'eval\\('\n";
+        let policy = ward_policy::PolicyBuilder::new()
+            .compile_str(yaml, "t.yaml")
+            .unwrap();
+        let toks: Vec<&[u8]> = vec![b"eval", b"(", b"x", b" ", b"ev", b"al"];
+        let vocab = Vocab::from_token_bytes(&toks).unwrap();
+        let tp = TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
+        let before = tp.stats();
+        assert!(before.trie_bytes > 0 && before.vocab_bytes > 0 && before.index_bytes > 0);
+        assert_eq!(before.row_bytes, 0, "rows are filled lazily");
+        assert!(tp.lift_reachable() > 0);
+        let s = tp.stats();
+        assert!(s.row_bytes > 0 && s.memo_bytes > 0);
+        assert_eq!(
+            s.memory_bytes,
+            s.trie_bytes + s.row_bytes + s.memo_bytes + s.index_bytes + s.vocab_bytes
+        );
+        assert!(s.memory_bytes > before.memory_bytes);
     }
 }

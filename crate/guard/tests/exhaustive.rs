@@ -480,3 +480,118 @@ fn blocked_mass_is_attributed() {
     );
     assert!((stats.per_rule[0] - 0.7).abs() < 1e-6);
 }
+
+/// Vocabularies whose first text token decodes differently (SentencePiece-style: a token
+/// `" x"` is `"x"` at the start of the text): masks stay exact against brute force over the
+/// decoded text, after every commit, and the complete text is clean.
+#[test]
+fn first_token_forms_are_exact() {
+    let cases = cases(250);
+    let mut rng = Rng::new(0xf1257);
+    let (mut built, mut commits) = (0, 0);
+    for case in 0..cases {
+        let (mut policy, mut rules) = random_policy(&mut rng);
+        if rng.chance(0.5) {
+            // A rule anchored at the start of the text, where the first-token form matters.
+            let anchored = ["^a", "^ ?a", "^[ab]\\(", "^#"][rng.below(4)];
+            rules.push(("start".into(), "ERROR".into(), anchored.into()));
+            let refs: Vec<(&str, &str, &str)> = rules
+                .iter()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+                .collect();
+            policy = compile(&refs);
+        }
+        let words = random_vocab(&mut rng);
+        // Half the tokens carry a leading space that the first token of the text drops.
+        let rest: Vec<Vec<u8>> = words
+            .iter()
+            .map(|w| {
+                if rng.chance(0.5) {
+                    [b" ".as_slice(), w].concat()
+                } else {
+                    w.clone()
+                }
+            })
+            .collect();
+        let with_end = rng.chance(0.4);
+        let with_empty = rng.chance(0.4);
+        let mut first: Vec<Vec<u8>> = rest
+            .iter()
+            .map(|r| r.strip_prefix(b" ").unwrap_or(r).to_vec())
+            .collect();
+        first.resize(
+            rest.len() + with_end as usize + with_empty as usize,
+            Vec::new(),
+        );
+        let vocab = match vocab_with_specials(&rest, with_end, with_empty).with_first_forms(&first)
+        {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        if !vocab.has_first_forms() {
+            continue;
+        }
+        let v = vocab.len();
+        // The text starts with a fixed text token (after an optional text-free one).
+        let mut slots = Vec::new();
+        if with_empty && rng.chance(0.5) {
+            slots.push(Slot::Fixed(v as u32 - 1));
+        }
+        slots.push(Slot::Fixed(rng.below(rest.len()) as u32));
+        for _ in 0..1 + rng.below(4) {
+            slots.push(if rng.chance(0.6) {
+                Slot::Hole
+            } else {
+                Slot::Fixed(rng.below(v) as u32)
+            });
+        }
+        let ctx = format!(
+            "case {case}: rules {rules:?}\nrest {rest:?} end={with_end} empty={with_empty}\nslots {slots:?}"
+        );
+        let end_in_holes = case % 3 != 0;
+        let cfg = ward_guard::GuardConfig {
+            small_set: if case % 2 == 0 { 0 } else { 24 },
+            end_in_holes,
+            ..Default::default()
+        };
+        let tp = token_policy(policy.clone(), vocab.clone());
+        let fixed: Vec<Option<u32>> = slots.iter().map(|s| s.token()).collect();
+        let b = brute(&policy, &fixed, &vocab, end_in_holes);
+        let mut g = match Guard::with_config(tp, &Canvas::from_slots(slots.clone()), &cfg) {
+            Err(e) => {
+                assert!(
+                    b.any_clean_per_module.iter().any(|&c| !c),
+                    "guard refused a completable canvas: {e}\n{ctx}"
+                );
+                continue;
+            }
+            Ok(g) => g,
+        };
+        assert!(
+            b.any_clean_per_module.iter().all(|&c| c),
+            "guard accepted a canvas without completion\n{ctx}"
+        );
+        built += 1;
+        check_exact(&g, &policy, &ctx, end_in_holes);
+        while let Some(&h) = g.holes().first() {
+            let hs = g.holes();
+            let h = if rng.chance(0.5) {
+                h
+            } else {
+                hs[rng.below(hs.len())]
+            };
+            let Ok(mask) = g.mask(h) else { break };
+            let allowed: Vec<u32> = mask.iter_allowed().collect();
+            g.commit(h, allowed[rng.below(allowed.len())])
+                .unwrap_or_else(|e| panic!("{e}\n{ctx}"));
+            commits += 1;
+            check_exact(&g, &policy, &ctx, end_in_holes);
+        }
+        if g.is_complete() {
+            let f = enforced_findings(&policy, &g.text());
+            assert!(f.is_empty(), "complete canvas violates: {f:?}\n{ctx}");
+        }
+    }
+    eprintln!("first-token forms: {cases} cases, {built} guards, {commits} commits");
+    assert!(built > cases / 4, "only {built} guards built");
+}
