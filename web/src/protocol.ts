@@ -388,6 +388,7 @@ export interface SarifReport {
 export type ErrorCode =
   | "wasm-not-built"
   | "wasm-api-missing"
+  | "wasm-crashed"
   | "asset"
   | "model"
   | "policy"

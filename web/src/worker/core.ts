@@ -193,8 +193,14 @@ export class WorkerCore {
 
   private fail(id: number, e: unknown): void {
     const message = e instanceof Error ? e.message : String(e);
+    if (e instanceof Error && e.name === "WasmCrashError") {
+      // The module's memory may be corrupt: the next init loads it again.
+      this.engine = null;
+      this.wasmBase = null;
+    }
     let code: ErrorCode = "generate";
     if (e instanceof CoreError) code = e.code;
+    else if (e instanceof Error && e.name === "WasmCrashError") code = "wasm-crashed";
     else if (e instanceof WasmUnavailableError) code = e.code;
     else if (e instanceof AssetError) code = "asset";
     else if (e instanceof ModelFileError) code = "model";

@@ -77,10 +77,33 @@ export const loadWasmEngine: EngineLoader = async (wasmBase, onProgress) => {
   } catch (e) {
     throw new WasmUnavailableError("wasm-not-built", `could not instantiate ${WASM_FILE}: ${(e as Error).message}`);
   }
+  watchPanics();
   return new WasmEngine(mod);
 };
 
+/** The last Rust panic message console_error_panic_hook printed (first lines). */
+let lastPanic: string | null = null;
+
+/** Remembers panic messages so a crash can be reported with its cause, not just "unreachable". */
+function watchPanics(): void {
+  const original = console.error.bind(console);
+  console.error = (...args: unknown[]) => {
+    const text = args.map(String).join(" ");
+    if (/panicked at/.test(text)) lastPanic = text.split("\n").filter((l) => l.trim()).slice(0, 2).join(": ");
+    original(...args);
+  };
+}
+
+/** A Rust panic in the wasm: the module is unusable until it is loaded again. */
+export class WasmCrashError extends Error {
+  constructor(cause: Error) {
+    super(`the wasm module crashed (a bug in ward-web; reload the page): ${lastPanic ?? cause.message}`);
+    this.name = "WasmCrashError";
+  }
+}
+
 function jsError(e: unknown): Error {
+  if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) return new WasmCrashError(e);
   if (e instanceof Error) return e;
   return new Error(typeof e === "string" ? e : JSON.stringify(e));
 }
@@ -148,6 +171,15 @@ export function policyErrorInfo(e: unknown, gathered: GatheredPolicy): PolicyErr
   return info;
 }
 
+/** Runs a wasm call, turning a crash (a Rust panic) into a `WasmCrashError`. */
+function guard<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw jsError(e);
+  }
+}
+
 class WasmEngine implements Engine {
   private policy: WasmPolicy | null = null;
   private generator: WasmGenerator | null = null;
@@ -163,16 +195,19 @@ class WasmEngine implements Engine {
     try {
       p = new Policy(gathered.files, gathered.root);
     } catch (e) {
+      const err = jsError(e);
+      if (err instanceof WasmCrashError) throw err;
       throw new PolicyCompileError(policyErrorInfo(e, gathered));
     }
     this.policy?.free?.();
     this.policy = p;
-    return normalisePolicy(plain(p.explain()));
+    return normalisePolicy(plain(guard(() => p.explain())));
   }
 
   check(text: string): Finding[] {
-    if (!this.policy) throw new Error("no policy loaded");
-    return plain<Finding[]>(this.policy.check(text));
+    const p = this.policy;
+    if (!p) throw new Error("no policy loaded");
+    return plain<Finding[]>(guard(() => p.check(text)));
   }
 
   async loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }> {
@@ -210,12 +245,12 @@ class WasmEngine implements Engine {
     return {
       start,
       step: () => {
-        const ev = g.step();
+        const ev = guard(() => g.step());
         return ev === undefined || ev === null ? null : plain<StepEvent>(ev);
       },
       cancel: () => g.cancel(),
-      result: () => plain<GenerationResult>(g.result()),
-      sarif: () => g.sarif(),
+      result: () => plain<GenerationResult>(guard(() => g.result())),
+      sarif: () => guard(() => g.sarif()),
     };
   }
 }

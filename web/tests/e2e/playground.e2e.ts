@@ -51,6 +51,22 @@ async function waitState(page: Page, states: string[], timeout = 120_000): Promi
   return (await page.evaluate(() => document.body.dataset.state)) as string;
 }
 
+/**
+ * Replaces an editor's text the way a user pasting does: a `paste` event with the text on the
+ * clipboard (CodeMirror handles it; typing newlines through `insertText` would make Chromium
+ * insert styled <div>s into the contenteditable, which the CSP then reports).
+ */
+async function paste(page: Page, editor: string, text: string): Promise<void> {
+  const content = page.locator(`${editor} .cm-content`);
+  await content.click();
+  await page.keyboard.press("Control+A");
+  await content.evaluate((el, t) => {
+    const dt = new DataTransfer();
+    dt.setData("text/plain", t);
+    el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, text);
+}
+
 async function pickExample(page: Page, id: string): Promise<void> {
   await page.selectOption("#example", id);
 }
@@ -116,9 +132,7 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     await waitState(page, ["ready", "error"]);
     await page.waitForFunction(() => document.querySelectorAll("#rules li").length > 10);
     // Paste insecure code into the editor: the finding is listed and underlined.
-    await page.locator("#prompt-editor .cm-content").click();
-    await page.keyboard.press("Control+A");
-    await page.keyboard.insertText("import os\nos.system(user_input)\n");
+    await paste(page, "#prompt-editor", "import os\nos.system(user_input)\n");
     await page.waitForFunction(() => document.getElementById("prompt-findings")?.dataset.count === "1");
     await expect(page.locator("#prompt-findings").textContent()).resolves.toContain("python.os-system");
     await expect(page.locator("#prompt-editor .cm-lintRange-error").count()).resolves.toBeGreaterThan(0);
@@ -129,9 +143,7 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     const page = await open();
     await waitState(page, ["ready", "error"]);
     await page.locator("summary", { hasText: "Custom rule" }).click();
-    await page.locator("#yaml-editor .cm-content").click();
-    await page.keyboard.press("Control+A");
-    await page.keyboard.insertText("rules:\n  - id: custom.lookahead\n    message: x\n    severity: ERROR\n    pattern-regex: 'foo(?=bar)'\n");
+    await paste(page, "#yaml-editor", "rules:\n  - id: custom.lookahead\n    message: x\n    severity: ERROR\n    pattern-regex: 'foo(?=bar)'\n");
     await page.click("#apply-yaml");
     await page.waitForFunction(() => /Compile error/.test(document.getElementById("yaml-status")?.textContent ?? ""));
     const msg = (await page.locator("#yaml-status").textContent()) ?? "";
@@ -187,9 +199,7 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
   it("Stop works mid-generation", async () => {
     const page = await open();
     await waitState(page, ["ready"]);
-    await page.locator("#prompt-editor .cm-content").click();
-    await page.keyboard.press("Control+A");
-    await page.keyboard.insertText("def handler(request):\n    <|hole:96|>\n");
+    await paste(page, "#prompt-editor", "def handler(request):\n    <|hole:96|>\n");
     await page.fill("#steps", "96");
     await page.click("#generate");
     await page.waitForFunction(() => document.querySelectorAll("#canvas-enforced .committed").length > 0, undefined, { timeout: 120_000 });
@@ -211,9 +221,7 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
     const word = /^\w+/.exec(body)?.[0];
     expect(word, `the model wrote an identifier after hashlib. (got ${JSON.stringify(body)})`).toBeTruthy();
     await page.locator("summary", { hasText: "Custom rule" }).click();
-    await page.locator("#yaml-editor .cm-content").click();
-    await page.keyboard.press("Control+A");
-    await page.keyboard.insertText(`rules:\n  - id: custom.no-${word}\n    message: not this one\n    severity: ERROR\n    pattern-regex: 'hashlib\\.${word}\\b'\n`);
+    await paste(page, "#yaml-editor", `rules:\n  - id: custom.no-${word}\n    message: not this one\n    severity: ERROR\n    pattern-regex: 'hashlib\\.${word}\\b'\n`);
     await page.click("#apply-yaml");
     await page.waitForFunction(() => /Compiled/.test(document.getElementById("yaml-status")?.textContent ?? ""));
     await page.click("#generate");
