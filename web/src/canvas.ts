@@ -30,6 +30,8 @@ export interface Cell {
   blocked: BlockMark[];
   /** Times this position was reopened by a remask. */
   remasked: number;
+  /** Filled by the end of the text (nothing shown). */
+  end: boolean;
 }
 
 /** The canvas after some steps. */
@@ -54,6 +56,7 @@ export function replay(start: StartEvent, steps: readonly StepEvent[], upTo: num
     probability: null,
     blocked: [],
     remasked: 0,
+    end: false,
   }));
   const byPos = new Map<number, Cell>();
   for (const c of cells) byPos.set(c.position, c);
@@ -77,6 +80,7 @@ export function replay(start: StartEvent, steps: readonly StepEvent[], upTo: num
         c.token = null;
         c.step = null;
         c.probability = null;
+        c.end = false;
         c.remasked++;
       }
     }
@@ -88,6 +92,7 @@ export function replay(start: StartEvent, steps: readonly StepEvent[], upTo: num
       c.token = m.token;
       c.step = ev.step;
       c.probability = m.probability;
+      c.end = m.end === true;
     }
   }
   return { cells, steps: n, open: cells.filter((c) => c.state === "mask").length, blockedTotal };

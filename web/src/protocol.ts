@@ -82,6 +82,8 @@ export interface Commit {
   token: number;
   text: string;
   probability: number;
+  /** True when the position was filled because the text ended before it. */
+  end?: boolean;
 }
 
 /** A candidate the policy removed: the model wanted it, a rule forbade it. */
@@ -142,14 +144,18 @@ export interface Finding {
 export interface Certificate {
   format: string;
   policy: {
+    name?: string;
     digest: string;
     enforced_rules: CertificateRule[];
     reported_rules: string[];
   } | null;
   model: { digest: string; name: string; vocab_size: number };
+  /** The policy the final re-scan used when none was enforced. */
+  scanned_with?: string | null;
   request: GenerateRequest;
   seed: number;
   blocked_total: number;
+  blocked_mass?: number;
   remasks: number;
   findings: Finding[];
   enforced_findings: number;

@@ -55,6 +55,7 @@ export function renderCanvas(pre: HTMLElement, snap: CanvasSnapshot, rules: Rule
     } else {
       span = el(doc, "span", `tok ${c.state}`, c.text);
       if (c.state === "committed" && freshStep !== null && c.step === freshStep) span.classList.add("fresh");
+      if (c.end) span.classList.add("end");
     }
     span.dataset.pos = String(c.position);
     if (c.remasked > 0) span.classList.add("remasked");
