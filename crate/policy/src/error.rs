@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What went wrong, without the location details (see [`CompileError`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +40,14 @@ pub enum ErrorKind {
 
 /// An error from loading or compiling a policy. Its `Display` names the file, line and
 /// column, the rule and the construct where known.
-#[derive(Clone, Debug)]
-pub struct CompileError {
+///
+/// One pointer wide (the details are boxed), so `Result<_, CompileError>` stays cheap to
+/// return on the compiler's hot paths.
+#[derive(Clone)]
+pub struct CompileError(Box<Details>);
+
+#[derive(Clone)]
+struct Details {
     kind: ErrorKind,
     file: Option<PathBuf>,
     line: Option<usize>,
@@ -49,101 +56,142 @@ pub struct CompileError {
     message: String,
 }
 
+impl fmt::Debug for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        f.debug_struct("CompileError")
+            .field("kind", &d.kind)
+            .field("file", &d.file)
+            .field("line", &d.line)
+            .field("column", &d.column)
+            .field("rule", &d.rule)
+            .field("message", &d.message)
+            .finish()
+    }
+}
+
 impl CompileError {
     /// A new error of `kind` with a message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CompileError {
+        CompileError(Box::new(Details {
             kind,
             file: None,
             line: None,
             column: None,
             rule: None,
             message: message.into(),
-        }
+        }))
     }
 
     /// Attach the file.
     pub(crate) fn in_file(mut self, file: &Path) -> Self {
-        if self.file.is_none() {
-            self.file = Some(file.to_path_buf());
+        if self.0.file.is_none() {
+            self.0.file = Some(file.to_path_buf());
         }
         self
     }
 
     /// Attach a line and column (1-based).
     pub(crate) fn at(mut self, line: usize, column: usize) -> Self {
-        if self.line.is_none() {
-            self.line = Some(line);
-            self.column = Some(column);
+        if self.0.line.is_none() {
+            self.0.line = Some(line);
+            self.0.column = Some(column);
         }
         self
     }
 
     /// Attach the rule id.
     pub(crate) fn for_rule(mut self, rule: &str) -> Self {
-        if self.rule.is_none() {
-            self.rule = Some(rule.to_string());
+        if self.0.rule.is_none() {
+            self.0.rule = Some(rule.to_string());
         }
         self
     }
 
     /// The kind of error.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The file the error is in, if known.
     pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
+        self.0.file.as_deref()
     }
 
     /// The 1-based line in the file, if known.
     pub fn line(&self) -> Option<usize> {
-        self.line
+        self.0.line
     }
 
     /// The 1-based column (in the file, or in the regex for regex errors), if known.
     pub fn column(&self) -> Option<usize> {
-        self.column
+        self.0.column
     }
 
     /// The rule id the error is about, if any.
     pub fn rule(&self) -> Option<&str> {
-        self.rule.as_deref()
+        self.0.rule.as_deref()
     }
 
     /// The message without location.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// True if a size limit (states or bytes) was exceeded.
     pub fn is_size_limit_exceeded(&self) -> bool {
-        self.kind == ErrorKind::SizeLimit
+        self.0.kind == ErrorKind::SizeLimit
     }
 
     /// True if the time limit was exceeded.
     pub fn is_time_limit_exceeded(&self) -> bool {
-        self.kind == ErrorKind::TimeLimit
+        self.0.kind == ErrorKind::TimeLimit
+    }
+}
+
+/// The compile-time budget of one compilation (or of one reporting DFA built later): every
+/// loop of the compiler whose length grows with the input calls [`Deadline::check`] every
+/// few thousand iterations, so any pack fails within the limit plus a small margin.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    start: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A budget of `limit` from `start`.
+    pub(crate) fn new(start: Instant, limit: Duration) -> Self {
+        Deadline { start, limit }
+    }
+
+    /// A [`ErrorKind::TimeLimit`] error once the budget is spent.
+    pub(crate) fn check(&self) -> Result<(), CompileError> {
+        if self.start.elapsed() > self.limit {
+            return Err(CompileError::new(
+                ErrorKind::TimeLimit,
+                format!("compilation exceeded the time limit of {:?}", self.limit),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
+        if let Some(file) = &self.0.file {
             write!(f, "{}", file.display())?;
-            if let Some(l) = self.line {
+            if let Some(l) = self.0.line {
                 write!(f, ":{l}")?;
-                if let Some(c) = self.column {
+                if let Some(c) = self.0.column {
                     write!(f, ":{c}")?;
                 }
             }
             write!(f, ": ")?;
         }
-        if let Some(r) = &self.rule {
+        if let Some(r) = &self.0.rule {
             write!(f, "rule `{r}`: ")?;
         }
-        write!(f, "{}", self.message)
+        write!(f, "{}", self.0.message)
     }
 }
 

@@ -7,7 +7,7 @@
 use regex_syntax::ast::ErrorKind as AstErrorKind;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-use crate::error::{CompileError, ErrorKind};
+use crate::error::{CompileError, Deadline, ErrorKind};
 
 /// NFA state id in an [`Arena`].
 pub(crate) type NfaId = u32;
@@ -31,6 +31,20 @@ pub(crate) enum NState {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Arena {
     pub(crate) states: Vec<NState>,
+    /// Per state: an assertion (`Look`) is reachable from it by epsilon moves (itself
+    /// included), so a thread there may read the context around the position.
+    pub(crate) look_reach: Vec<bool>,
+}
+
+/// Most NFA states of all patterns together.
+const MAX_NFA_STATES: usize = 2_000_000;
+
+/// What one pattern's compilation carries along.
+struct Job<'d> {
+    needs: LookNeeds,
+    deadline: &'d Deadline,
+    /// Calls so far, to look at the clock every few thousand.
+    calls: usize,
 }
 
 /// Which look-around context bits a set of patterns needs.
@@ -139,20 +153,67 @@ impl Arena {
         (self.states.len() - 1) as NfaId
     }
 
-    /// Compile `hir` into the arena; the result ends in a fresh `Match` state.
-    pub(crate) fn compile(&mut self, hir: &Hir) -> Result<Compiled, CompileError> {
-        let mut needs = LookNeeds::default();
+    /// Compile `hir` into the arena; the result ends in a fresh `Match` state. Fails past
+    /// [`MAX_NFA_STATES`] or the deadline.
+    pub(crate) fn compile(
+        &mut self,
+        hir: &Hir,
+        deadline: &Deadline,
+    ) -> Result<Compiled, CompileError> {
+        let lo = self.states.len();
+        let mut job = Job {
+            needs: LookNeeds::default(),
+            deadline,
+            calls: 0,
+        };
         let m = self.push(NState::Match);
-        let start = self.c(hir, m, &mut needs)?;
-        Ok(Compiled { start, needs })
+        let start = self.c(hir, m, &mut job)?;
+        self.mark_look_reach(lo);
+        Ok(Compiled {
+            start,
+            needs: job.needs,
+        })
     }
 
-    fn c(&mut self, hir: &Hir, next: NfaId, needs: &mut LookNeeds) -> Result<NfaId, CompileError> {
-        if self.states.len() > 2_000_000 {
+    /// Fill [`Arena::look_reach`] for the states from `lo` on (one pattern: its epsilon
+    /// moves stay inside it). Epsilon moves mostly lead to lower ids (a state is pushed
+    /// after its continuation), so sweeping upwards settles most states at once; each loop
+    /// closes with one upward move, and sweeps repeat until nothing changes (about the
+    /// nesting depth of loops).
+    fn mark_look_reach(&mut self, lo: usize) {
+        let n = self.states.len();
+        self.look_reach.truncate(lo);
+        self.look_reach.resize(n, false);
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for q in lo..n {
+                if self.look_reach[q] {
+                    continue;
+                }
+                let reach = match &self.states[q] {
+                    NState::Look { .. } => true,
+                    NState::Split(alts) => alts.iter().any(|&a| self.look_reach[a as usize]),
+                    _ => false,
+                };
+                if reach {
+                    self.look_reach[q] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+
+    fn c(&mut self, hir: &Hir, next: NfaId, job: &mut Job<'_>) -> Result<NfaId, CompileError> {
+        if self.states.len() > MAX_NFA_STATES {
             return Err(CompileError::new(
                 ErrorKind::SizeLimit,
                 "pattern expands to more than 2,000,000 NFA states",
             ));
+        }
+        job.calls += 1;
+        if job.calls & 0xfff == 0 {
+            job.deadline.check()?;
         }
         Ok(match hir.kind() {
             HirKind::Empty => next,
@@ -189,14 +250,14 @@ impl Arena {
             }
             HirKind::Look(look) => {
                 match look {
-                    Look::Start | Look::End => needs.text = true,
-                    Look::StartLF | Look::EndLF => needs.line = true,
+                    Look::Start | Look::End => job.needs.text = true,
+                    Look::StartLF | Look::EndLF => job.needs.line = true,
                     Look::WordAscii
                     | Look::WordAsciiNegate
                     | Look::WordStartAscii
                     | Look::WordEndAscii
                     | Look::WordStartHalfAscii
-                    | Look::WordEndHalfAscii => needs.word = true,
+                    | Look::WordEndHalfAscii => job.needs.word = true,
                     other => {
                         return Err(CompileError::new(
                             ErrorKind::UnsupportedRegex,
@@ -206,41 +267,56 @@ impl Arena {
                 }
                 self.push(NState::Look { look: *look, next })
             }
-            HirKind::Capture(cap) => self.c(&cap.sub, next, needs)?,
+            HirKind::Capture(cap) => self.c(&cap.sub, next, job)?,
             HirKind::Concat(subs) => {
                 let mut cur = next;
                 for s in subs.iter().rev() {
-                    cur = self.c(s, cur, needs)?;
+                    cur = self.c(s, cur, job)?;
                 }
                 cur
             }
             HirKind::Alternation(subs) => {
                 let mut alts = Vec::with_capacity(subs.len());
                 for s in subs {
-                    alts.push(self.c(s, next, needs)?);
+                    alts.push(self.c(s, next, job)?);
                 }
                 self.push(NState::Split(alts))
             }
             HirKind::Repetition(rep) => {
+                // Every form compiles its sub-pattern once per copy it needs, never more, so
+                // nested repetitions stay linear in the pattern (`((x?)+)+` is three loops,
+                // not eight copies of `x`), as regex-automata's Thompson compiler does:
+                // `x*` is one loop, `x{n,}` is `n - 1` copies then one loop entered through
+                // its body (`x+`), and `x{n,m}` is `n` copies then `m - n` optional ones.
                 let min = rep.min;
                 let mut cur = next;
-                match rep.max {
-                    None => {
-                        // loop: split(body → loop, next)
+                let copies = match rep.max {
+                    None if min == 0 => {
+                        // x*: split(body → loop, next)
                         let lp = self.push(NState::Split(vec![]));
-                        let body = self.c(&rep.sub, lp, needs)?;
+                        let body = self.c(&rep.sub, lp, job)?;
                         self.states[lp as usize] = NState::Split(vec![body, next]);
                         cur = lp;
+                        0
+                    }
+                    None => {
+                        // x+: body → split(body, next), entered at the body
+                        let lp = self.push(NState::Split(vec![]));
+                        let body = self.c(&rep.sub, lp, job)?;
+                        self.states[lp as usize] = NState::Split(vec![body, next]);
+                        cur = body;
+                        min - 1
                     }
                     Some(max) => {
                         for _ in min..max {
-                            let body = self.c(&rep.sub, cur, needs)?;
+                            let body = self.c(&rep.sub, cur, job)?;
                             cur = self.push(NState::Split(vec![body, next]));
                         }
+                        min
                     }
-                }
-                for _ in 0..min {
-                    cur = self.c(&rep.sub, cur, needs)?;
+                };
+                for _ in 0..copies {
+                    cur = self.c(&rep.sub, cur, job)?;
                 }
                 cur
             }
@@ -390,5 +466,80 @@ pub(crate) fn mark_boundaries(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// NFA states of `pattern` compiled alone.
+    fn size(pattern: &str) -> usize {
+        let mut arena = Arena::default();
+        let deadline = Deadline::new(Instant::now(), Duration::from_secs(60));
+        arena.compile(&parse(pattern).unwrap(), &deadline).unwrap();
+        arena.states.len()
+    }
+
+    #[test]
+    fn nested_repetitions_are_linear() {
+        // Each `+` (and `*`) adds one loop state, never a copy of what it repeats: the NFA of
+        // `\s?` followed by n `+` grows by one state per `+` (issue 16: it doubled).
+        let base = size(r"$^\s?\,,\-s,s#");
+        for n in 1..=98 {
+            let pattern = format!(r"$^\s?{}\,,\-s,s#", "+".repeat(n));
+            assert_eq!(size(&pattern), base + n, "{pattern}");
+        }
+        let base = size("(?:a?b?)c");
+        for n in 1..=40 {
+            let pattern = format!("{}(?:a?b?){}c", "(?:".repeat(n), ")*".repeat(n));
+            assert_eq!(size(&pattern), base + n, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn counted_repetitions_compile_one_copy_each() {
+        // States of one `ab`, without the `Match` state.
+        let one = size("ab") - 1;
+        // `x{3,}`: three copies, the last one looping; `x{2,4}`: two copies and two optional
+        // ones (each behind a split).
+        assert_eq!(size("(?:ab){3,}"), 1 + 3 * one + 1);
+        assert_eq!(size("(?:ab){2,4}"), 1 + 4 * one + 2);
+        assert_eq!(size("(?:ab)+"), 1 + one + 1);
+    }
+
+    #[test]
+    fn look_reach_marks_states_that_reach_an_assertion() {
+        let mut arena = Arena::default();
+        let deadline = Deadline::new(Instant::now(), Duration::from_secs(60));
+        let c = arena
+            .compile(&parse(r"a(?:\bb)*c").unwrap(), &deadline)
+            .unwrap();
+        assert_eq!(arena.look_reach.len(), arena.states.len());
+        // The start consumes `a` and reaches no assertion; after it, the loop's split does.
+        assert!(!arena.look_reach[c.start as usize]);
+        let NState::Range { next, .. } = arena.states[c.start as usize] else {
+            panic!("{:?}", arena.states[c.start as usize]);
+        };
+        assert!(arena.look_reach[next as usize]);
+    }
+
+    #[test]
+    fn the_deadline_stops_a_large_expansion() {
+        let mut arena = Arena::default();
+        let spent = Deadline::new(Instant::now(), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        let e = arena
+            .compile(&parse("(?:a{100}){100}").unwrap(), &spent)
+            .unwrap_err();
+        assert!(e.is_time_limit_exceeded(), "{e}");
+        let e = Arena::default()
+            .compile(
+                &parse("(?:(?:a{100}){100}){300}").unwrap(),
+                &Deadline::new(Instant::now(), Duration::from_secs(600)),
+            )
+            .unwrap_err();
+        assert!(e.is_size_limit_exceeded(), "{e}");
     }
 }
