@@ -55,7 +55,7 @@ const chrome = EditorView.theme({
   ".cm-activeLineGutter": { backgroundColor: "var(--cm-active-line)" },
   ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--ward-fg)" },
   "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": { backgroundColor: "var(--cm-selection)" },
-  ".cm-tooltip": { backgroundColor: "var(--ward-tip-bg)", color: "var(--ward-tip-fg)", border: "1px solid var(--ward-border)" },
+  ".cm-tooltip": { backgroundColor: "var(--ward-tip-bg)", color: "var(--ward-tip-fg)", border: "1px solid var(--ward-border)", maxWidth: "min(36rem, 90vw)" },
 });
 
 function base(onChange: (text: string) => void, label: string): Extension[] {

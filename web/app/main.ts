@@ -208,11 +208,11 @@ function renderRules(): void {
 $in("rule-filter").addEventListener("input", renderRules);
 for (const cb of document.querySelectorAll<HTMLInputElement>('input[name="pack"]')) cb.addEventListener("change", () => void applyPolicy());
 
-async function applyPolicy(): Promise<boolean> {
+async function applyPolicy(keepYamlError = false): Promise<boolean> {
   try {
     const info = await client.setPolicy(policySource());
     showPolicy(info);
-    showYamlError(yamlView, null);
+    if (!keepYamlError) showYamlError(yamlView, null);
     scheduleCheck();
     return true;
   } catch (e) {
@@ -239,7 +239,7 @@ $btn("apply-yaml").addEventListener("click", async () => {
     $("yaml-status").textContent = state.customYaml.trim() ? "Compiled: enforced on the next run." : "Custom rules removed.";
   } else {
     state.customYaml = previous; // the last policy that compiled stays in force
-    await applyPolicy().catch(() => undefined);
+    await applyPolicy(true).catch(() => undefined);
   }
 });
 $btn("clear-yaml").addEventListener("click", async () => {

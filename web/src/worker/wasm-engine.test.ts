@@ -30,6 +30,14 @@ describe("wasm adapter", () => {
     expect(locatePolicyError("inline/custom/pack.yaml:3:7: rule `custom.b` has no pattern", ["inline/custom/pack.yaml"])).toEqual({ file: "inline/custom/pack.yaml", line: 3, column: 7, rule_id: "custom.b" });
   });
 
+  it("moves a regex error's column from the pattern to the file", () => {
+    const yaml = "pack: custom\nrules:\n  - id: custom.a\n    pattern-regex: 'x'\n  - id: custom.la\n    message: m\n    pattern-regex: 'foo(?=bar)'\n";
+    const gathered = { files: { "inline/custom/pack.yaml": yaml }, root: "inline/custom/pack.yaml", inlineLineOffset: 1 };
+    const e = Object.assign(new Error("policy: inline/custom/pack.yaml:1:4: rule `custom.la`: look-around is not regular: `(?=` at column 4 of pattern `foo(?=bar)`"), { rule: "custom.la", file: "inline/custom/pack.yaml", line: 1, column: 4 });
+    expect(policyErrorInfo(e, gathered)).toMatchObject({ line: 7, column: 24 });
+    expect(yaml.split("\n")[6].slice(23, 26)).toBe("(?=");
+  });
+
   it("turns Maps and JSON text into plain data", () => {
     expect(plain(new Map<string, unknown>([["a", new Map([["b", 1]])]]))).toEqual({ a: { b: 1 } });
     expect(plain('{"x":[1,2]}')).toEqual({ x: [1, 2] });

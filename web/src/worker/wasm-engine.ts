@@ -168,7 +168,40 @@ export function policyErrorInfo(e: unknown, gathered: GatheredPolicy): PolicyErr
     line: typeof f.line === "number" ? f.line : fromMsg.line,
     column: typeof f.column === "number" ? f.column : fromMsg.column,
   };
+  // A regex error counts its column in the pattern: find the pattern in the file.
+  const pattern = /of pattern `([^`]*)`/.exec(err.message)?.[1];
+  const text = info.file !== undefined ? gathered.files[info.file] : undefined;
+  if (pattern !== undefined && text !== undefined && info.rule_id !== undefined) {
+    const regexColumn = Number(/at column (\d+) of pattern/.exec(err.message)?.[1] ?? info.column ?? 1);
+    const at = locatePattern(text, info.rule_id, pattern, regexColumn);
+    if (at) {
+      info.line = at.line;
+      info.column = at.column;
+    }
+  }
   return info;
+}
+
+/**
+ * The 1-based line and column in `yaml` of column `regexColumn` of `pattern` in rule
+ * `ruleId` (the first occurrence of the pattern's text after the rule's `id:` line, as written
+ * plain, single-quoted or double-quoted). Null when it cannot be found (a block scalar that
+ * splits it, escapes that change it).
+ */
+export function locatePattern(yaml: string, ruleId: string, pattern: string, regexColumn: number): { line: number; column: number } | null {
+  const lines = yaml.split(/\r?\n/);
+  const idRe = new RegExp(`\\bid\\s*:\\s*["']?${ruleId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*$`);
+  const start = lines.findIndex((l) => idRe.test(l));
+  if (start < 0) return null;
+  const forms = [pattern, pattern.replace(/'/g, "''")];
+  for (let i = start; i < lines.length; i++) {
+    if (i > start && /^\s*-\s+id\s*:/.test(lines[i])) break; // the next rule
+    for (const form of forms) {
+      const k = lines[i].indexOf(form);
+      if (k >= 0) return { line: i + 1, column: k + regexColumn };
+    }
+  }
+  return { line: start + 1, column: 1 };
 }
 
 /** Runs a wasm call, turning a crash (a Rust panic) into a `WasmCrashError`. */

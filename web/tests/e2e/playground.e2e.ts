@@ -143,13 +143,16 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     const page = await open();
     await waitState(page, ["ready", "error"]);
     await page.locator("summary", { hasText: "Custom rule" }).click();
-    await paste(page, "#yaml-editor", "rules:\n  - id: custom.lookahead\n    message: x\n    severity: ERROR\n    pattern-regex: 'foo(?=bar)'\n");
+    await paste(page, "#yaml-editor", "rules:\n  - id: custom.lookahead\n    message: x\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'foo(?=bar)'\n");
     await page.click("#apply-yaml");
     await page.waitForFunction(() => /Compile error/.test(document.getElementById("yaml-status")?.textContent ?? ""));
     const msg = (await page.locator("#yaml-status").textContent()) ?? "";
     expect(msg).toContain("custom.lookahead");
-    expect(msg).toMatch(/line 5, column \d+/);
+    expect(msg).toMatch(/line 6, column \d+/);
+    // The error stays marked in the editor after the previous policy is restored.
+    await page.waitForTimeout(500);
     await expect(page.locator("#yaml-editor .cm-lintRange-error").count()).resolves.toBe(1);
+    await expect(page.locator("#yaml-editor .cm-lint-marker-error").count()).resolves.toBe(1);
     await page.close();
   });
 });
