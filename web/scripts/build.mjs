@@ -8,7 +8,8 @@
 //
 // Inputs (environment):
 //   WARD_WASM_DIR   folder of the wasm-bindgen output (ward_web.js, ward_web_bg.wasm);
-//                   default: the first of crate/web/pkg, $CARGO_TARGET_DIR/ward-web-pkg
+//                   default: the first of crate/web/pkg-model (the build with the generator,
+//                   crate/web/scripts/build.sh --model) and crate/web/pkg (policy and guard only)
 //   WARD_MODEL_DIR  default model folder (default: models/ward-tiny-code)
 //   WARD_POLICIES   policy packs folder (default: policies)
 // A missing wasm package is not fatal: the pages then say "the wasm package is not built".
@@ -60,8 +61,8 @@ async function listFiles(dir, base = dir) {
 function findWasm() {
   const candidates = [
     process.env.WARD_WASM_DIR,
+    path.join(repo, "crate", "web", "pkg-model"),
     path.join(repo, "crate", "web", "pkg"),
-    process.env.CARGO_TARGET_DIR && path.join(process.env.CARGO_TARGET_DIR, "ward-web-pkg"),
   ].filter(Boolean);
   for (const c of candidates) {
     if (existsSync(path.join(c, "ward_web.js")) && existsSync(path.join(c, "ward_web_bg.wasm"))) return c;
