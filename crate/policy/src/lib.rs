@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod check;
+pub mod clock;
 mod compile;
 mod error;
 mod lexer;
