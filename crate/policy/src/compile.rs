@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::clock::Instant;
 
-use crate::error::{CompileError, ErrorKind};
+use crate::error::{CompileError, Deadline, ErrorKind};
 use crate::lexer::{self, LexTable, Scope};
 use crate::module::{Module, RuleIndex, StateId};
 use crate::nfa::{self, Arena, Ctx, LookNeeds, NfaId};
@@ -44,6 +44,11 @@ pub struct PolicyConfig {
     pub max_states: usize,
     /// Most bytes of transition table in one module.
     pub max_module_bytes: usize,
+    /// Most bytes of working memory while one rule's or one module's automaton is built
+    /// (thread tables, step memos, interned sets), like regex-automata's
+    /// `determinize_size_limit`: a pattern with a huge NFA fails with a size-limit error
+    /// instead of exhausting memory. The shipped packs need under 1 MiB.
+    pub max_build_bytes: usize,
     /// Most wall time for the whole compilation.
     pub max_compile_time: Duration,
     /// Merge several enforced rules into one module while it stays under `max_states`.
@@ -58,6 +63,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             max_states: 4096,
             max_module_bytes: 16 << 20,
+            max_build_bytes: 64 << 20,
             max_compile_time: Duration::from_secs(10),
             merge: true,
             threads: 0,
@@ -336,6 +342,7 @@ impl PolicyBuilder {
     /// Compile a resolved policy.
     pub fn compile(&self, eff: &EffectivePolicy) -> Result<CompiledPolicy, CompileError> {
         let t0 = Instant::now();
+        let deadline = Deadline::new(t0, self.config.max_compile_time);
         let rules: Vec<Rule> = eff.rules.iter().filter(|r| r.enabled).cloned().collect();
         let mut arena = Arena::default();
         let mut alts: Vec<AltInfo> = Vec::new();
@@ -343,10 +350,10 @@ impl PolicyBuilder {
         for (ri, rule) in rules.iter().enumerate() {
             let mut mine = Vec::new();
             for alt in rule.pattern.alternatives() {
-                let a = compile_regex(&mut arena, &alt.regex, rule)?;
+                let a = compile_regex(&mut arena, &alt.regex, rule, &deadline)?;
                 let mut nots = Vec::new();
                 for n in &alt.not {
-                    nots.push(compile_regex(&mut arena, n, rule)?);
+                    nots.push(compile_regex(&mut arena, n, rule, &deadline)?);
                 }
                 let mut needs = a.needs;
                 let mut ranges = vec![a.range.clone()];
@@ -418,7 +425,7 @@ impl PolicyBuilder {
                 };
                 let size = raw.states.len();
                 let idle = raw.states.iter().filter(|k| k.ts == 0).count();
-                let (pruned, parts) = raw.enforced(b);
+                let (pruned, parts) = raw.enforced(b).map_err(|e| rule_error(e, &rules[ri]))?;
                 let report = with_report.then_some(parts);
                 Ok(Alone {
                     size,
@@ -521,14 +528,16 @@ impl PolicyBuilder {
                         out.push(parts.pop().expect("one part").into_module());
                         continue;
                     }
-                    match product(&parts, &self.config) {
-                        Ok(p) => out.push(p.minimize()),
+                    match product(&parts, &self.config, &deadline)
+                        .and_then(|p| p.minimize(&deadline))
+                    {
+                        Ok(m) => out.push(m),
                         Err(e) if e.is_size_limit_exceeded() => {
                             let right = parts.split_off(parts.len() / 2);
                             stack.push(right);
                             stack.push(parts);
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(merge_error(e, &parts, &rules)),
                     }
                 }
                 Ok(out)
@@ -680,6 +689,19 @@ fn mark_look_boundaries(needs: LookNeeds, split: &mut [bool; 256]) {
     }
 }
 
+/// Name the rules being merged in an error of the merge phase.
+fn merge_error(e: CompileError, parts: &[Pruned], rules: &[Rule]) -> CompileError {
+    let ids: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.rules.iter())
+        .map(|&r| rules[r as usize].id.as_str())
+        .collect();
+    CompileError::new(
+        e.kind().clone(),
+        format!("{} (merging the rules {})", e.message(), ids.join(", ")),
+    )
+}
+
 /// Attach the rule's id, file and line to an error.
 fn rule_error(e: CompileError, r: &Rule) -> CompileError {
     let e = e.for_rule(&r.id).in_file(&r.source);
@@ -699,6 +721,7 @@ fn compile_regex(
     arena: &mut Arena,
     pattern: &str,
     rule: &Rule,
+    deadline: &Deadline,
 ) -> Result<CompiledRegex, CompileError> {
     let located = |e: CompileError| {
         let mut e = e.for_rule(&rule.id).in_file(&rule.source);
@@ -715,7 +738,7 @@ fn compile_regex(
     };
     let hir = nfa::parse(pattern).map_err(located)?;
     let lo = arena.states.len() as NfaId;
-    let c = arena.compile(&hir).map_err(located)?;
+    let c = arena.compile(&hir, deadline).map_err(located)?;
     let hi = arena.states.len() as NfaId;
     Ok(CompiledRegex {
         start: c.start,
@@ -773,7 +796,12 @@ struct Builder<'a> {
     arena: &'a Arena,
     alts: &'a [AltInfo],
     config: &'a PolicyConfig,
-    t0: Instant,
+    deadline: Deadline,
+    /// NFA states visited by slow thread steps since the clock was last read.
+    work: usize,
+    /// Thread ids held by `steps`, and NFA states held by `bsets` (for the memory limit).
+    step_items: usize,
+    bset_items: usize,
     lex: &'static LexTable,
     bsets: Vec<Vec<NfaId>>,
     bset_ids: FxHashMap<Vec<NfaId>, u32>,
@@ -791,6 +819,8 @@ struct Builder<'a> {
     alt_nctx: Vec<u32>,
     /// Per alternative: one byte of each of its classes.
     alt_reps: Vec<Vec<u8>>,
+    /// Per alternative: its NFA states (the most one closure can visit).
+    alt_work: Vec<usize>,
     /// Per thread id and context (`tid * 8 + ctx`): 0 unknown, 1 no, 2 the thread matches
     /// whatever comes next (every byte, and the end of text).
     doomed: Vec<u8>,
@@ -859,7 +889,10 @@ impl<'a> Builder<'a> {
             arena,
             alts,
             config,
-            t0,
+            deadline: Deadline::new(t0, config.max_compile_time),
+            work: 0,
+            step_items: 0,
+            bset_items: 0,
             lex: lexer::table(),
             bsets: Vec::new(),
             bset_ids: FxHashMap::default(),
@@ -872,14 +905,45 @@ impl<'a> Builder<'a> {
             alt_ctx: vec![[0; 8]; alts.len()],
             alt_nctx: vec![0; alts.len()],
             alt_reps: vec![Vec::new(); alts.len()],
+            alt_work: vec![0; alts.len()],
             doomed: Vec::new(),
             thread_ctx: Vec::new(),
             steps: Vec::new(),
             seen: nfa::Scratch::default(),
             dom: (0..alts.len()).map(|_| None).collect(),
         };
-        b.intern(Vec::new());
+        b.bsets.push(Vec::new());
+        b.bset_ids.insert(Vec::new(), 0);
         b
+    }
+
+    /// Working memory of this builder's own tables, in bytes (an estimate within a small
+    /// factor: hash tables are counted by their entries).
+    fn used_bytes(&self) -> usize {
+        self.memo.len() * 4
+            + self.threads.len() * 32
+            + self.step_items * 4
+            + self.steps.len() * std::mem::size_of::<Step>()
+            + self.bset_items * 8
+            + self.bsets.len() * 48
+            + self.doomed.len()
+            + self.thread_ctx.len()
+    }
+
+    /// A size-limit error if this builder's tables and `extra` bytes more exceed
+    /// [`PolicyConfig::max_build_bytes`].
+    fn check_bytes(&self, extra: usize) -> Result<(), CompileError> {
+        if self.used_bytes() + extra > self.config.max_build_bytes {
+            return Err(CompileError::new(
+                ErrorKind::SizeLimit,
+                format!(
+                    "building the automaton needs more than {} bytes of working memory (the build limit); \
+                     shorten counted repetitions or large alternations in the pattern",
+                    self.config.max_build_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The byte classes and context values of alternative `a` (computed on first use, so a
@@ -925,6 +989,7 @@ impl<'a> Builder<'a> {
             }
         }
         self.alt_reps[a] = reps;
+        self.alt_work[a] = alt.ranges.iter().map(|r| r.len()).sum::<usize>() + 1;
         self.alt_class[a] = classes;
         self.alt_nc[a] = c + 1;
         self.alt_ctx[a] = cidx;
@@ -932,29 +997,33 @@ impl<'a> Builder<'a> {
     }
 
     /// The id of thread `t`.
-    fn thread_id(&mut self, t: Thread) -> u32 {
+    fn thread_id(&mut self, t: Thread) -> Result<u32, CompileError> {
         if let Some(&id) = self.thread_ids.get(&t) {
-            return id;
+            return Ok(id);
         }
+        let a = t.alt as usize;
+        self.ensure_alt(a);
+        let size = (self.alt_nctx[a] * (self.alt_nc[a] + 1)) as usize;
+        self.check_bytes(size * 4)?;
         let id = self.threads.len() as u32;
         self.threads.push(t);
         self.thread_ids.insert(t, id);
         self.memo_off.push(self.memo.len() as u32);
-        let a = t.alt as usize;
-        self.ensure_alt(a);
-        let size = self.alt_nctx[a] * (self.alt_nc[a] + 1);
-        self.memo.resize(self.memo.len() + size as usize, u32::MAX);
-        id
+        self.memo.resize(self.memo.len() + size, u32::MAX);
+        Ok(id)
     }
 
-    fn intern(&mut self, set: Vec<NfaId>) -> u32 {
+    /// The id of exclusion-state set `set`.
+    fn intern(&mut self, set: Vec<NfaId>) -> Result<u32, CompileError> {
         if let Some(&id) = self.bset_ids.get(&set) {
-            return id;
+            return Ok(id);
         }
+        self.check_bytes(set.len() * 8)?;
         let id = self.bsets.len() as u32;
+        self.bset_items += set.len();
         self.bsets.push(set.clone());
         self.bset_ids.insert(set, id);
-        id
+        Ok(id)
     }
 
     /// Whether thread `tid`'s next step may depend on the look-behind context: some
@@ -967,26 +1036,13 @@ impl<'a> Builder<'a> {
         }
         let t = self.threads[tid as usize];
         let alt = &self.alts[t.alt as usize];
-        let mut stack: Vec<NfaId> = vec![t.a];
-        if !alt.not_starts.is_empty() {
-            stack.extend(self.bsets[t.b as usize].iter().copied());
-            stack.extend(alt.not_starts.iter().copied());
-        }
-        let mut seen: FxHashMap<NfaId, ()> = FxHashMap::default();
-        let mut needs = false;
-        while let Some(q) = stack.pop() {
-            if seen.insert(q, ()).is_some() {
-                continue;
-            }
-            match &self.arena.states[q as usize] {
-                nfa::NState::Split(v) => stack.extend(v.iter().copied()),
-                nfa::NState::Look { .. } => {
-                    needs = true;
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let reach = &self.arena.look_reach;
+        let needs = reach[t.a as usize]
+            || (!alt.not_starts.is_empty()
+                && (self.bsets[t.b as usize]
+                    .iter()
+                    .chain(&alt.not_starts)
+                    .any(|&q| reach[q as usize])));
         if self.thread_ctx.len() <= tid as usize {
             self.thread_ctx.resize(tid as usize + 1, 0);
         }
@@ -996,7 +1052,7 @@ impl<'a> Builder<'a> {
 
     /// Whether thread `tid` in context `ctx` completes a match whatever comes next (every
     /// byte and the end of text): a state holding it is dead.
-    fn is_doomed(&mut self, tid: u32, ctx: u8) -> bool {
+    fn is_doomed(&mut self, tid: u32, ctx: u8) -> Result<bool, CompileError> {
         let t = self.threads[tid as usize];
         let a = t.alt as usize;
         let slot = tid as usize * 8 + ctx as usize;
@@ -1004,14 +1060,14 @@ impl<'a> Builder<'a> {
             self.doomed.resize((tid as usize + 1) * 8, 0);
         }
         if self.doomed[slot] != 0 {
-            return self.doomed[slot] == 2;
+            return Ok(self.doomed[slot] == 2);
         }
-        let si = self.step_thread(tid, ctx, EOI);
+        let si = self.step_thread(tid, ctx, EOI)?;
         let mut doomed = matches!(self.steps[si], Step::Match);
         if doomed {
             for k in 0..self.alt_reps[a].len() {
                 let rep = self.alt_reps[a][k];
-                let si = self.step_thread(tid, ctx, rep as u16);
+                let si = self.step_thread(tid, ctx, rep as u16)?;
                 if !matches!(self.steps[si], Step::Match) {
                     doomed = false;
                     break;
@@ -1019,12 +1075,12 @@ impl<'a> Builder<'a> {
             }
         }
         self.doomed[slot] = if doomed { 2 } else { 1 };
-        doomed
+        Ok(doomed)
     }
 
     /// One thread's step in context `ctx` before byte `next` (or the end of text).
     #[inline]
-    fn step_thread(&mut self, tid: u32, ctx: u8, next: u16) -> usize {
+    fn step_thread(&mut self, tid: u32, ctx: u8, next: u16) -> Result<usize, CompileError> {
         let t = self.threads[tid as usize];
         let a = t.alt as usize;
         let class = if next == EOI {
@@ -1037,14 +1093,27 @@ impl<'a> Builder<'a> {
             + class as usize;
         let m = self.memo[slot];
         if m != u32::MAX {
-            return m as usize;
+            return Ok(m as usize);
         }
-        let idx = self.step_thread_slow(t, ctx, next);
+        let idx = self.step_thread_slow(t, ctx, next)?;
         self.memo[slot] = idx as u32;
-        idx
+        Ok(idx)
     }
 
-    fn step_thread_slow(&mut self, t: Thread, ctx: u8, next: u16) -> usize {
+    /// Read the clock once the slow steps have visited about 64 Ki NFA states since the
+    /// last time.
+    fn tick(&mut self, work: usize) -> Result<(), CompileError> {
+        self.work += work;
+        if self.work >= 1 << 16 {
+            self.work = 0;
+            self.deadline.check()?;
+        }
+        Ok(())
+    }
+
+    fn step_thread_slow(&mut self, t: Thread, ctx: u8, next: u16) -> Result<usize, CompileError> {
+        // Each closure visits at most the alternative's NFA states.
+        self.tick(self.alt_work[t.alt as usize])?;
         let alt = &self.alts[t.alt as usize];
         let c = ctx_of(ctx, next);
         let mut bclosed = Vec::new();
@@ -1072,48 +1141,48 @@ impl<'a> Builder<'a> {
             let bid = if has_not {
                 let mut bnext = Vec::new();
                 nfa::step(self.arena, &bclosed, byte, &mut bnext);
-                self.intern(bnext)
+                self.intern(bnext)?
             } else {
                 0
             };
             // Equivalent thread states become one (smaller DFAs, same behaviour).
-            let anext: Vec<NfaId> = match self.dominance(t.alt) {
+            let anext: Vec<NfaId> = match self.dominance(t.alt)? {
                 Some(d) => anext.into_iter().map(|a| d.canon(a)).collect(),
                 None => anext,
             };
-            let mut ids: Vec<u32> = anext
-                .into_iter()
-                .map(|a| {
-                    self.thread_id(Thread {
-                        alt: t.alt,
-                        a,
-                        b: bid,
-                    })
-                })
-                .collect();
+            let mut ids: Vec<u32> = Vec::with_capacity(anext.len());
+            for a in anext {
+                ids.push(self.thread_id(Thread {
+                    alt: t.alt,
+                    a,
+                    b: bid,
+                })?);
+            }
             ids.sort_unstable();
             ids.dedup();
+            self.check_bytes(ids.len() * 4)?;
+            self.step_items += ids.len();
             Step::Next(ids)
         };
         let idx = self.steps.len();
         self.steps.push(result);
-        idx
+        Ok(idx)
     }
 
-    fn dominance(&mut self, alt: u32) -> Option<&Dominance> {
+    fn dominance(&mut self, alt: u32) -> Result<Option<&Dominance>, CompileError> {
         if self.dom[alt as usize].is_none() {
-            let d = self.compute_dominance(alt);
+            let d = self.compute_dominance(alt)?;
             self.dom[alt as usize] = Some(d);
         }
-        self.dom[alt as usize].as_ref().and_then(|d| d.as_ref())
+        Ok(self.dom[alt as usize].as_ref().and_then(|d| d.as_ref()))
     }
 
-    fn compute_dominance(&mut self, alt: u32) -> Option<Dominance> {
+    fn compute_dominance(&mut self, alt: u32) -> Result<Option<Dominance>, CompileError> {
         let info = &self.alts[alt as usize];
         let range = info.ranges[0].clone();
         let n = (range.end - range.start) as usize;
         if n == 0 {
-            return None;
+            return Ok(None);
         }
         let lo = range.start;
         // Threads only ever sit on the start state or on targets of consuming states.
@@ -1132,7 +1201,7 @@ impl<'a> Builder<'a> {
         let tstates: Vec<usize> = (0..n).filter(|&i| is_thread[i]).collect();
         let m = tstates.len();
         if m > MAX_DOMINANCE_STATES {
-            return None;
+            return Ok(None);
         }
         let mut index = vec![usize::MAX; n];
         for (k, &q) in tstates.iter().enumerate() {
@@ -1164,26 +1233,7 @@ impl<'a> Builder<'a> {
         for (k, &q) in tstates.iter().enumerate() {
             // Without an assertion on the epsilon paths from q, its closure is the same in
             // every context: compute it once.
-            let look_free = {
-                let mut stack = vec![lo + q as NfaId];
-                let mut seen: Vec<NfaId> = Vec::new();
-                let mut free = true;
-                while let Some(x) = stack.pop() {
-                    if seen.contains(&x) {
-                        continue;
-                    }
-                    seen.push(x);
-                    match &self.arena.states[x as usize] {
-                        nfa::NState::Split(v) => stack.extend(v.iter().copied()),
-                        nfa::NState::Look { .. } => {
-                            free = false;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                free
-            };
+            let look_free = !self.arena.look_reach[lo as usize + q];
             let free_match = look_free
                 && nfa::closure(
                     self.arena,
@@ -1194,6 +1244,7 @@ impl<'a> Builder<'a> {
                 );
             for (bi, &bits) in ctx_bits.iter().enumerate() {
                 for (ni, &nx) in nexts.iter().enumerate() {
+                    self.tick(if look_free { 1 } else { n })?;
                     let c = ctx_of(bits, nx);
                     let ci = bi * nexts.len() + ni;
                     let mt = if look_free {
@@ -1258,6 +1309,7 @@ impl<'a> Builder<'a> {
         while changed {
             changed = false;
             for q2 in 0..m {
+                self.tick(m * nctx)?;
                 for q1 in 0..m {
                     if q1 == q2 || !rel[q2 * m + q1] {
                         continue;
@@ -1290,20 +1342,20 @@ impl<'a> Builder<'a> {
                 full[q2 * n + q1] = rel[i2 * m + i1];
             }
         }
-        Some(Dominance {
+        Ok(Some(Dominance {
             lo,
             n,
             rel: full,
             canon,
-        })
+        }))
     }
 
     /// Drop threads dominated by another thread of the same alternative: `t2` is dominated
     /// by `t1` when `t2.a ≼ t1.a` and `t1`'s exclusion set is a subset of `t2`'s (so `t1`
     /// matches no later than `t2` and is killed only when `t2` is too).
-    fn prune(&mut self, tids: &mut Vec<u32>) {
+    fn prune(&mut self, tids: &mut Vec<u32>) -> Result<(), CompileError> {
         if tids.len() < 2 {
-            return;
+            return Ok(());
         }
         // Only threads of the same alternative can dominate each other.
         let shared = tids.iter().enumerate().any(|(i, &x)| {
@@ -1313,11 +1365,12 @@ impl<'a> Builder<'a> {
                 .any(|&y| self.threads[y as usize].alt == a)
         });
         if !shared {
-            return;
+            return Ok(());
         }
         let mut keep = vec![true; tids.len()];
         let mut any = false;
         for i in 0..tids.len() {
+            self.tick(tids.len())?;
             let t2 = self.threads[tids[i] as usize];
             for j in 0..tids.len() {
                 if i == j || !keep[j] {
@@ -1327,7 +1380,7 @@ impl<'a> Builder<'a> {
                 if t1.alt != t2.alt {
                     continue;
                 }
-                if self.dominance(t2.alt).is_none() {
+                if self.dominance(t2.alt)?.is_none() {
                     break;
                 }
                 if self.dominates(t1, t2)
@@ -1343,6 +1396,7 @@ impl<'a> Builder<'a> {
             let mut k = keep.iter();
             tids.retain(|_| *k.next().unwrap());
         }
+        Ok(())
     }
 
     /// `t1` dominates `t2` (same alternative).
@@ -1417,7 +1471,7 @@ impl<'a> Builder<'a> {
                 alt: a,
                 a: self.alts[a as usize].a_start,
                 b: 0,
-            });
+            })?;
             if self.thread_needs_ctx(sid) {
                 for sc in [Scope::Code, Scope::String, Scope::Comment] {
                     if self.alts[a as usize].scope.admits(sc) {
@@ -1459,16 +1513,14 @@ impl<'a> Builder<'a> {
         const UNKNOWN: u32 = u32::MAX;
         const VIOL_BIT: u32 = 1 << 31;
         // The thread that starts each alternative.
-        let starts: Vec<u32> = alt_ids
-            .iter()
-            .map(|&a| {
-                self.thread_id(Thread {
-                    alt: a,
-                    a: self.alts[a as usize].a_start,
-                    b: 0,
-                })
-            })
-            .collect();
+        let mut starts: Vec<u32> = Vec::with_capacity(alt_ids.len());
+        for &a in alt_ids {
+            starts.push(self.thread_id(Thread {
+                alt: a,
+                a: self.alts[a as usize].a_start,
+                b: 0,
+            })?);
+        }
         // Scopes that admit the same alternatives inject the same start threads: one memo
         // column per injection, and the context only keys the memo where it can matter.
         let mut inj_of_scope = [0usize; 3];
@@ -1522,21 +1574,15 @@ impl<'a> Builder<'a> {
         let mut next_threads: Vec<u32> = Vec::new();
         let mut violated: Vec<RuleIndex> = Vec::new();
         while i < states.len() {
-            if i % 64 == 0 && self.t0.elapsed() > self.config.max_compile_time {
-                return Err(CompileError::new(
-                    ErrorKind::TimeLimit,
-                    format!(
-                        "compilation exceeded the time limit of {:?}",
-                        self.config.max_compile_time
-                    ),
-                ));
+            if i % 64 == 0 {
+                self.deadline.check()?;
             }
             let Key { lex, ctx, ts } = states[i];
             let cx = ctx_index[ctx as usize] as usize;
             // end of text
             let mut er = Vec::new();
             for &t in tsets.get(ts) {
-                let si = self.step_thread(t, ctx, EOI);
+                let si = self.step_thread(t, ctx, EOI)?;
                 if let Step::Match = self.steps[si] {
                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                     if !er.contains(&r) {
@@ -1574,8 +1620,9 @@ impl<'a> Builder<'a> {
                     threads.extend(inj_sets[inj].iter().map(|&k| starts[k as usize]));
                     next_threads.clear();
                     violated.clear();
+                    self.tick(threads.len())?;
                     for &t in &threads {
-                        let si = self.step_thread(t, ctx, rep as u16);
+                        let si = self.step_thread(t, ctx, rep as u16)?;
                         match &self.steps[si] {
                             Step::Match => {
                                 let r = self.alts[self.threads[t as usize].alt as usize].rule;
@@ -1601,7 +1648,7 @@ impl<'a> Builder<'a> {
                     } else {
                         next_threads.sort_unstable();
                         next_threads.dedup();
-                        self.prune(&mut next_threads);
+                        self.prune(&mut next_threads)?;
                         let (id, new) = tsets.intern(&next_threads);
                         if new {
                             let needs = next_threads.iter().any(|&t| self.thread_needs_ctx(t));
@@ -1641,7 +1688,7 @@ impl<'a> Builder<'a> {
                         if ts_doomed[ds] == u32::MAX {
                             let mut rs: Vec<RuleIndex> = Vec::new();
                             for &t in tsets.get(nts) {
-                                if self.is_doomed(t, octx) {
+                                if self.is_doomed(t, octx)? {
                                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                                     if !rs.contains(&r) {
                                         rs.push(r);
@@ -1702,6 +1749,11 @@ impl<'a> Builder<'a> {
                     ),
                 ));
             }
+            self.check_bytes(
+                (tmemo.len() + ids.len() + ts_doomed.len() + ts_ctx.len()) * 4
+                    + tsets.bytes()
+                    + states.len() * std::mem::size_of::<Key>(),
+            )?;
             i += 1;
         }
         Ok(Raw {
@@ -1746,7 +1798,7 @@ impl Raw {
     /// end are merged into the violated state (so every other state has a clean completion),
     /// and the transitions into them attributed to the rules pending there. Needs the builder
     /// that made this automaton; the results do not.
-    fn enforced(mut self, b: &mut Builder<'_>) -> (Pruned, ReportParts) {
+    fn enforced(mut self, b: &mut Builder<'_>) -> Result<(Pruned, ReportParts), CompileError> {
         let n = self.states.len();
         let nc = self.nc();
         // States only reset transitions reach are not part of the module.
@@ -1774,31 +1826,36 @@ impl Raw {
             for c in 0..nc {
                 let t = self.trans[s * nc + c].as_usize();
                 if t != 0 && !live[t] {
-                    let vid = *pending.entry(t).or_insert_with(|| {
-                        let mut rs: Vec<RuleIndex> = Vec::new();
-                        for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
-                            for &th in self.tsets.get(self.states[t].ts) {
-                                let si = b.step_thread(th, self.states[t].ctx, next);
-                                if let Step::Match = b.steps[si] {
-                                    let r = b.alts[b.threads[th as usize].alt as usize].rule;
-                                    if !rs.contains(&r) {
-                                        rs.push(r);
+                    let vid = match pending.get(&t) {
+                        Some(&v) => v,
+                        None => {
+                            let mut rs: Vec<RuleIndex> = Vec::new();
+                            for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
+                                for &th in self.tsets.get(self.states[t].ts) {
+                                    let si = b.step_thread(th, self.states[t].ctx, next)?;
+                                    if let Step::Match = b.steps[si] {
+                                        let r = b.alts[b.threads[th as usize].alt as usize].rule;
+                                        if !rs.contains(&r) {
+                                            rs.push(r);
+                                        }
                                     }
                                 }
                             }
-                        }
-                        if rs.is_empty() {
-                            rs = self.rules.clone();
-                        }
-                        rs.sort_unstable();
-                        match self.viol_sets.iter().position(|v| *v == rs) {
-                            Some(k) => k as u32 + 1,
-                            None => {
-                                self.viol_sets.push(rs);
-                                self.viol_sets.len() as u32
+                            if rs.is_empty() {
+                                rs = self.rules.clone();
                             }
+                            rs.sort_unstable();
+                            let v = match self.viol_sets.iter().position(|v| *v == rs) {
+                                Some(k) => k as u32 + 1,
+                                None => {
+                                    self.viol_sets.push(rs);
+                                    self.viol_sets.len() as u32
+                                }
+                            };
+                            pending.insert(t, v);
+                            v
                         }
-                    });
+                    };
                     let k = s * nc + c;
                     patches.push((k, self.trans[k], self.viol[k]));
                     self.viol[k] = vid;
@@ -1819,13 +1876,14 @@ impl Raw {
             &self.end_rules,
             &live,
             self.start,
-        );
+            &b.deadline,
+        )?;
         for (k, t, v) in patches {
             self.trans[k] = t;
             self.viol[k] = v;
         }
         let report = self.into_report();
-        (pruned, report)
+        Ok((pruned, report))
     }
 }
 
@@ -1987,6 +2045,11 @@ impl SetTable {
         self.starts.len() - 1
     }
 
+    /// Memory of the table, in bytes.
+    fn bytes(&self) -> usize {
+        (self.items.len() + self.starts.len() + self.slots.len()) * 4
+    }
+
     /// Set `id`.
     #[inline]
     fn get(&self, id: u32) -> &[u32] {
@@ -2043,7 +2106,11 @@ impl SetTable {
 /// incoming transitions attributed to all the parts' rules. Fails with a size-limit error
 /// past `max_states`.
 #[allow(clippy::needless_range_loop)] // `c` indexes every part's class table
-fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileError> {
+fn product(
+    parts: &[Pruned],
+    config: &PolicyConfig,
+    deadline: &Deadline,
+) -> Result<Pruned, CompileError> {
     let k = parts.len();
     // Joint byte classes: every boundary of every part.
     let mut classes = [0u8; 256];
@@ -2100,6 +2167,9 @@ fn product(parts: &[Pruned], config: &PolicyConfig) -> Result<Pruned, CompileErr
         .collect();
     let mut i = 1;
     while i < tuples.len() {
+        if i % 64 == 0 {
+            deadline.check()?;
+        }
         cur.copy_from_slice(tuples.get(i as u32));
         let mut ce = true;
         let mut er: Vec<RuleIndex> = Vec::new();
@@ -2225,13 +2295,13 @@ impl Pruned {
     /// Hopcroft minimisation over the live states (block 0 = violated, never split). The
     /// initial partition separates end behaviour and the attribution of transitions into
     /// the violated state, so merged states name the same rules.
-    fn minimize(self) -> Module {
-        self.reduce().into_module()
+    fn minimize(self, deadline: &Deadline) -> Result<Module, CompileError> {
+        Ok(self.reduce(deadline)?.into_module())
     }
 
     /// The quotient by [`merge_equal_rows`]: live states only (0 = violated), each merged
     /// block one state, numbered in order of its first state.
-    fn reduce(self) -> Pruned {
+    fn reduce(self, deadline: &Deadline) -> Result<Pruned, CompileError> {
         reduce_tables(
             self.rules,
             self.classes,
@@ -2244,6 +2314,7 @@ impl Pruned {
             &self.end_rules,
             &self.live,
             self.start,
+            deadline,
         )
     }
 
@@ -2278,7 +2349,8 @@ fn reduce_tables(
     end_rules_of: &[Vec<RuleIndex>],
     live: &[bool],
     start: StateId,
-) -> Pruned {
+    deadline: &Deadline,
+) -> Result<Pruned, CompileError> {
     let n = lex_of.len();
     // End behaviour as small ids, so states compare by integers.
     let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
@@ -2288,7 +2360,7 @@ fn reduce_tables(
             *end_ids.entry(&end_rules_of[s]).or_insert(k) * 2 + clean_end_of[s] as u32
         })
         .collect();
-    let block = merge_equal_rows(n, nc, trans, live, &end_id, lex_of, viol);
+    let block = merge_equal_rows(n, nc, trans, live, &end_id, lex_of, viol, deadline)?;
     let nblocks = block.iter().copied().max().unwrap_or(0) as usize + 1;
     let mut rep_of = vec![usize::MAX; nblocks];
     for s in 1..n {
@@ -2318,7 +2390,7 @@ fn reduce_tables(
     };
     let mut live = vec![true; nblocks];
     live[0] = false;
-    Pruned {
+    Ok(Pruned {
         rules,
         classes,
         nc,
@@ -2330,13 +2402,14 @@ fn reduce_tables(
         end_rules,
         live,
         start,
-    }
+    })
 }
 
 /// Merge states with the same outputs (end behaviour, lexer state, attribution row) and the
 /// same successors, repeatedly, until nothing changes. Every merge is sound (the merged
 /// states are bisimilar) but equivalences that only hold around a cycle are not found, so
 /// the result can be larger than the minimal DFA. Returns blocks as [`hopcroft`] does.
+#[allow(clippy::too_many_arguments)]
 fn merge_equal_rows(
     n: usize,
     nc: usize,
@@ -2345,7 +2418,8 @@ fn merge_equal_rows(
     end_id: &[u32],
     lex: &[u16],
     viol: &[u32],
-) -> Vec<u32> {
+    deadline: &Deadline,
+) -> Result<Vec<u32>, CompileError> {
     use std::hash::{Hash, Hasher};
     // The outputs of each state as one number.
     let mut out_ids: FxHashMap<(u32, u16, &[u32]), u32> = FxHashMap::default();
@@ -2367,6 +2441,7 @@ fn merge_equal_rows(
     let mut table: FxHashMap<u64, u32> = FxHashMap::default();
     let mut chain: Vec<u32> = vec![0; n];
     loop {
+        deadline.check()?;
         table.clear();
         let mut next = rep.clone();
         let mut changed = false;
@@ -2434,7 +2509,7 @@ fn merge_equal_rows(
         }
         out[s] = renum[r];
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 /// What went wrong, without the location details (see [`CompileError`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
