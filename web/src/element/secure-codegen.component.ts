@@ -385,11 +385,11 @@ export class SecureCodegen extends HTMLElement {
     this.emit("error", err);
   }
 
-  private render(): void {
+  private render(finished = false): void {
     if (!this.startEv) return;
     const snap = replay(this.startEv, this.stepEvents);
     this.cells = snap.cells;
-    const last = this.stepEvents.length > 0 ? this.stepEvents[this.stepEvents.length - 1].step : null;
+    const last = !finished && this.stepEvents.length > 0 ? this.stepEvents[this.stepEvents.length - 1].step : null;
     renderCanvas(this.pre, snap, ruleTable(this.rules, this.certificate), last);
   }
 
@@ -445,7 +445,7 @@ export class SecureCodegen extends HTMLElement {
       }
       this.lastResult = result;
       this.certificate = result.certificate;
-      this.render();
+      this.render(true);
       renderCertificate(this.certEl, result);
       this.setStatus(`Done in ${result.timings.total_ms.toFixed(0)} ms.`);
       this.emit("done", { text: result.text, certificate: result.certificate, timings: result.timings, result });
