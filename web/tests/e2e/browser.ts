@@ -16,7 +16,7 @@ export const CHROMIUM = process.env.WARD_CHROMIUM ?? "/usr/bin/chromium";
 
 /** The flags DEVELOPERS.md asks for (no background traffic, WebGPU on SwiftShader). */
 export const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
+  "--enable-unsafe-webgpu", // WebGPU on SwiftShader: headless Chromium here gets a "google swiftshader" adapter
   "--no-sandbox",
   "--disable-background-networking",
   "--disable-component-update",
@@ -24,9 +24,6 @@ export const CHROMIUM_FLAGS = [
   "--no-first-run",
   "--disable-quic",
   "--disable-default-apps",
-  "--disable-features=MediaRouter,OptimizationHints,Translate",
-  "--enable-features=Vulkan",
-  "--use-angle=swiftshader",
 ];
 
 /** Where screenshots go (git-ignored). */
