@@ -57,7 +57,7 @@ fn policies(given: &[PathBuf]) -> Vec<PathBuf> {
     }
 }
 
-fn compile(given: &[PathBuf]) -> Result<CompiledPolicy, String> {
+pub(crate) fn compile(given: &[PathBuf]) -> Result<CompiledPolicy, String> {
     let eff = EffectivePolicy::load_all(&policies(given)).map_err(|e| e.to_string())?;
     PolicyBuilder::new()
         .compile(&eff)
@@ -107,7 +107,7 @@ pub fn run_check(args: &CheckArgs) -> Result<u8, String> {
     let out = match args.format {
         Format::Text => text_report(&all, total),
         Format::Json => serde_json::to_string_pretty(&json_report(&all)).unwrap() + "\n",
-        Format::Sarif => serde_json::to_string_pretty(&sarif(&policy, &all)).unwrap() + "\n",
+        Format::Sarif => serde_json::to_string_pretty(&sarif_of(&policy, &all)).unwrap() + "\n",
     };
     emit(&out);
     Ok(if total == 0 { 0 } else { 1 })
@@ -142,6 +142,18 @@ fn text_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)], total: usize) -> String
     s
 }
 
+fn sarif_of(policy: &CompiledPolicy, all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
+    let files: Vec<ward_policy::sarif::SarifFile<'_>> = all
+        .iter()
+        .map(|(path, text, findings)| ward_policy::sarif::SarifFile {
+            uri: path.to_string_lossy().into_owned(),
+            text,
+            findings,
+        })
+        .collect();
+    ward_policy::sarif::sarif_log(policy, &files, |_| None)
+}
+
 fn json_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
     let mut v = Vec::new();
     for (path, _, findings) in all {
@@ -163,119 +175,6 @@ fn json_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
         }
     }
     Value::Array(v)
-}
-
-/// Column in Unicode code points of byte offset `off` (1-based).
-fn char_column(text: &[u8], off: usize) -> usize {
-    let line_start = text[..off]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|p| p + 1)
-        .unwrap_or(0);
-    String::from_utf8_lossy(&text[line_start..off])
-        .chars()
-        .count()
-        + 1
-}
-
-fn security_severity(sev: ward_policy::Severity) -> &'static str {
-    use ward_policy::Severity::*;
-    match sev {
-        Critical => "9.5",
-        Error | High => "8.0",
-        Warning | Medium => "5.0",
-        Info | Low => "2.0",
-    }
-}
-
-fn cwe_tags(cwe: &[String]) -> Vec<String> {
-    cwe.iter()
-        .filter_map(|c| {
-            let id = c.split(':').next()?.trim();
-            let n = id.strip_prefix("CWE-")?;
-            Some(format!("external/cwe/cwe-{n}"))
-        })
-        .collect()
-}
-
-fn sarif(policy: &CompiledPolicy, all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
-    let rules: Vec<Value> = policy
-        .rules()
-        .iter()
-        .map(|r| {
-            let mut tags = vec!["security".to_string()];
-            tags.extend(cwe_tags(&r.cwe));
-            json!({
-                "id": r.id,
-                "name": r.id,
-                "shortDescription": { "text": r.message.lines().next().unwrap_or("").trim() },
-                "fullDescription": { "text": r.message.trim() },
-                "help": { "text": format!("{}\n\nCWE: {}", r.message.trim(), r.cwe.join(", ")) },
-                "defaultConfiguration": { "level": r.severity.sarif_level() },
-                "properties": {
-                    "tags": tags,
-                    "precision": "high",
-                    "problem.severity": r.severity.sarif_level(),
-                    "security-severity": security_severity(r.severity),
-                    "cwe": r.cwe,
-                    "ward-scope": r.scope.as_str(),
-                    "ward-enforced": r.enforced(),
-                }
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for (path, text, findings) in all {
-        let uri = path.to_string_lossy().replace('\\', "/");
-        let uri = uri.trim_start_matches("./").to_string();
-        for f in findings {
-            let line_text = text.split(|&b| b == b'\n').nth(f.line - 1).unwrap_or(&[]);
-            results.push(json!({
-                "ruleId": f.rule_id,
-                "ruleIndex": f.rule,
-                "level": f.severity.sarif_level(),
-                "message": { "text": f.message.trim() },
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": { "uri": uri, "uriBaseId": "%SRCROOT%" },
-                        "region": {
-                            "startLine": f.line,
-                            "startColumn": char_column(text, f.start),
-                            "endLine": f.end_pos.line,
-                            "endColumn": char_column(text, f.end),
-                            "snippet": { "text": String::from_utf8_lossy(&text[f.start..f.end]) },
-                        }
-                    }
-                }],
-                "partialFingerprints": {
-                    "primaryLocationLineHash": format!("{:016x}:{}", fnv(line_text), f.rule_id),
-                },
-            }));
-        }
-    }
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "ward",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://example.invalid/ward",
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }]
-    })
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
 }
 
 /// Run `ward explain`.

@@ -3,6 +3,10 @@
 #![deny(missing_docs)]
 
 mod check;
+#[cfg(feature = "model")]
+mod bench_generate;
+#[cfg(feature = "model")]
+mod generate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +27,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the effective policy of a pack: every rule, its severity and where it came from.
     Explain(check::ExplainArgs),
+    /// Generate code with the policy enforced during generation (exit 0 done, 2 bad input, 3
+    /// the certificate found a violation of an enforced rule: a bug).
+    #[cfg(feature = "model")]
+    Generate(generate::GenerateArgs),
     /// Train the masked-diffusion code model (MDLM objective) on the CPython stdlib.
     #[cfg(feature = "model")]
     Train(ward_model::train::TrainArgs),
@@ -41,6 +49,9 @@ enum Command {
 enum BenchCommand {
     /// Time one forward pass of the model (batch 1, 256 tokens by default).
     Model(ward_model::bench::BenchArgs),
+    /// Generation benchmark: guard overhead, tokens per forward pass and quality per
+    /// strategy, tokens per second, guard cost per committed token.
+    Generate(bench_generate::BenchGenerateArgs),
 }
 
 /// The default pack when no `--policy` is given.
@@ -63,6 +74,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(a) => check::run_check(&a),
         Command::Explain(a) => check::run_explain(&a),
+        #[cfg(feature = "model")]
+        Command::Generate(a) => generate::run_generate(&a),
+        #[cfg(feature = "model")]
+        Command::Bench(BenchCommand::Generate(a)) => bench_generate::run_bench_generate(&a),
         #[cfg(feature = "model")]
         Command::Train(a) => ward_model::train::run_train(&a)
             .map(|r| {

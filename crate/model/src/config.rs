@@ -59,6 +59,15 @@ pub struct ModelConfig {
     /// "default"}`); its `rope_theta` is used when the top-level field is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_parameters: Option<serde_json::Value>,
+    /// `architectures` of the checkpoint (e.g. `["DreamModel"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architectures: Option<Vec<String>>,
+    /// Whether the logits of position `i` predict the token at `i + 1` (Dream, Dream-Coder,
+    /// DiffuCoder: the sampler then reads position `i`'s prediction from the output at
+    /// `i - 1`). `None`: decided from `model_type` / `architectures` (see
+    /// [`ModelConfig::shifted_logits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_logits: Option<bool>,
 }
 
 fn default_model_type() -> String {
@@ -115,7 +124,24 @@ impl ModelConfig {
             eos_token_id: None,
             max_position_embeddings: 1024,
             rope_parameters: None,
+            architectures: None,
+            shift_logits: None,
         }
+    }
+
+    /// Whether the checkpoint's logits are shifted by one (the Dream family: `model_type`
+    /// `dream`, or an architecture whose name starts with `Dream`), unless `shift_logits`
+    /// says otherwise. LLaDA and Ward's own models are not shifted.
+    pub fn shifted_logits(&self) -> bool {
+        if let Some(s) = self.shift_logits {
+            return s;
+        }
+        self.model_type.eq_ignore_ascii_case("dream")
+            || self
+                .architectures
+                .iter()
+                .flatten()
+                .any(|a| a.to_ascii_lowercase().starts_with("dream"))
     }
 
     /// Parses a config from JSON text. `origin` is used in error messages.

@@ -20,6 +20,7 @@ mod module;
 mod nfa;
 mod pack;
 mod regex_check;
+pub mod sarif;
 
 pub use check::{Finding, LineCol};
 pub use compile::{CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder, PolicyConfig};
