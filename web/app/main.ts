@@ -10,7 +10,7 @@ import type { EditorView } from "@codemirror/view";
 import { replay } from "../src/canvas.js";
 import type { Cell } from "../src/canvas.js";
 import { WardClient, WardError } from "../src/client.js";
-import type { Finding, GenerateRequest, GenerationResult, ModelSource, PolicyInfo, PolicySource, RuleInfo, StartEvent, StepEvent, Strategy } from "../src/protocol.js";
+import type { BackendChoice, Finding, GenerateRequest, GenerationResult, ModelSource, PolicyInfo, PolicySource, RuleInfo, StartEvent, StepEvent, Strategy } from "../src/protocol.js";
 import { attachTooltips, renderCanvas, renderCertificate, ruleTable } from "../src/render.js";
 import { canvasCss } from "../src/element/secure-codegen.styles.js";
 import { EXAMPLES } from "./examples.js";
@@ -270,13 +270,20 @@ function progressUi(): (p: { asset: string; loaded: number; total: number | null
   };
 }
 
+/** How to get the current model's bytes again (transferred buffers are gone after init). */
+let currentModel: () => Promise<ModelSource> = async () => ({ kind: "url", base: DEFAULT_MODEL });
+
+function backendChoice(): BackendChoice {
+  return ($("backend-choice") as HTMLSelectElement).value as BackendChoice;
+}
+
 async function load(model: ModelSource): Promise<void> {
   setPageState("loading");
   $btn("generate").disabled = true;
   status("Loading the wasm module, the model and the policy…");
   const onProgress = progressUi();
   try {
-    const ready = await client.init({ wasmBase: WASM_BASE, model, policy: policySource(), backend: "auto", onProgress });
+    const ready = await client.init({ wasmBase: WASM_BASE, model, policy: policySource(), backend: backendChoice(), onProgress });
     showPolicy(ready.policy);
     state.canGenerate = true;
     const b = ready.backend;
@@ -320,9 +327,17 @@ $in("model-folder").addEventListener("change", async () => {
     status(`The folder ${folder} lacks ${missing.join(", ")} (a Hugging Face model folder holds config.json, model.safetensors and tokenizer.json).`, "error");
     return;
   }
-  const [config, weights, tokenizer] = await Promise.all(["config.json", "model.safetensors", "tokenizer.json"].map((n) => byName.get(n)!.arrayBuffer()));
+  currentModel = async () => {
+    const [config, weights, tokenizer] = await Promise.all(["config.json", "model.safetensors", "tokenizer.json"].map((n) => byName.get(n)!.arrayBuffer()));
+    return { kind: "files", name: folder, config, weights, tokenizer };
+  };
   state.modelName = folder;
-  await load({ kind: "files", name: folder, config, weights, tokenizer });
+  await load(await currentModel());
+});
+
+($("backend-choice") as HTMLSelectElement).addEventListener("change", async () => {
+  if (state.running) return;
+  await load(await currentModel());
 });
 
 // ------------------------------------------------------------------ generation
@@ -512,4 +527,4 @@ if ("serviceWorker" in navigator && location.protocol !== "file:") {
   navigator.serviceWorker.register("./sw.js").catch(() => undefined);
 }
 setPageState("loading");
-void load({ kind: "url", base: DEFAULT_MODEL });
+void currentModel().then(load);

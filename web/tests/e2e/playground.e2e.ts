@@ -182,6 +182,20 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
     await page.close();
   });
 
+  it("the backend indicator follows the choice: WebGPU (SwiftShader here) or the CPU", async () => {
+    const page = await open();
+    await waitState(page, ["ready"]);
+    await page.selectOption("#backend-choice", "cpu");
+    await page.waitForFunction(() => document.getElementById("backend")?.dataset.backend === "cpu" && document.body.dataset.state === "ready", undefined, { timeout: 120_000 });
+    await page.selectOption("#backend-choice", "webgpu");
+    await waitState(page, ["ready", "error"]);
+    const text = (await page.locator("#backend").textContent()) ?? "";
+    const status = (await page.locator("#gen-status").textContent()) ?? "";
+    // Either WebGPU with the adapter's name, or an error that says why there is none.
+    expect(text.startsWith("WebGPU ·") || /WebGPU|adapter/i.test(status), `${text} / ${status}`).toBe(true);
+    await page.close();
+  });
+
   it("side by side: no policy vs enforced with the same seed, the difference reported", async () => {
     const page = await open();
     await waitState(page, ["ready"]);
