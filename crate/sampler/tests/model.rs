@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use ward_model::{Device, Model, ModelConfig};
 use ward_policy::PolicyBuilder;
 use ward_sampler::model::{LoadedModel, ModelSource};
-use ward_sampler::{Engine, GenerateRequest, LogitsSource, Strategy};
+use ward_sampler::{Engine, GenerateRequest, LogitsSource, OracleSource, Strategy};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -83,23 +83,55 @@ fn same_seed_same_text_and_other_seed_differs() {
 
 #[test]
 fn insecure_pulling_prompt_completes_securely_and_lists_what_was_blocked() {
-    // The context pulls the model toward `shell=True` (it copies what it sees in comments,
-    // where the rule's code scope does not fire).
-    let prompt = "import subprocess\n\n# Every call here passes shell=True:\n#   subprocess.call(cmd, shell=True)\n#   subprocess.call(cmd, shell=True)\nsubprocess.call(cmd, <|hole:6|>\n";
-    let free = generate(&GenerateRequest {
-        enforce: false,
-        ..GenerateRequest::new(prompt)
-    });
-    let safe = generate(&GenerateRequest::new(prompt));
-    eprintln!("--no-policy: {:?}\n  findings: {:?}", free.holes[0], free.certificate.findings);
-    eprintln!("enforced:   {:?}\n  blocked: {:?}", safe.holes[0], safe.certificate.policy.as_ref().map(|p| p.enforced_rules.iter().filter(|r| r.blocked_candidates > 0).map(|r| (&r.id, r.blocked_candidates)).collect::<Vec<_>>()));
-    assert_eq!(safe.certificate.enforced_findings, 0);
-    assert!(safe.certificate.policy.is_some());
-    if free.certificate.enforced_findings > 0 {
-        assert!(safe.blocked_candidates > 0, "the unconstrained run violated, so something was blocked");
-        let listed: usize = safe.certificate.policy.as_ref().unwrap().enforced_rules.iter().map(|r| r.blocked_candidates).sum();
-        assert!(listed > 0);
-    }
+    // The tiny default model is not pulled toward `shell=True` by context alone (it writes
+    // newlines and punctuation here), so the pull is made explicit: the model's own logits
+    // plus a strong preference for the insecure continuation (the security evaluation's
+    // oracle arm on the real model).
+    let prompt = "import subprocess\n\n\ndef deploy(cmd):\n    subprocess.call(cmd, <|hole:6|>\n";
+    let insecure = "shell=True)\n";
+    let s = shipped();
+    let mut l = s.loaded.lock().unwrap_or_else(|e| e.into_inner());
+    let l = &mut *l;
+    let run = |l: &mut LoadedModel, enforce: bool| {
+        let req = GenerateRequest {
+            enforce,
+            ..GenerateRequest::new(prompt)
+        };
+        let (mut sess, start) = s.engine.start(&req, &l.tokenizer).unwrap();
+        let ids = ward_model::tokenizer::encode(&l.tokenizer, insecure).unwrap();
+        let mut target = vec![None; start.canvas.len()];
+        for (k, &h) in start.holes.iter().enumerate() {
+            target[h] = ids.get(k).copied();
+        }
+        let mut src = OracleSource::new(&mut l.source, target);
+        while sess.step(&mut src).unwrap().is_some() {}
+        sess.result().unwrap()
+    };
+    let free = run(l, false);
+    let safe = run(l, true);
+    eprintln!("--no-policy: {:?} findings {:?}", free.holes[0], free.certificate.findings.iter().map(|f| &f.rule_id).collect::<Vec<_>>());
+    eprintln!("enforced:    {:?} blocked {}", safe.holes[0], safe.blocked_candidates);
+    assert!(free.holes[0].starts_with("shell=True"), "{:?}", free.holes[0]);
+    assert!(free.certificate.enforced_findings > 0);
+    assert!(free.certificate.policy.is_none());
+    assert_eq!(safe.certificate.enforced_findings, 0, "{:?}", safe.text);
+    assert_ne!(safe.holes[0], free.holes[0]);
+    let blocked: Vec<&str> = safe
+        .certificate
+        .policy
+        .as_ref()
+        .unwrap()
+        .enforced_rules
+        .iter()
+        .filter(|r| r.blocked_candidates > 0)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(blocked.iter().any(|id| id.contains("shell")), "{blocked:?}");
+    let sarif = safe
+        .certificate
+        .to_sarif(s.engine.policy().unwrap(), &safe.bytes, "generated.py");
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(sarif["runs"][0]["results"].as_array().map(|r| r.len()), Some(0));
 }
 
 fn tiny(model_type: &str, shift: Option<bool>) -> ModelConfig {
