@@ -524,7 +524,7 @@ $btn("download-sarif").addEventListener("click", () => {
 // ------------------------------------------------------------------ start
 
 if ("serviceWorker" in navigator && location.protocol !== "file:") {
-  navigator.serviceWorker.register("./sw.js").catch(() => undefined);
+  navigator.serviceWorker.register("./sw.js", { type: "module" }).catch((e: Error) => console.warn(`service worker not registered (no offline copy of the page): ${e.message}`));
 }
 setPageState("loading");
 void currentModel().then(load);

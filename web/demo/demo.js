@@ -19,4 +19,6 @@ document.addEventListener("done", (e) => {
 document.addEventListener("error", (e) => {
   if (e.detail instanceof Error) line(`error (#${e.target.id}): ${e.detail.message}`);
 });
-if ("serviceWorker" in navigator) navigator.serviceWorker.register("./sw.js").catch(() => undefined);
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("./sw.js", { type: "module" }).catch((e) => console.warn(`service worker not registered (no offline copy of the page): ${e.message}`));
+}

@@ -52,9 +52,12 @@ export interface SecureCodegenEventMap {
 /** Attributes the element observes. */
 export const OBSERVED = ["prompt", "policy", "model", "steps", "strategy", "seed", "backend", "wasm", "max-new", "step-delay", "enforce"] as const;
 
-/** Where the element finds the wasm package by default: `wasm/` next to this module. */
+/**
+ * Where the element finds the wasm package by default: `wasm/` at the package root, next to
+ * `secure-codegen.js` (this module lives in `element/`).
+ */
 export function defaultWasmBase(): string {
-  const folder = "wasm/"; // not a literal in `new URL`, so bundlers leave it to run time
+  const folder = "../wasm/"; // not a literal in `new URL`, so bundlers leave it to run time
   return new URL(folder, import.meta.url).href;
 }
 

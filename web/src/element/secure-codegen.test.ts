@@ -54,6 +54,12 @@ describe("<secure-codegen> attributes → request", () => {
     expect(el.hasAttribute("steps")).toBe(false);
   });
 
+  it("finds the wasm at the package root by default", () => {
+    const el = make({});
+    // The component lives in element/; the package's wasm/ is beside secure-codegen.js.
+    expect(el.wasm.endsWith("/web/src/wasm/")).toBe(true);
+  });
+
   it("parses the policy attribute as URLs or inline YAML", () => {
     expect(parsePolicyAttribute("/p/python/ /p/extra/pack.yaml")).toEqual({ packs: ["/p/python/", "/p/extra/pack.yaml"] });
     expect(parsePolicyAttribute("a.yaml,b.yaml")).toEqual({ packs: ["a.yaml", "b.yaml"] });
