@@ -113,6 +113,21 @@ describe("bring your own model", () => {
     await page.close();
   });
 
+  it.skipIf(!hasWasm)("a broken model folder gets an error naming the file and the field", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "ward-byo-"));
+    const folder = path.join(dir, "broken-model");
+    mkdirSync(folder);
+    writeFileSync(path.join(folder, "config.json"), JSON.stringify({ hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 1 }));
+    writeFileSync(path.join(folder, "model.safetensors"), Buffer.alloc(64));
+    writeFileSync(path.join(folder, "tokenizer.json"), "{}");
+    const page = await open();
+    await waitState(page, ["ready", "error"]);
+    await page.setInputFiles("#model-folder", folder);
+    await page.waitForFunction(() => /broken-model/.test(document.getElementById("gen-status")?.textContent ?? ""), undefined, { timeout: 60_000 });
+    await expect(page.locator("#gen-status").textContent()).resolves.toBe("broken-model/config.json: field `vocab_size` is missing or not a number");
+    await page.close();
+  });
+
   it.skipIf(!hasGenerator)("a model folder opened from disk loads and generates, nothing uploaded", async () => {
     const page = await open();
     await waitState(page, ["ready"]);
