@@ -3,12 +3,25 @@ CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test demo bench bench-policy check-sample fuzz run web web-test
+.PHONY: test demo bench bench-policy check-sample fuzz run web web-test wasm wasm-test
 
 ## Every test of every layer.
 test:
 	$(CARGO) test --workspace
+	$(MAKE) wasm-test
 	$(MAKE) web-test
+
+## The wasm package (crate/web, wasm-bindgen --target web) in $(WARD_WASM_DIR); installs the
+## wasm toolchain first when it is missing (crate/web/scripts/setup.sh).
+WARD_WASM_DIR ?= crate/web/pkg
+wasm:
+	bash crate/web/scripts/setup.sh
+	bash crate/web/scripts/build.sh --out $(WARD_WASM_DIR)
+
+## crate/web's tests in headless Chromium (wasm-bindgen-test, Debian's chromium).
+wasm-test:
+	bash crate/web/scripts/setup.sh
+	bash crate/web/scripts/test-browser.sh
 
 ## The web app (web/): npm packages, the wasm package when crate/web exists, then web/dist.
 web:

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the wasm package (wasm-bindgen --target web: ward_web.js, ward_web_bg.wasm,
+# ward_web.d.ts) with the size profile `wasm-release` and wasm-opt -Oz, and prints the raw
+# and gzip sizes.
+#   crate/web/scripts/build.sh [--model] [--out DIR]
+# Default: the policy-and-guard-only build into crate/web/pkg; --model adds the generator
+# (burn on WebGPU and the CPU) and writes crate/web/pkg-model unless --out is given.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+features=()
+out=""
+model=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model=1; features=(--features model) ;;
+    --out) out="$2"; shift ;;
+    *) echo "build: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$out" ]; then
+  if [ $model = 1 ]; then out=crate/web/pkg-model; else out=crate/web/pkg; fi
+fi
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+cargo build -p ward-web --lib --target wasm32-unknown-unknown --profile wasm-release "${features[@]}"
+wasm="$target_dir/wasm32-unknown-unknown/wasm-release/ward_web.wasm"
+rm -rf "$out"
+wasm-bindgen --target web --out-dir "$out" "$wasm"
+if command -v wasm-opt >/dev/null; then
+  # The features rustc enables by default for wasm32 (and simd128 from .cargo/config.toml).
+  wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    -o "$out/ward_web_bg.opt.wasm" "$out/ward_web_bg.wasm"
+  mv "$out/ward_web_bg.opt.wasm" "$out/ward_web_bg.wasm"
+else
+  echo "build: wasm-opt not found (apt-get install binaryen): the .wasm is not size-optimised" >&2
+fi
+raw=$(stat -c %s "$out/ward_web_bg.wasm")
+gz=$(gzip -9 -c "$out/ward_web_bg.wasm" | wc -c)
+what="policy and guard only"
+[ $model = 1 ] && what="model"
+awk -v w="$what" -v f="$out/ward_web_bg.wasm" -v r="$raw" -v g="$gz" \
+  'BEGIN { printf "ward-web (%s): %s %d bytes raw (%.2f MB), %d bytes gzip -9 (%.2f MB)\n", w, f, r, r / 1e6, g, g / 1e6 }'

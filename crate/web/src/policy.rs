@@ -1,0 +1,96 @@
+//! The policy side of the bindings, free of JavaScript types so that it is tested natively:
+//! a pack hierarchy from an in-memory file map, compiled; `explain` and `check` as JSON.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use ward_policy::{CompiledPolicy, EffectivePolicy, Finding, PolicyBuilder};
+
+use crate::clock;
+use crate::error::Result;
+
+/// A compiled policy and how long it took to get it.
+#[derive(Clone, Debug)]
+pub struct PolicyCore {
+    /// The compiled policy (shared with token guards).
+    pub policy: Arc<CompiledPolicy>,
+    /// Milliseconds spent loading and compiling (or loading the artefact).
+    pub load_ms: f64,
+}
+
+impl PolicyCore {
+    /// Resolves the pack `top` among `files` (name → YAML text) and compiles it.
+    pub fn from_files(files: &BTreeMap<String, String>, top: &str) -> Result<PolicyCore> {
+        clock::install();
+        let t0 = clock::now_ms();
+        let eff = EffectivePolicy::from_files(files, top)?;
+        let policy = PolicyBuilder::new().compile(&eff)?;
+        Ok(PolicyCore {
+            policy: Arc::new(policy),
+            load_ms: clock::now_ms() - t0,
+        })
+    }
+
+    /// The effective policy as JSON: the shape of `ward explain --json --stats`
+    /// (`pack`, `files`, `rules`, `stats`), with `stats.compile_ms` measured here.
+    pub fn explain(&self) -> Value {
+        explain_json(&self.policy, self.load_ms)
+    }
+
+    /// Every finding in `text` as JSON objects (see [`finding_json`]).
+    pub fn check(&self, text: &str) -> Value {
+        Value::Array(
+            self.policy
+                .check(text.as_bytes())
+                .iter()
+                .map(finding_json)
+                .collect(),
+        )
+    }
+}
+
+/// `ward explain --json --stats` of a compiled policy.
+pub fn explain_json(c: &CompiledPolicy, load_ms: f64) -> Value {
+    let eff = c.effective();
+    let rules: Vec<Value> = eff
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "severity": r.severity.as_str(), "enabled": r.enabled,
+                "enforced": r.enforced(), "scope": r.scope.as_str(), "pack": r.pack,
+                "source": r.source.display().to_string(), "line": r.line, "cwe": r.cwe,
+                "message": r.message.trim(), "history": r.history,
+                "alternatives": r.pattern.alternatives().iter()
+                    .map(|a| json!({"regex": a.regex, "not": a.not})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let st = c.stats();
+    json!({
+        "pack": eff.name,
+        "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "rules": rules,
+        "stats": {
+            "compile_ms": load_ms,
+            "memory_bytes": st.memory_bytes,
+            "modules": st.modules.iter().map(|m| json!({
+                "rules": m.rules, "states": m.states, "classes": m.classes,
+                "memory_bytes": m.memory_bytes,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// One finding as JSON: `rule_id`, `message`, `severity`, `enforced`, `cwe`, `start`, `end`
+/// (UTF-8 byte offsets), `line`, `column` (1-based, column in bytes), `end_line`,
+/// `end_column` — the fields of the certificate's findings plus the end position.
+pub fn finding_json(f: &Finding) -> Value {
+    json!({
+        "rule_id": f.rule_id, "message": f.message.trim(), "severity": f.severity.as_str(),
+        "enforced": f.enforced, "cwe": f.cwe, "start": f.start, "end": f.end,
+        "line": f.line, "column": f.column, "end_line": f.end_pos.line,
+        "end_column": f.end_pos.column,
+    })
+}
