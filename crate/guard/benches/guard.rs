@@ -11,8 +11,10 @@
 //!   tries + vocabulary mask), filling every reachable state row, memory of the tables.
 //!
 //! Vocabularies: `models/*/tokenizer.json` (8k) when present, else a synthetic 8192-token
-//! byte-level vocabulary; and a synthetic 152 000-token byte-level vocabulary (no real
-//! Qwen tokenizer is available offline), both deterministic.
+//! byte-level vocabulary; a synthetic 152 000-token byte-level vocabulary (deterministic);
+//! and a real Qwen2-shaped byte-level BPE of 151 665 ids when `WARD_BENCH_152K` names its
+//! `tokenizer.json` (trained on Python source by `tools/train_bpe`, see the README).
+//! `WARD_BENCH_ONLY=152k` runs the 152k vocabularies only.
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
@@ -56,17 +58,47 @@ const PROMPT: &str =
     "import subprocess\nimport pickle\n\ndef handler(request):\n    cmd = request.args['cmd']\n";
 const CANVAS: usize = 256;
 
+/// `VmRSS` and `VmHWM` of this process in KiB (Linux; `None` elsewhere).
+fn rss_kib() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|x| x.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets the peak RSS (`VmHWM`) to the current RSS (Linux; ignored elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn setup(
     policy: &Arc<ward_policy::CompiledPolicy>,
     vocab: Vocab,
     label: &str,
 ) -> (Arc<TokenPolicy>, Vec<u32>) {
     let n = vocab.len();
+    let vocab = Arc::new(vocab);
+    reset_peak_rss();
+    let before = rss_kib();
     let t = Instant::now();
-    let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
+    let tp = Arc::new(TokenPolicy::new(policy.clone(), vocab));
+    let lift = t.elapsed();
+    let after = rss_kib();
+    let rss = match (before, after) {
+        (Some((b, _)), Some((a, peak))) => format!(
+            "RSS +{:.1} MiB, peak +{:.1} MiB",
+            (a as f64 - b as f64) / 1024.0,
+            (peak as f64 - b as f64) / 1024.0
+        ),
+        _ => "RSS n/a".into(),
+    };
     println!(
-        "[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {:?}",
-        t.elapsed()
+        "[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {lift:?}, {rss}, stats {:.1} MiB",
+        tp.stats().memory_bytes as f64 / 1048576.0
     );
     let t = Instant::now();
     let rows = tp.lift_reachable();
@@ -127,16 +159,30 @@ fn half_filled(g: &mut Guard, start: &ward_guard::Snapshot, rng: &mut Rng, vlen:
     }
 }
 
-/// Median, p90 and max time per committed token over 5 generations from `start`, each
-/// filling every hole in a random order.
+/// Median, p90, p99 and max of per-commit times.
+struct Dist(Duration, Duration, Duration, Duration);
+
+impl std::fmt::Display for Dist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            self.0, self.1, self.2, self.3
+        )
+    }
+}
+
+/// Times per committed token over `gens` generations from `start`, each filling every hole
+/// in a random order.
 fn commit_distribution(
     g: &mut Guard,
     start: &ward_guard::Snapshot,
     rng: &mut Rng,
     vlen: usize,
-) -> (Duration, Duration, Duration) {
+    gens: usize,
+) -> Dist {
     let mut samples = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..gens {
         g.restore(start).unwrap();
         for h in shuffled_holes(g, rng) {
             let t = Instant::now();
@@ -145,9 +191,10 @@ fn commit_distribution(
         }
     }
     samples.sort();
-    (
+    Dist(
         samples[samples.len() / 2],
         samples[samples.len() * 9 / 10],
+        samples[samples.len() * 99 / 100],
         samples[samples.len() - 1],
     )
 }
@@ -178,10 +225,8 @@ fn bench_vocab(
     let mut order: Vec<usize> = Vec::new();
 
     // Per-commit distribution over full generations (printed: median and p90), then criterion.
-    let (median, p90, max) = commit_distribution(&mut g, &start, &mut rng, vlen);
-    println!(
-        "[{label}] per committed token over 5 random-order generations: median {median:?}, p90 {p90:?}, max {max:?}"
-    );
+    let d = commit_distribution(&mut g, &start, &mut rng, vlen, 5);
+    println!("[{label}] per committed token over 5 random-order generations: {d}");
 
     // The same distribution with end tokens refused at holes (`end_in_holes: false`, what a
     // sampler that never ends the text inside a hole uses): no hole can be skipped by ending
@@ -201,9 +246,9 @@ fn bench_vocab(
         (g2, start2)
     });
     if let Some((g2, start2)) = no_end.as_mut() {
-        let (median, p90, max) = commit_distribution(g2, start2, &mut rng, vlen);
+        let d = commit_distribution(g2, start2, &mut rng, vlen, 5);
         println!(
-            "[{label}] per committed token, end_in_holes: false, over 5 random-order generations: median {median:?}, p90 {p90:?}, max {max:?}"
+            "[{label}] per committed token, end_in_holes: false, over 5 random-order generations: {d}"
         );
     }
 
@@ -287,12 +332,52 @@ fn benches(c: &mut Criterion) {
             "synthetic".into(),
         ),
     };
-    println!("8k vocabulary: {src}");
-    bench_vocab(c, &policy, v8, "8k");
+    let only_152k = std::env::var("WARD_BENCH_ONLY").is_ok_and(|s| s == "152k");
+    if !only_152k {
+        println!("8k vocabulary: {src}");
+        bench_vocab(c, &policy, v8, "8k");
+    }
     if std::env::var("WARD_BENCH_SKIP_152K").is_err() {
+        match std::env::var("WARD_BENCH_152K") {
+            Ok(path) => {
+                let json = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("WARD_BENCH_152K={path}: {e}"));
+                let v = ward_guard::vocab::from_tokenizer_json(&json)
+                    .unwrap_or_else(|e| panic!("WARD_BENCH_152K={path}: {e}"));
+                println!("152k real vocabulary: {path} ({} ids)", v.len());
+                cold_generation(&policy, v.clone(), "152k-bpe");
+                bench_vocab(c, &policy, v, "152k-bpe");
+            }
+            Err(_) => println!(
+                "152k real vocabulary: skipped (set WARD_BENCH_152K to a tokenizer.json made by tools/train_bpe)"
+            ),
+        }
         let v152 = Vocab::from_token_bytes(&synth::synthetic_vocab(152_000)).unwrap();
+        cold_generation(&policy, v152.clone(), "152k-synthetic");
         bench_vocab(c, &policy, v152, "152k-synthetic");
     }
+}
+
+/// One generation on a fresh token policy whose rows are filled on demand (what the first
+/// generation of a session pays), per committed token.
+fn cold_generation(policy: &Arc<ward_policy::CompiledPolicy>, vocab: Vocab, label: &str) {
+    let tp = Arc::new(TokenPolicy::new(policy.clone(), Arc::new(vocab)));
+    let prefix = tp
+        .vocab()
+        .tokenize_greedy(PROMPT.as_bytes())
+        .expect("prompt tokenizes");
+    let vlen = tp.vocab().len();
+    let canvas = Canvas::infill(&prefix, CANVAS - prefix.len(), &[]);
+    let t = Instant::now();
+    let mut g = Guard::new(tp.clone(), &canvas).expect("guard");
+    let new = t.elapsed();
+    let start = g.snapshot();
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let d = commit_distribution(&mut g, &start, &mut rng, vlen, 1);
+    println!(
+        "[{label}] cold: Guard::new {new:?}, then one generation with rows filled on demand, per committed token: {d}; rows filled {:?}",
+        tp.stats().lifted_states.iter().sum::<usize>()
+    );
 }
 
 fn config() -> Criterion {

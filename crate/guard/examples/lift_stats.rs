@@ -34,7 +34,17 @@ fn main() {
     };
     let t = Instant::now();
     let tp = ward_guard::TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
-    println!("lifted (tries + vocabulary mask) in {:?}", t.elapsed());
+    let s = tp.stats();
+    println!(
+        "lifted (trie + vocabulary mask) in {:?}: {:.1} MiB (trie {:.1}, rows {:.1}, memoized walks {:.1}, indexes {:.1}, vocabulary {:.1})",
+        t.elapsed(),
+        s.memory_bytes as f64 / 1048576.0,
+        s.trie_bytes as f64 / 1048576.0,
+        s.row_bytes as f64 / 1048576.0,
+        s.memo_bytes as f64 / 1048576.0,
+        s.index_bytes as f64 / 1048576.0,
+        s.vocab_bytes as f64 / 1048576.0
+    );
     let t = Instant::now();
     let n = tp.lift_reachable();
     println!("filled {n} reachable state rows in {:?}", t.elapsed());

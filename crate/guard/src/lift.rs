@@ -1,11 +1,11 @@
 //! Lifting a policy's byte automata to a token vocabulary.
 //!
-//! For every module, tokens are mapped to strings of the module's byte classes and put in
-//! a trie over those class strings (tokens with the same class string share a node, which
-//! is where most of the vocabulary collapses). Per automaton state, a row is filled lazily
-//! on first use by one walk of that trie: the set of live states one token can reach
-//! (`ANY(q)`), the tokens that complete a violation from `q`, and the rules they complete.
-//! Subtrees are cut as soon as a prefix enters the absorbing violated state.
+//! The text tokens are put in one byte trie shared by every module (per-module tries over
+//! byte-class strings barely collapsed a real vocabulary: 500k–600k nodes each at 152k, against
+//! about as many for the shared byte trie). Per automaton state, a row is filled lazily on
+//! first use by one walk of that trie: the set of live states one token can reach (`ANY(q)`),
+//! the tokens that complete a violation from `q`, and the rules they complete. Subtrees are
+//! cut as soon as a prefix enters the absorbing violated state.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,55 +16,49 @@ use ward_policy::{CompiledPolicy, Module, RuleIndex, StateId};
 use crate::mask::{states, TokenMask};
 use crate::vocab::{TokenKind, Vocab};
 
-/// A trie over the class strings of a vocabulary's text tokens, stored in pre-order.
+/// A trie over the bytes of a vocabulary's text tokens, stored in pre-order (shared by every
+/// module).
 #[derive(Debug)]
-pub(crate) struct ClassTrie {
-    /// Class read on the edge into the node.
-    class: Vec<u8>,
-    /// Depth of the node (1 for children of the root).
-    depth: Vec<u32>,
+pub(crate) struct TokenTrie {
+    /// Byte read on the edge into the node.
+    byte: Vec<u8>,
+    /// Depth of the node (1 for children of the root; tokens have at most
+    /// [`crate::vocab::MAX_TOKEN_BYTES`] bytes).
+    depth: Vec<u16>,
     /// Index of the first node after this node's subtree.
     skip: Vec<u32>,
-    /// First entry in `order` of this node's subtree (own tokens first).
+    /// First entry in `order` of this node's subtree (own tokens first); one more entry at
+    /// the end (`order.len()`).
     lo: Vec<u32>,
     /// End (exclusive) of this node's own tokens in `order`.
     own_end: Vec<u32>,
-    /// Text token ids sorted by class string.
+    /// Text token ids sorted by bytes.
     order: Vec<u32>,
     max_depth: usize,
     /// The children of the root (nodes of depth 1).
     roots: Vec<u32>,
 }
 
-impl ClassTrie {
-    fn build(vocab: &Vocab, classes: &[u8; 256]) -> ClassTrie {
-        let mut seqs: Vec<(Vec<u8>, u32)> = (0..vocab.len() as u32)
+impl TokenTrie {
+    fn build(vocab: &Vocab) -> TokenTrie {
+        let mut ids: Vec<u32> = (0..vocab.len() as u32)
             .filter(|&t| vocab.kind(t) == TokenKind::Text)
-            .map(|t| {
-                (
-                    vocab
-                        .bytes(t)
-                        .iter()
-                        .map(|&b| classes[b as usize])
-                        .collect(),
-                    t,
-                )
-            })
             .collect();
-        seqs.sort_unstable();
-        let mut trie = ClassTrie {
-            class: Vec::new(),
+        ids.sort_unstable_by(|&a, &b| vocab.bytes(a).cmp(vocab.bytes(b)).then(a.cmp(&b)));
+        let mut trie = TokenTrie {
+            byte: Vec::new(),
             depth: Vec::new(),
             skip: Vec::new(),
             lo: Vec::new(),
             own_end: Vec::new(),
-            order: seqs.iter().map(|s| s.1).collect(),
+            order: ids,
             max_depth: 0,
             roots: Vec::new(),
         };
         let mut path: Vec<usize> = Vec::new();
         let mut prev: &[u8] = &[];
-        for (idx, (seq, _)) in seqs.iter().enumerate() {
+        for idx in 0..trie.order.len() {
+            let seq = vocab.bytes(trie.order[idx]);
             let lcp = prev
                 .iter()
                 .zip(seq.iter())
@@ -72,18 +66,18 @@ impl ClassTrie {
                 .count();
             while path.len() > lcp {
                 let n = path.pop().unwrap_or(0);
-                trie.skip[n] = trie.class.len() as u32;
+                trie.skip[n] = trie.byte.len() as u32;
             }
             if lcp == seq.len() {
-                // Same class string as the previous token: one more own token.
+                // Same bytes as the previous token: one more own token.
                 if let Some(&n) = path.last() {
                     trie.own_end[n] = idx as u32 + 1;
                 }
             } else {
                 for d in lcp..seq.len() {
-                    let n = trie.class.len();
-                    trie.class.push(seq[d]);
-                    trie.depth.push(d as u32 + 1);
+                    let n = trie.byte.len();
+                    trie.byte.push(seq[d]);
+                    trie.depth.push(d as u16 + 1);
                     trie.skip.push(0);
                     trie.lo.push(idx as u32);
                     let own = if d + 1 == seq.len() {
@@ -99,30 +93,30 @@ impl ClassTrie {
             prev = seq;
         }
         while let Some(n) = path.pop() {
-            trie.skip[n] = trie.class.len() as u32;
+            trie.skip[n] = trie.byte.len() as u32;
         }
         trie.lo.push(trie.order.len() as u32);
         let mut k = 0;
-        while k < trie.class.len() {
+        while k < trie.byte.len() {
             trie.roots.push(k as u32);
             k = trie.skip[k] as usize;
         }
+        trie.byte.shrink_to_fit();
+        trie.depth.shrink_to_fit();
         for v in [
-            &mut trie.depth,
             &mut trie.skip,
             &mut trie.lo,
             &mut trie.own_end,
+            &mut trie.roots,
         ] {
             v.shrink_to_fit();
         }
-        trie.class.shrink_to_fit();
-        trie.roots.shrink_to_fit();
         trie
     }
 
     /// Number of nodes.
     pub(crate) fn num_nodes(&self) -> usize {
-        self.class.len()
+        self.byte.len()
     }
 
     /// Tokens of the subtree of node `k` (its own and its descendants').
@@ -131,16 +125,16 @@ impl ClassTrie {
         &self.order[self.lo[k] as usize..self.lo[self.skip[k] as usize] as usize]
     }
 
-    /// Tokens whose class string ends exactly at node `k`.
+    /// Tokens whose bytes end exactly at node `k`.
     #[inline]
     pub(crate) fn own_tokens(&self, k: usize) -> &[u32] {
         &self.order[self.lo[k] as usize..self.own_end[k] as usize]
     }
 
     fn memory_bytes(&self) -> usize {
-        self.class.capacity()
-            + (self.depth.capacity()
-                + self.skip.capacity()
+        self.byte.capacity()
+            + self.depth.capacity() * 2
+            + (self.skip.capacity()
                 + self.lo.capacity()
                 + self.own_end.capacity()
                 + self.order.capacity()
@@ -156,7 +150,7 @@ pub(crate) struct StateRow {
     pub(crate) any: Vec<u32>,
     /// The same as a bitset over states.
     pub(crate) any_bits: Vec<u64>,
-    /// Tokens that complete a violation from this state, as ranges of the class trie's
+    /// Tokens that complete a violation from this state, as ranges of the token trie's
     /// token order (whole subtrees), plus the end tokens when `viol_end`.
     viol_ranges: Vec<(u32, u32)>,
     /// Memoized subtree walks (shared between rows) whose violating ranges also count.
@@ -178,7 +172,7 @@ impl StateRow {
     }
 }
 
-/// The result of walking one subtree of the class trie (below a child of the root) from
+/// The result of walking one subtree of the token trie (below a child of the root) from
 /// one state: states reached by its tokens, its violating token ranges and their rules.
 #[derive(Debug)]
 pub(crate) struct SubWalk {
@@ -194,15 +188,12 @@ pub(crate) struct ModuleLift {
     pub(crate) num_states: usize,
     /// `u64` words per state set (`num_states + 1` bits).
     pub(crate) words: usize,
-    pub(crate) trie: ClassTrie,
     rows: Vec<OnceLock<Box<StateRow>>>,
-    /// A representative byte per class (for attribution).
-    rep_byte: Vec<u8>,
     /// Tokens this module forbids from every live state (level-1 mask, as forbidden set).
     pub(crate) forbidden_everywhere: Vec<u32>,
     /// Bytes to the nearest violation, per state (`u32::MAX`: none reachable).
     pub(crate) danger: OnceLock<Vec<u32>>,
-    /// Memoized subtree walks, by (root child, state after its class).
+    /// Memoized subtree walks, by (root child, state after its byte).
     memo: Mutex<HashMap<(u32, u32), Arc<SubWalk>>>,
     /// States whose row is filled and has a live successor / has none.
     pub(crate) any_nonempty: Vec<AtomicU64>,
@@ -221,15 +212,16 @@ pub struct LiftStats {
     pub states: Vec<usize>,
     /// Per module: number of byte classes.
     pub classes: Vec<usize>,
-    /// Per module: number of nodes of the class trie over the vocabulary.
+    /// Per module: number of nodes of the token trie it walks (one byte trie shared by all
+    /// modules, so the same number for each).
     pub trie_nodes: Vec<usize>,
     /// Per module: states whose token row has been filled so far.
     pub lifted_states: Vec<usize>,
-    /// Heap bytes of everything the token policy holds (all modules' tries, filled rows,
+    /// Heap bytes of everything the token policy holds (the token trie, filled rows,
     /// memoized subtree walks and indexes, the level-1 mask and the vocabulary); the compiled
     /// policy itself is not counted.
     pub memory_bytes: usize,
-    /// Of which: the class tries.
+    /// Of which: the token trie.
     pub trie_bytes: usize,
     /// Of which: the filled state rows.
     pub row_bytes: usize,
@@ -252,6 +244,8 @@ pub struct LiftStats {
 pub struct TokenPolicy {
     pub(crate) policy: Arc<CompiledPolicy>,
     pub(crate) vocab: Arc<Vocab>,
+    /// The text tokens' byte trie, walked by every module.
+    pub(crate) trie: TokenTrie,
     pub(crate) lifts: Vec<ModuleLift>,
     pub(crate) empty_tokens: Vec<u32>,
     pub(crate) end_tokens: Vec<u32>,
@@ -264,23 +258,14 @@ impl TokenPolicy {
     pub fn new(policy: Arc<CompiledPolicy>, vocab: Arc<Vocab>) -> TokenPolicy {
         let empty_tokens = vocab.tokens_of_kind(TokenKind::Empty);
         let end_tokens = vocab.tokens_of_kind(TokenKind::End);
+        let trie = TokenTrie::build(&vocab);
         let mut lifts = Vec::new();
         for m in policy.modules() {
-            let classes = m.byte_classes();
-            let trie = ClassTrie::build(&vocab, classes);
-            let mut rep_byte = vec![0u8; m.num_classes().max(1)];
-            for b in (0..256usize).rev() {
-                if let Some(r) = rep_byte.get_mut(classes[b] as usize) {
-                    *r = b as u8;
-                }
-            }
             let num_states = m.num_states();
-            let mut lift = ModuleLift {
+            let lift = ModuleLift {
                 num_states,
                 words: (num_states + 1).div_ceil(64),
-                trie,
                 rows: (0..num_states).map(|_| OnceLock::new()).collect(),
-                rep_byte,
                 forbidden_everywhere: Vec::new(),
                 danger: OnceLock::new(),
                 memo: Mutex::new(HashMap::new()),
@@ -295,23 +280,61 @@ impl TokenPolicy {
                     .collect(),
                 inv: RwLock::new(vec![Vec::new(); num_states + 1]),
             };
-            lift.forbidden_everywhere = lift.compute_forbidden_everywhere(m, &end_tokens);
             lifts.push(lift);
         }
-        let mut vocab_mask = TokenMask::new_full(vocab.len());
-        for l in &lifts {
-            for &t in &l.forbidden_everywhere {
-                vocab_mask.clear(t);
-            }
-        }
-        TokenPolicy {
+        let vocab_mask = TokenMask::new_full(vocab.len());
+        let mut tp = TokenPolicy {
             policy,
             vocab,
+            trie,
             lifts,
             empty_tokens,
             end_tokens,
             vocab_mask,
+        };
+        for mi in 0..tp.lifts.len() {
+            let f = tp.compute_forbidden_everywhere(mi);
+            for &t in &f {
+                tp.vocab_mask.clear(t);
+            }
+            tp.lifts[mi].forbidden_everywhere = f;
         }
+        tp
+    }
+
+    /// Tokens that enter the violated state from every live state of module `mi`: among the
+    /// tokens that violate from the start state (its row, which every guard needs anyway),
+    /// those that violate from every other live state too (usually none: the candidates are
+    /// few, and most are cleared by the first state that reads them inside a string).
+    fn compute_forbidden_everywhere(&self, mi: usize) -> Vec<u32> {
+        let m = self.module(mi);
+        let ns = m.num_states();
+        let live: Vec<StateId> = (0..ns as u32)
+            .map(StateId)
+            .filter(|&s| s != StateId::VIOLATED)
+            .collect();
+        if live.is_empty() {
+            return Vec::new();
+        }
+        let start = m.start();
+        let mut out: Vec<u32> = if start == StateId::VIOLATED {
+            Vec::new()
+        } else {
+            self.violating_tokens(mi, start.as_usize())
+                .into_iter()
+                .filter(|&t| self.vocab.kind(t) == TokenKind::Text)
+                .filter(|&t| {
+                    let bytes = self.vocab.bytes(t);
+                    live.iter().all(|&q| m.is_violated(m.run(q, bytes)))
+                })
+                .collect()
+        };
+        // End tokens are forbidden everywhere only if no live state is a clean end.
+        if live.iter().all(|&s| !m.is_clean_end(s)) {
+            out.extend_from_slice(&self.end_tokens);
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The compiled policy.
@@ -341,8 +364,7 @@ impl TokenPolicy {
         for (l, m) in self.lifts.iter().zip(self.policy.modules()) {
             s.states.push(l.num_states);
             s.classes.push(m.num_classes());
-            s.trie_nodes.push(l.trie.num_nodes());
-            s.trie_bytes += l.trie.memory_bytes();
+            s.trie_nodes.push(self.trie.num_nodes());
             let mut lifted = 0;
             for r in &l.rows {
                 if let Some(r) = r.get() {
@@ -360,7 +382,6 @@ impl TokenPolicy {
             s.index_bytes += l.rows.len() * 8
                 + (l.any_nonempty.len() + l.any_empty.len() + l.any_only_end.len()) * 8
                 + l.forbidden_everywhere.capacity() * 4
-                + l.rep_byte.capacity()
                 + l.danger.get().map_or(0, |d| d.capacity() * 4);
             if let Ok(inv) = l.inv.read() {
                 s.index_bytes += inv.iter().map(|v| 24 + v.capacity() * 4).sum::<usize>();
@@ -369,6 +390,7 @@ impl TokenPolicy {
         }
         s.index_bytes += self.vocab_mask.words().len() * 4
             + (self.empty_tokens.capacity() + self.end_tokens.capacity()) * 4;
+        s.trie_bytes = self.trie.memory_bytes();
         s.vocab_bytes = self.vocab.memory_bytes();
         s.memory_bytes = s.trie_bytes + s.row_bytes + s.memo_bytes + s.index_bytes + s.vocab_bytes;
         s.vocab_forbidden = self.vocab_mask.len() - self.vocab_mask.count_allowed();
@@ -453,15 +475,14 @@ impl TokenPolicy {
     /// (unsorted). Root subtrees whose reached states are all good contribute only their
     /// (memoized) violating ranges; the others are walked token by token.
     pub(crate) fn text_forbidden_from(&self, mi: usize, q: usize, good: &[u64]) -> Vec<u32> {
-        let l = &self.lifts[mi];
         let m = self.module(mi);
-        let trie = &l.trie;
+        let trie = &self.trie;
         let qs = StateId(q as u32);
         let mut out = Vec::new();
         let mut stack = vec![qs; trie.max_depth + 1];
         for &k1 in &trie.roots {
             let k1 = k1 as usize;
-            let s1 = m.next_class(qs, trie.class[k1]);
+            let s1 = m.next(qs, trie.byte[k1]);
             if m.is_violated(s1) {
                 out.extend_from_slice(trie.subtree_tokens(k1));
                 continue;
@@ -485,7 +506,7 @@ impl TokenPolicy {
             let mut k = k1 + 1;
             while k < end {
                 let d = trie.depth[k] as usize;
-                let s = m.next_class(stack[d - 1], trie.class[k]);
+                let s = m.next(stack[d - 1], trie.byte[k]);
                 if m.is_violated(s) {
                     out.extend_from_slice(trie.subtree_tokens(k));
                     k = trie.skip[k] as usize;
@@ -504,7 +525,7 @@ impl TokenPolicy {
     /// The tokens that complete a violation from state `q` (unsorted).
     pub(crate) fn violating_tokens(&self, mi: usize, q: usize) -> Vec<u32> {
         let row = self.row(mi, q);
-        let order = &self.lifts[mi].trie.order;
+        let order = &self.trie.order;
         let mut out = Vec::with_capacity(row.viol_count);
         for &(a, b) in row
             .viol_ranges
@@ -552,7 +573,7 @@ impl TokenPolicy {
             return r;
         }
         let m = self.module(mi);
-        let trie = &l.trie;
+        let trie = &self.trie;
         let mut reached_bits = vec![0u64; l.words];
         let mut viol: Vec<(u32, u32)> = Vec::new();
         let mut rules: Vec<RuleIndex> = Vec::new();
@@ -565,11 +586,11 @@ impl TokenPolicy {
         while k < end {
             let d = trie.depth[k] as usize;
             let parent = stack[d - 1];
-            let c = trie.class[k];
-            let s = m.next_class(parent, c);
+            let c = trie.byte[k];
+            let s = m.next(parent, c);
             if m.is_violated(s) {
                 viol.push((trie.lo[k], trie.lo[trie.skip[k] as usize]));
-                for &r in m.violation_rules(parent, l.rep_byte[c as usize]) {
+                for &r in m.violation_rules(parent, c) {
                     if !rules.contains(&r) {
                         rules.push(r);
                     }
@@ -599,7 +620,7 @@ impl TokenPolicy {
     fn build_row(&self, mi: usize, q: usize) -> StateRow {
         let l = &self.lifts[mi];
         let m = self.module(mi);
-        let trie = &l.trie;
+        let trie = &self.trie;
         let mut any_bits = vec![0u64; l.words];
         let mut viol_ranges: Vec<(u32, u32)> = Vec::new();
         let mut viol_rules: Vec<RuleIndex> = Vec::new();
@@ -608,11 +629,11 @@ impl TokenPolicy {
         let qs = StateId(q as u32);
         for &k1 in &trie.roots {
             let k1 = k1 as usize;
-            let c = trie.class[k1];
-            let s1 = m.next_class(qs, c);
+            let c = trie.byte[k1];
+            let s1 = m.next(qs, c);
             if m.is_violated(s1) {
                 viol_ranges.push((trie.lo[k1], trie.lo[trie.skip[k1] as usize]));
-                for &r in m.violation_rules(qs, l.rep_byte[c as usize]) {
+                for &r in m.violation_rules(qs, c) {
                     if !viol_rules.contains(&r) {
                         viol_rules.push(r);
                     }
@@ -721,57 +742,6 @@ impl std::fmt::Debug for TokenPolicy {
     }
 }
 
-impl ModuleLift {
-    /// Tokens that enter the violated state from every live state: a trie walk carrying
-    /// the image of the set of all live states.
-    fn compute_forbidden_everywhere(&self, m: &Module, end_tokens: &[u32]) -> Vec<u32> {
-        let trie = &self.trie;
-        let ns = self.num_states;
-        let mut out = Vec::new();
-        // Sets per depth, as sorted vectors.
-        let mut sets: Vec<Vec<u32>> = vec![Vec::new(); trie.max_depth + 1];
-        sets[0] = (0..ns as u32)
-            .filter(|&s| s != StateId::VIOLATED.0)
-            .collect();
-        if sets[0].is_empty() {
-            return out;
-        }
-        let mut mark = vec![u32::MAX; ns];
-        let n = trie.num_nodes();
-        let mut k = 0;
-        let mut stamp = 0u32;
-        while k < n {
-            let d = trie.depth[k] as usize;
-            let c = trie.class[k];
-            stamp = stamp.wrapping_add(1);
-            let mut next = std::mem::take(&mut sets[d]);
-            next.clear();
-            for &s in &sets[d - 1] {
-                let t = m.next_class(StateId(s), c);
-                if !m.is_violated(t) && mark[t.as_usize()] != stamp {
-                    mark[t.as_usize()] = stamp;
-                    next.push(t.0);
-                }
-            }
-            if next.is_empty() {
-                let end = trie.lo[trie.skip[k] as usize];
-                out.extend_from_slice(&trie.order[trie.lo[k] as usize..end as usize]);
-                sets[d] = next;
-                k = trie.skip[k] as usize;
-                continue;
-            }
-            sets[d] = next;
-            k += 1;
-        }
-        // End tokens are forbidden everywhere only if no live state is a clean end.
-        if (0..ns).all(|s| s == 0 || !m.is_clean_end(StateId(s as u32))) {
-            out.extend_from_slice(end_tokens);
-        }
-        out.sort_unstable();
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,7 +757,8 @@ mod tests {
         let tp = TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
         let before = tp.stats();
         assert!(before.trie_bytes > 0 && before.vocab_bytes > 0 && before.index_bytes > 0);
-        assert_eq!(before.row_bytes, 0, "rows are filled lazily");
+        // Rows are filled lazily: only the start state's (for the level-1 mask) so far.
+        assert_eq!(before.lifted_states, vec![1]);
         assert!(tp.lift_reachable() > 0);
         let s = tp.stats();
         assert!(s.row_bytes > 0 && s.memo_bytes > 0);
