@@ -148,8 +148,15 @@ exampleSel.addEventListener("change", () => {
   if (!ex) return;
   setText(prompt, ex.prompt);
   $in("steps").value = String(ex.steps);
+  $in("adversary").value = ex.insecure;
 });
 $in("steps").value = String(EXAMPLES[0].steps);
+$in("adversary").value = EXAMPLES[0].insecure;
+
+/** The completion the adversarial model prefers, when that mode is on. */
+function oracle(): string | undefined {
+  return $in("adversary-on").checked && $in("adversary").value !== "" ? $in("adversary").value : undefined;
+}
 
 // ------------------------------------------------------------------ policy
 
@@ -398,6 +405,7 @@ async function runPane(p: Pane, req: GenerateRequest): Promise<GenerationResult 
   p.pre.textContent = "";
   const handle = client.generate(req, {
     stepDelayMs: 0,
+    oracle: oracle(),
     onStart: (ev) => {
       p.start = ev;
       renderPane(p);

@@ -58,6 +58,8 @@ export interface GenerateOptions {
   onStep?: (e: StepEvent) => void;
   /** Milliseconds the worker waits after each step (animation); 0 by default. */
   stepDelayMs?: number;
+  /** Hole-fill text the model is made to prefer (the sampler's oracle adversary). */
+  oracle?: string;
 }
 
 /** A generation in flight. */
@@ -194,7 +196,9 @@ export class WardClient {
   /** Starts a generation. */
   generate(request: GenerateRequest, opts: GenerateOptions = {}): GenerationHandle {
     const id = this.nextId++;
-    const done = this.send({ type: "generate", id, request, stepDelayMs: opts.stepDelayMs }, (rep) => {
+    const cmd: WorkerCommand = { type: "generate", id, request, stepDelayMs: opts.stepDelayMs };
+    if (opts.oracle !== undefined) cmd.oracle = opts.oracle;
+    const done = this.send(cmd, (rep) => {
       if (rep.type === "start") opts.onStart?.(rep.event);
       else if (rep.type === "step") opts.onStep?.(rep.event);
     }).then((r) => (r.type === "result" ? r.result : null));

@@ -283,6 +283,12 @@ export interface GenerateCommand {
   request: GenerateRequest;
   /** Milliseconds to wait after each step (0 = as fast as possible); for animation. */
   stepDelayMs?: number;
+  /**
+   * The oracle adversary of the sampler: text whose tokens the model is made to prefer at the
+   * hole positions, in order (as `ward generate --oracle-file`). With an insecure completion
+   * it shows what the policy blocks even when the model itself would not write it.
+   */
+  oracle?: string;
 }
 
 /** Stop the running generation of `target` after the current step. */
@@ -478,6 +484,7 @@ export function validateCommand(data: unknown): { ok: true; command: WorkerComma
       break;
     case "generate":
       problem = need("request", "object");
+      if (!problem && rec.oracle !== undefined && typeof rec.oracle !== "string") problem = "command `generate` field `oracle` must be a string";
       if (!problem) problem = validateRequest(rec.request as Record<string, unknown>);
       break;
     case "cancel":

@@ -50,7 +50,7 @@ export interface SecureCodegenEventMap {
 }
 
 /** Attributes the element observes. */
-export const OBSERVED = ["prompt", "policy", "model", "steps", "strategy", "seed", "backend", "wasm", "max-new", "step-delay", "enforce"] as const;
+export const OBSERVED = ["prompt", "policy", "model", "steps", "strategy", "seed", "backend", "wasm", "max-new", "step-delay", "enforce", "adversary"] as const;
 
 /**
  * Where the element finds the wasm package by default: `wasm/` at the package root, next to
@@ -426,8 +426,10 @@ export class SecureCodegen extends HTMLElement {
       this.stepEvents = [];
       this.startEv = null;
       const delay = intAttr(this.getAttribute("step-delay"), "step-delay", 0) ?? 0;
+      const adversary = this.getAttribute("adversary");
       const handle = client.generate(request, {
         stepDelayMs: delay,
+        oracle: adversary === null || adversary === "" ? undefined : adversary,
         onStart: (ev) => {
           this.startEv = ev;
           this.render();

@@ -39,6 +39,10 @@ describe("<secure-codegen> attributes → request", () => {
     expect(init).toMatchObject({ wasmBase: `${ORIGIN}/wasm/`, backend: "webgpu", model: { kind: "url", base: `${ORIGIN}/models/tiny/` }, policy: { packs: [`${ORIGIN}/policies/python/pack.yaml`] } });
     const gen = w.posted.find((c) => (c as GenerateCommand).type === "generate") as GenerateCommand;
     expect(gen.request).toEqual({ prompt: "x = <|hole:2|>", steps: 2, strategy: "entropy", seed: 42, max_new: 9, enforce: false });
+    expect(gen.oracle).toBeUndefined();
+    el.setAttribute("adversary", "system(cmd)");
+    await el.generate();
+    expect(w.engine.oracles).toEqual([undefined, "system(cmd)"]);
   });
 
   it("properties reflect to attributes", () => {

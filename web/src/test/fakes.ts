@@ -82,6 +82,7 @@ export class FakeEngine implements Engine {
   policy: GatheredPolicy | null = null;
   model: ModelBytes | null = null;
   requests: GenerateRequest[] = [];
+  oracles: Array<string | undefined> = [];
   cancelled = 0;
 
   setPolicy(p: GatheredPolicy): PolicyInfo {
@@ -114,8 +115,9 @@ export class FakeEngine implements Engine {
     return this.model !== null;
   }
 
-  start(request: GenerateRequest): Run {
+  start(request: GenerateRequest, oracle?: string): Run {
     this.requests.push(request);
+    this.oracles.push(oracle);
     const sizes = holeSizes(request.prompt);
     if (request.prompt.includes("os.system(")) {
       const e = new Error("prompt already violates python.os-system at bytes 0..10");

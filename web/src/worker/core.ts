@@ -156,7 +156,7 @@ export class WorkerCore {
     const engine = this.requireEngine();
     if (!engine.hasModel()) throw new CoreError("not-ready", "no model loaded: send `init` with a model first");
     if (this.running) throw new CoreError("busy", `generation ${this.running.id} is still running: cancel it or wait for its result`);
-    const run = engine.start(cmd.request);
+    const run = engine.start(cmd.request, cmd.oracle);
     const state = { id: cmd.id, run, cancelled: false };
     this.running = state;
     try {

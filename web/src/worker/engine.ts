@@ -79,8 +79,11 @@ export interface Engine {
   loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }>;
   /** True once a model is loaded. */
   hasModel(): boolean;
-  /** Starts a generation with the current model and policy. */
-  start(request: GenerateRequest): Run;
+  /**
+   * Starts a generation with the current model and policy; `oracle` (hole-fill text) makes
+   * the model prefer those tokens (the sampler's oracle adversary).
+   */
+  start(request: GenerateRequest, oracle?: string): Run;
 }
 
 /** Loads the engine from the wasm package at `wasmBase` (URL of its folder). */

@@ -42,7 +42,7 @@ interface WasmGeneratorClass {
 
 interface WasmGenerator {
   backend(): unknown;
-  start(policy: WasmPolicy | undefined, request: unknown): unknown;
+  start(policy: WasmPolicy | undefined, request: unknown, oracle?: string): unknown;
   step(): unknown;
   cancel(): void;
   result(): unknown;
@@ -263,13 +263,13 @@ class WasmEngine implements Engine {
     return this.generator !== null;
   }
 
-  start(request: GenerateRequest): Run {
+  start(request: GenerateRequest, oracle?: string): Run {
     const g = this.generator;
     if (!g) throw new Error("no model loaded");
     let start: StartEvent;
     try {
       // The policy goes along even without enforcement: the certificate's re-scan uses it.
-      start = plain<StartEvent>(g.start(this.policy ?? undefined, request));
+      start = plain<StartEvent>(oracle === undefined ? g.start(this.policy ?? undefined, request) : g.start(this.policy ?? undefined, request, oracle));
     } catch (e) {
       const err = jsError(e);
       err.name = "PromptError";

@@ -206,6 +206,12 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
     expect(await page.locator("#certificate").getAttribute("data-findings")).toBe("0");
     await expect(page.locator("#canvas-enforced .mask").count()).resolves.toBe(0);
     await page.screenshot({ path: path.join(ARTEFACTS, "playground-after-generation.png"), fullPage: true });
+    // The adversarial model (on by default) wants `os.system(cmd)`: the policy blocked it, and
+    // each blocked place is a focusable mark whose tooltip names the rule and its CWE.
+    const mark = page.locator("#canvas-enforced .blocked").first();
+    await mark.focus();
+    await expect(page.locator("#tip-enforced").isVisible()).resolves.toBe(true);
+    await expect(page.locator("#tip-enforced").textContent()).resolves.toMatch(/python\.os-system.*CWE-78.*Probability mass removed/s);
     // Replay: step 0 shows every hole masked again.
     await page.locator("#slider").fill("0");
     await expect(page.locator("#canvas-enforced .mask").count()).resolves.toBeGreaterThan(0);
@@ -240,8 +246,10 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
     const diff = page.locator("#diff");
     await expect(diff.isVisible()).resolves.toBe(true);
     expect(await diff.getAttribute("data-findings-enforced")).toBe("0");
+    expect(Number(await diff.getAttribute("data-findings-none"))).toBeGreaterThan(0);
+    expect(await diff.getAttribute("data-differs")).toBe("true");
     const text = (await diff.textContent()) ?? "";
-    expect(text).toMatch(/No policy: \d+ finding/);
+    expect(text).toMatch(/No policy: \d+ findings? \(python\.os-system/);
     expect(text).toMatch(/Enforced: 0 findings/);
     await page.screenshot({ path: path.join(ARTEFACTS, "playground-side-by-side.png"), fullPage: true });
     await page.close();
