@@ -23,11 +23,11 @@ wasm-test:
 	bash crate/web/scripts/setup.sh
 	bash crate/web/scripts/test-browser.sh
 
-## The web app (web/): npm packages, the wasm package when crate/web exists, then web/dist.
+## The web app (web/): npm packages, the wasm package, then web/dist (web/README.md).
 web:
 	bash web/scripts/ensure-deps.sh
-	@if $(MAKE) -n wasm >/dev/null 2>&1; then $(MAKE) wasm; else echo "[web] no \`make wasm\` yet (crate/web): the pages will say the wasm package is not built"; fi
-	npm --prefix web run build
+	$(MAKE) wasm
+	WARD_WASM_DIR=$(WARD_WASM_DIR) npm --prefix web run build
 
 ## Unit tests (vitest) and browser tests (playwright-core + Debian's chromium) of web/.
 web-test: web
