@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test demo bench bench-policy check-sample fuzz run web web-test wasm wasm-test
+.PHONY: test demo bench bench-generate bench-policy check-sample fuzz run web web-test wasm wasm-test
 
 ## Every test of every layer.
 test:
@@ -40,14 +40,22 @@ PORT ?= 8080
 run: web
 	PORT=$(PORT) node web/server/serve.mjs
 
-## The main job on the default setup: check the sample with the default policy (SARIF too).
+## A terminal demo: the same insecure pull (`--oracle-file`: the model is made to prefer
+## `shell=True)`) without and with the policy, what was blocked, and `ward check`.
+WARD := $(CARGO_TARGET_DIR)/release/ward
 demo:
-	$(CARGO) build --release -p ward-cli --no-default-features
-	-$(CARGO_TARGET_DIR)/release/ward explain --stats --policy policies/python | tail -n 12
-	-$(CARGO_TARGET_DIR)/release/ward check tests/samples
+	$(CARGO) build --release -p ward-cli
+	@echo "== ward generate --no-policy (unconstrained) =="
+	-$(WARD) generate --no-policy --prompt-file tests/samples/demo_prompt.txt --oracle-file tests/samples/demo_pull.txt
+	@echo "== ward generate (policies/python enforced) =="
+	$(WARD) generate --prompt-file tests/samples/demo_prompt.txt --oracle-file tests/samples/demo_pull.txt --certificate $(CARGO_TARGET_DIR)/demo-certificate.json
+	@echo "== certificate: $(CARGO_TARGET_DIR)/demo-certificate.json =="
+	-$(WARD) check tests/samples
 
 ## Benchmarks (numbers quoted in the README).
-bench: bench-policy
+bench: bench-policy bench-generate
+bench-generate:
+	$(CARGO) run --release -p ward-cli -- bench generate
 bench-policy:
 	$(CARGO) bench -p ward-policy --bench policy
 

@@ -48,7 +48,7 @@ struct Totals {
     refused_prompts: usize,
 }
 
-fn run_adversary(seed: u64, strategy: Strategy, totals: &mut Totals) {
+fn run_adversary(seed: u64, strategy: Strategy, end_in_holes: bool, totals: &mut Totals) {
     let f = fixture();
     let engine = f.engine();
     let mut rng = Rng::new(seed);
@@ -61,6 +61,7 @@ fn run_adversary(seed: u64, strategy: Strategy, totals: &mut Totals) {
         block: [0, 4, 8][rng.below(3)],
         temperature: if rng.below(2) == 0 { 0.0 } else { 1.0 },
         seed,
+        end_in_holes,
         ..Default::default()
     };
     let mut src = Adversary {
@@ -88,19 +89,28 @@ fn run_adversary(seed: u64, strategy: Strategy, totals: &mut Totals) {
     }
 }
 
-#[test]
-fn adversary_never_completes_a_violation_in_any_strategy() {
+fn adversary_runs(end_in_holes: bool) {
     let n = cases(2);
     let mut totals = Totals::default();
     for (si, s) in Strategy::ALL.into_iter().enumerate() {
         for k in 0..n {
-            run_adversary((si * 1000 + k) as u64, s, &mut totals);
+            run_adversary((si * 1000 + k) as u64, s, end_in_holes, &mut totals);
         }
     }
-    eprintln!("adversary totals: {totals:?}");
+    eprintln!("adversary totals (end_in_holes: {end_in_holes}): {totals:?}");
     assert_eq!(totals.stuck, 0, "{totals:?}");
     assert_eq!(totals.refused_prompts, 0, "{totals:?}");
     assert!(totals.blocked > 0, "the adversary never met the policy: {totals:?}");
+}
+
+#[test]
+fn adversary_never_completes_a_violation_in_any_strategy() {
+    adversary_runs(false);
+}
+
+#[test]
+fn adversary_with_end_in_holes_never_completes_a_violation_nor_gets_stuck() {
+    adversary_runs(true);
 }
 
 #[test]
