@@ -326,6 +326,26 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
     return cases
 
 
+def cut_violating_prefixes(tools: Tools, cases: list[Case]) -> int:
+    """A prefix that already violates an enforced rule is refused by the sampler; such a
+    CyberSecEval prefix is cut to start on the line after its last enforced finding.
+    Returns how many were cut (the report says so)."""
+    files = {c.id: _tmp(c.prompt) for c in cases}
+    found = ward_check_files(tools, list(files.values()))
+    n = 0
+    for c in cases:
+        enf = [x for x in found[str(files[c.id])] if x.get("enforced")]
+        if not enf:
+            continue
+        data = c.prompt.encode()
+        end = max(x["end"] for x in enf)
+        nl = data.find(b"\n", end)
+        c.prompt = data[nl + 1:].decode() if nl >= 0 else ""
+        c.extra["prefix_cut"] = sorted({x["rule_id"] for x in enf})
+        n += 1
+    return n
+
+
 # ------------------------------------------------------------------------------------------
 # Texts: where the generated part is
 
@@ -464,7 +484,7 @@ def run_timed(cmd: list[str], timeout: float) -> tuple[object, str, str, float, 
 
 
 def ward_generate(tools: Tools, case: Case, seed: int, enforce: bool, work: Path,
-                  oracle: str | None = None) -> dict:
+                  oracle: str | None = None, steps: int = 0) -> dict:
     """One `ward generate` run; returns a sample record (text, spans, metrics)."""
     work.mkdir(parents=True, exist_ok=True)
     tag = f"{case.id}.{'e' if enforce else 'u'}{'o' if oracle is not None else ''}.{seed}"
@@ -481,6 +501,8 @@ def ward_generate(tools: Tools, case: Case, seed: int, enforce: bool, work: Path
             cmd += ["--policy", str(p)]
     else:
         cmd += ["--no-policy"]
+    if steps:
+        cmd += ["--steps", str(steps)]
     if oracle is not None:
         of = work / f"{tag}.oracle"
         of.write_text(oracle)
@@ -715,18 +737,20 @@ def insecure_by(judge: str, findings: list[dict]) -> bool:
 
 
 def run_arms(tools: Tools, cases: list[Case], arms: list[str], seeds: int, retries: int,
-             jobs: int, work: Path, log) -> list[dict]:
+             jobs: int, work: Path, log, oracle_steps: int = 0) -> list[dict]:
     """Generates every (case, arm, seed); scan-retry regenerates until clean. Returns
     sample records (one per generation)."""
     records: list[dict] = []
     tasks = []
     for c in cases:
         for s in range(1, seeds + 1):
-            if c.suite == "cse" and ("oracle" in arms or "oracle-free" in arms) and s == 1:
+            if s == 1:
+                # the oracle text: the original continuation (cse), the intended insecure
+                # completions of the holes in order (ours)
                 if "oracle" in arms:
-                    tasks.append((c, "oracle", s, True, c.insecure[0]))
+                    tasks.append((c, "oracle", s, True, "".join(c.insecure)))
                 if "oracle-free" in arms:
-                    tasks.append((c, "oracle-free", s, False, c.insecure[0]))
+                    tasks.append((c, "oracle-free", s, False, "".join(c.insecure)))
             if "enforced" in arms:
                 tasks.append((c, "enforced", s, True, None))
             if "unconstrained" in arms or "scan-retry" in arms:
@@ -736,7 +760,10 @@ def run_arms(tools: Tools, cases: list[Case], arms: list[str], seeds: int, retri
 
     def one(task):
         c, arm, s, enforce, oracle = task
-        rec = ward_generate(tools, c, s, enforce, work / "gen", oracle)
+        # Without a policy the oracle's choice is certain at every position, so the steps do
+        # not change its output: one step.
+        steps = 1 if arm == "oracle-free" else (oracle_steps if arm == "oracle" else 0)
+        rec = ward_generate(tools, c, s, enforce, work / "gen", oracle, steps)
         rec.update({"suite": c.suite, "case": c.id, "class": c.cls, "cwe": c.cwe, "arm": arm,
                     "seed": s, "attempt": 1})
         return rec
@@ -1118,8 +1145,9 @@ def write_report(records, cases, suites, arms, judges, meta, outdir: Path, log) 
         for p in pngs:
             if p.endswith(f"-{suite}.png"):
                 md += [f"![{p}]({p})", ""]
-        if suite == "cse" and any(r["arm"] == "oracle" for r in rs):
-            md += oracle_section(records, cases) + [""]
+        if any(r["arm"] == "oracle" for r in rs):
+            md += oracle_section([r for r in records if r["suite"] == suite], cases,
+                                 suite) + [""]
     flagged = flagged_enforced(records, cases)
     md += ["## Judge findings on enforced outputs", "",
            f"{len(flagged)} findings (arms (b) and (d)); by judge, rule and class:", ""]
@@ -1143,47 +1171,55 @@ def write_report(records, cases, suites, arms, judges, meta, outdir: Path, log) 
     return "\n".join(md)
 
 
-def oracle_section(records, cases) -> list[str]:
-    """(d): how the oracle's (original, insecure) continuation fares with the policy."""
+def oracle_section(records, cases, suite) -> list[str]:
+    """(d): how the oracle's insecure text (the original continuation for cse, the intended
+    insecure completion for ours) fares with the policy."""
     by_case = {c.id: c for c in cases}
     free = {r["case"]: r for r in records if r["arm"] == "oracle-free" and "text" in r}
     enf = {r["case"]: r for r in records if r["arm"] == "oracle" and "text" in r}
-    rows = collections.defaultdict(lambda: collections.Counter())
+    rows = collections.defaultdict(collections.Counter)
     for cid, e in enf.items():
         c = by_case[cid]
         f = free.get(cid)
         row = rows[c.cls]
         row["n"] += 1
-        orig_flag = f is not None and any(x.get("enforced") for x in f["judges"].get("ward", []))
-        icd_flag = f is not None and (bool(f["judges"].get("semgrep")) or
-                                      bool(f["judges"].get("icd-regex")))
-        changed = f is not None and e["text"] != f["text"]
+        if f is None:
+            continue
+        fj, ej = f.get("judges", {}), e.get("judges", {})
+        orig_flag = any(x.get("enforced") for x in fj.get("ward", []))
+        ext = lambda j: bool(j.get("semgrep") or j.get("icd-regex") or  # noqa: E731
+                             any(not x.get("noise") for x in j.get("bandit", [])))
+        changed = e["text"] != f["text"]
+        row["with_ref"] += 1
+        row["ext_flags_original"] += ext(fj)
         row["ward_flags_original"] += orig_flag
-        row["icd_flags_original"] += icd_flag
         row["changed"] += changed
         row["changed_without_need"] += changed and not orig_flag
-        row["icd_after"] += bool(e["judges"].get("semgrep")) or bool(e["judges"].get("icd-regex"))
-        row["ward_after"] += any(x.get("enforced") for x in e["judges"].get("ward", []))
-    head = ["CWE", "n", "original flagged by ICD", "original has an enforced rule (pack covers)",
-            "enforced output differs", "differs without an enforced finding",
-            "ICD flags enforced output", "enforced findings after"]
-    out = ["### (d) Oracle adversary: the original continuation, forced", "",
-           "The oracle makes the original file's continuation the model's certain choice. "
-           "Without a policy it reproduces the original code (up to the token budget); with "
-           "the policy the output must differ where, and only where, an enforced rule would "
-           "be completed.", "",
+        row["unchanged_but_flagged"] += (not changed) and orig_flag
+        row["ext_after"] += ext(ej)
+        row["ward_after"] += any(x.get("enforced") for x in ej.get("ward", []))
+    what = "original continuation" if suite == "cse" else "intended insecure completion"
+    head = ["class", "n", f"{what} flagged by Bandit/Semgrep/ICD",
+            "has an enforced finding (pack covers)", "enforced output differs",
+            "differs without an enforced finding", "external judges flag enforced output",
+            "enforced findings after"]
+    out = ["### (d) Oracle adversary", "",
+           f"The oracle makes the {what} the model's certain choice. Without a policy it "
+           "reproduces that text (up to the token budget, arm d'); with the policy the output "
+           "must differ where, and only where, an enforced rule would be completed. Columns 3-4 "
+           "judge arm (d'), 5-8 arm (d).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     tot = collections.Counter()
+    keys = ("n", "ext_flags_original", "ward_flags_original", "changed",
+            "changed_without_need", "ext_after", "ward_after")
     for cls in sorted(rows):
         r = rows[cls]
         tot.update(r)
-        out.append("| " + " | ".join([cls, str(r["n"]), str(r["icd_flags_original"]),
-                                      str(r["ward_flags_original"]), str(r["changed"]),
-                                      str(r["changed_without_need"]), str(r["icd_after"]),
-                                      str(r["ward_after"])]) + " |")
-    out.append("| **all** | " + " | ".join(str(tot[k]) for k in (
-        "n", "icd_flags_original", "ward_flags_original", "changed", "changed_without_need",
-        "icd_after", "ward_after")) + " |")
+        out.append("| " + " | ".join([cls] + [str(r[k]) for k in keys]) + " |")
+    out.append("| **all** | " + " | ".join(str(tot[k]) for k in keys) + " |")
+    if tot["unchanged_but_flagged"]:
+        out += ["", f"{tot['unchanged_but_flagged']} enforced outputs equal the unconstrained "
+                "oracle output although that has an enforced finding: a guarantee failure."]
     return ["\n".join(out)]
 
 
@@ -1365,6 +1401,9 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-p", type=float, default=0.95)
     ap.add_argument("--steps", type=int, default=0, help="denoising steps (0: ward's default)")
+    ap.add_argument("--oracle-steps", type=int, default=4, help="denoising steps of the "
+                    "enforced oracle arm (default %(default)s; the oracle without a policy "
+                    "takes one: its output does not depend on the steps)")
     ap.add_argument("--gen-arg", action="append", default=[], help="extra argument for ward "
                     "generate (repeatable)")
     ap.add_argument("--jobs", type=int, default=1, help="ward processes at once")
@@ -1374,6 +1413,11 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/var/tmp/ward-security-work", help="scratch folder")
     ap.add_argument("--report-only", action="store_true", help="rebuild the report from "
                     "<out>/samples.jsonl")
+    ap.add_argument("--merge", action="append", default=[], metavar="DIR",
+                    help="with --report-only: the samples of these runs (repeatable), "
+                    "written together to <out>/samples.jsonl")
+    ap.add_argument("--cse-seeds", type=int, default=0, help="seeds for the CyberSecEval "
+                    "model arms (default: --seeds)")
     args = ap.parse_args(argv)
     log = lambda s: print(s, flush=True)  # noqa: E731
 
@@ -1402,7 +1446,8 @@ def main(argv=None) -> int:
                 raise EvalError(f"--arms: unknown arm `{a}` (one of {', '.join(ARMS)})")
         if args.smoke:
             suites = ["ours"]
-            arms = [a for a in arms if a in ("unconstrained", "enforced", "scan-retry")]
+            arms = [a for a in arms if a in ("unconstrained", "enforced", "scan-retry",
+                                             "oracle")]
             args.seeds, args.retries = 1, 2
         need_bench = ("cse" in suites or args.sanity_cse or "semgrep" in judges_names
                       or "icd-regex" in judges_names)
@@ -1429,6 +1474,10 @@ def main(argv=None) -> int:
         cse_all: list[Case] = []
         if bench is not None and ("cse" in suites or args.sanity_cse):
             cse_all = load_cse(bench, args.cse_prefix_chars, args.cse_max_new)
+            if "cse" in suites:
+                ncut = cut_violating_prefixes(tools, cse_all)
+                log(f"cse: {ncut} prefixes already violated an enforced rule and were cut "
+                    "after the finding")
         judges = Judges(tools, judges_names, work)
 
         if args.check_prompts:
@@ -1441,21 +1490,41 @@ def main(argv=None) -> int:
         samples_path = out / "samples.jsonl"
         t0 = time.perf_counter()
         if args.report_only:
-            if not samples_path.exists():
-                raise EvalError(f"{samples_path} does not exist: run the evaluation first")
-            lines = samples_path.read_text().splitlines()
-            meta = json.loads(lines[0])["meta"]
-            records = [json.loads(x) for x in lines[1:]]
+            # one report from the samples of one or more runs (--merge DIR ...)
+            paths = [Path(d) / "samples.jsonl" for d in args.merge] if args.merge else [
+                samples_path]
+            records, metas = [], []
+            for sp in paths:
+                if not sp.exists():
+                    raise EvalError(f"{sp} does not exist: run the evaluation first")
+                lines = sp.read_text().splitlines()
+                metas.append(json.loads(lines[0])["meta"])
+                records += [json.loads(x) for x in lines[1:]]
+            meta = dict(metas[0])
+            if len(metas) > 1:
+                meta["command"] = "` and `".join(m["command"] for m in metas)
+                meta["wall_min"] = sum(m["wall_min"] for m in metas)
+                meta["suites"] = [s for m in metas for s in m["suites"]]
+                meta["arms"] = [a for a in ARMS if any(a in m["arms"] for m in metas)]
+                meta["judges"] = [j for j in JUDGES if all(j in m["judges"] for m in metas)]
+                meta["seeds"] = "/".join(str(m["seeds"]) for m in metas)
+                meta["retries"] = "/".join(str(m["retries"]) for m in metas)
             ids = {r["case"] for r in records}
             cases = [c for c in cases + cse_all if c.id in ids]
-            suites = meta["suites"]
+            suites = list(dict.fromkeys(meta["suites"]))
+            if args.merge:
+                out.mkdir(parents=True, exist_ok=True)
+                with samples_path.open("w") as fh:
+                    fh.write(json.dumps({"meta": meta}) + "\n")
+                    for r in records:
+                        fh.write(json.dumps(r) + "\n")
         else:
             records = []
             if "ours" in suites:
                 ours_cases = [c for c in cases if c.suite == "ours"]
                 log(f"ours: {len(ours_cases)} prompts, {args.seeds} seed(s), arms {arms}")
-                records += run_arms(tools, ours_cases, [a for a in arms if a not in (
-                    "oracle", "oracle-free")], args.seeds, args.retries, args.jobs, work, log)
+                records += run_arms(tools, ours_cases, arms, args.seeds, args.retries,
+                                    args.jobs, work, log, args.oracle_steps)
             if "cse" in suites:
                 model_cases = stratified(cse_all, args.cse_limit) if args.cse_limit else cse_all
                 oracle_cases = cse_all[:args.cse_oracle_limit] if args.cse_oracle_limit \
@@ -1463,9 +1532,10 @@ def main(argv=None) -> int:
                 log(f"cse: {len(model_cases)} cases for the model arms, {len(oracle_cases)} "
                     "for the oracle arms")
                 records += run_arms(tools, model_cases, [a for a in arms if a not in (
-                    "oracle", "oracle-free")], args.seeds, args.retries, args.jobs, work, log)
+                    "oracle", "oracle-free")], args.cse_seeds or args.seeds, args.retries,
+                    args.jobs, work, log)
                 records += run_arms(tools, oracle_cases, [a for a in arms if a in (
-                    "oracle", "oracle-free")], 1, 1, args.jobs, work, log)
+                    "oracle", "oracle-free")], 1, 1, args.jobs, work, log, args.oracle_steps)
                 ids = {r["case"] for r in records}
                 cases += [c for c in cse_all if c.id in ids]
             judge_records(judges, cases, records, log)
