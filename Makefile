@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test demo bench bench-generate bench-policy check-sample fuzz run web web-test wasm wasm-test
+.PHONY: test demo bench bench-generate bench-policy check-sample fuzz run web web-test wasm wasm-test test-security eval-security
 
 ## Every test of every layer.
 test:
@@ -62,3 +62,19 @@ bench-policy:
 ## Fuzz the policy compiler (needs nightly + cargo-fuzz; not part of CI).
 fuzz:
 	cd crate/policy && cargo +nightly fuzz run compile -- -max_total_time=300
+
+## The security evaluation's own tests (tests/security): prompt files, harness plumbing, every
+## prompt's insecure completion caught by `ward check`, and the --smoke run (5 prompts, arms
+## a-d, ward check as judge) with the `ward` that `cargo test` built. Python 3 + PyYAML, no network.
+test-security:
+	WARD_BIN=$(CARGO_TARGET_DIR)/debug/ward python3 -m unittest discover -s tests/security -v
+
+## The full security evaluation (tests/security/README.md): installs bandit, semgrep and
+## matplotlib from PyPI into /var/tmp/ward-eval-venv, then writes tests/security/results/.
+EVAL_PY ?= /var/tmp/ward-eval-venv/bin/python
+eval-security:
+	$(CARGO) build --release -p ward-cli
+	python3 tests/security/run_eval.py --setup
+	$(EVAL_PY) tests/security/run_eval.py --suite ours --seeds 2 --retries 4 --jobs 2 --out /var/tmp/ward-security-work/run-ours
+	$(EVAL_PY) tests/security/run_eval.py --suite cse --seeds 1 --retries 4 --cse-limit 16 --jobs 2 --out /var/tmp/ward-security-work/run-cse
+	$(EVAL_PY) tests/security/run_eval.py --report-only --merge /var/tmp/ward-security-work/run-ours --merge /var/tmp/ward-security-work/run-cse
