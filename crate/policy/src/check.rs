@@ -11,52 +11,8 @@
 //! with the same semantics instead. Enforced rules always have a module.
 
 use crate::compile::CompiledPolicy;
+use crate::finding::Finding;
 use crate::module::{RuleIndex, StateId};
-use crate::pack::Severity;
-
-/// A 1-based line and column (column in bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LineCol {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based byte column.
-    pub column: usize,
-}
-
-/// One finding: a rule that matches at a span of the text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    /// Index of the rule in [`CompiledPolicy::rules`].
-    pub rule: RuleIndex,
-    /// The rule's id.
-    pub rule_id: String,
-    /// The rule's severity (after overrides).
-    pub severity: Severity,
-    /// The rule's CWE entries.
-    pub cwe: Vec<String>,
-    /// The rule's message.
-    pub message: String,
-    /// Byte offset where the match starts.
-    pub start: usize,
-    /// Byte offset where the match ends (exclusive).
-    pub end: usize,
-    /// Line and column of `start`.
-    pub line: usize,
-    /// 1-based byte column of `start`.
-    pub column: usize,
-    /// Line and column of `end`.
-    pub end_pos: LineCol,
-    /// True when the rule is enforced during generation.
-    pub enforced: bool,
-}
-
-/// Line and column of byte offset `off`.
-pub(crate) fn line_col(text: &[u8], off: usize) -> LineCol {
-    let before = &text[..off.min(text.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-    LineCol { line, column: col }
-}
 
 impl CompiledPolicy {
     /// Every finding of every enabled rule in `text`, sorted by position then rule.
@@ -104,7 +60,7 @@ impl CompiledPolicy {
         let scopes = crate::lexer::scope_of_bytes(text);
         let mut out = self.findings_from_ends(text, &scopes, ends);
         if !fallback.is_empty() {
-            let finder = crate::regex_check::SpanFinder::new(self);
+            let finder = &self.span_finder;
             for r in fallback {
                 let mut p = 0;
                 while let Some((s, e)) = finder.earliest(r, text, &scopes, p) {
@@ -132,7 +88,7 @@ impl CompiledPolicy {
         scopes: &[crate::lexer::Scope],
         mut ends: Vec<(RuleIndex, usize)>,
     ) -> Vec<Finding> {
-        let matcher = crate::regex_check::SpanFinder::new(self);
+        let matcher = &self.span_finder;
         let mut out = Vec::with_capacity(ends.len());
         ends.sort_by_key(|&(r, e)| (r, e));
         let mut prev: Option<(RuleIndex, usize)> = None;
@@ -150,20 +106,6 @@ impl CompiledPolicy {
     }
 
     pub(crate) fn finding(&self, r: RuleIndex, text: &[u8], start: usize, end: usize) -> Finding {
-        let rule = &self.rules[r as usize];
-        let lc = line_col(text, start);
-        Finding {
-            rule: r,
-            rule_id: rule.id.clone(),
-            severity: rule.severity,
-            cwe: rule.cwe.clone(),
-            message: rule.message.clone(),
-            start,
-            end,
-            line: lc.line,
-            column: lc.column,
-            end_pos: line_col(text, end),
-            enforced: rule.enforced(),
-        }
+        Finding::new(r, &self.rules[r as usize], text, start, end)
     }
 }

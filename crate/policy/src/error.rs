@@ -166,6 +166,19 @@ impl Deadline {
         Deadline { start, limit }
     }
 
+    /// Adds `work` to `counter` and, once that passes 64 Ki, reads the clock
+    /// ([`Deadline::check`]) and starts counting again: for loops whose iterations cost very
+    /// different amounts.
+    #[inline]
+    pub(crate) fn tick(&self, counter: &mut usize, work: usize) -> Result<(), CompileError> {
+        *counter += work;
+        if *counter >= 1 << 16 {
+            *counter = 0;
+            self.check()?;
+        }
+        Ok(())
+    }
+
     /// A [`ErrorKind::TimeLimit`] error once the budget is spent.
     pub(crate) fn check(&self) -> Result<(), CompileError> {
         if self.start.elapsed() > self.limit {

@@ -1,0 +1,839 @@
+//! Phase 1: the subset construction over *threads* that turns one rule's (or several
+//! alternatives') NFAs into a DFA in product with the Python lexer ([`Builder`]), with
+//! interned threads and memoised thread steps, and the raw automaton it yields ([`Raw`]).
+
+use rustc_hash::FxHashMap;
+
+use super::context::{ctx_of, mark_look_boundaries, CTX_LF, CTX_START, CTX_WORD, EOI};
+use super::dominance::Dominance;
+use super::intern::SetTable;
+use super::{AltInfo, PolicyConfig};
+use crate::clock::Instant;
+use crate::error::{CompileError, Deadline, ErrorKind};
+use crate::lexer::{self, LexTable, Scope};
+use crate::module::{RuleIndex, StateId};
+use crate::nfa::{self, Arena, LookNeeds, NfaId};
+use crate::pack::RuleScope;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct Thread {
+    pub(super) alt: u32,
+    pub(super) a: NfaId,
+    pub(super) b: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Step {
+    Match,
+    /// The threads after the byte (interned thread ids).
+    Next(Vec<u32>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Key {
+    pub(super) lex: u16,
+    pub(super) ctx: u8,
+    /// Interned thread set (index into `Raw::tsets`).
+    pub(super) ts: u32,
+}
+
+pub(super) struct Builder<'a> {
+    pub(super) arena: &'a Arena,
+    pub(super) alts: &'a [AltInfo],
+    pub(super) config: &'a PolicyConfig,
+    pub(super) deadline: Deadline,
+    /// NFA states visited by slow thread steps since the clock was last read.
+    pub(super) work: usize,
+    /// Thread ids held by `steps`, and NFA states held by `bsets` (for the memory limit).
+    pub(super) step_items: usize,
+    pub(super) bset_items: usize,
+    pub(super) lex: &'static LexTable,
+    pub(super) bsets: Vec<Vec<NfaId>>,
+    pub(super) bset_ids: FxHashMap<Vec<NfaId>, u32>,
+    /// Interned threads (thread id → thread) and their ids.
+    pub(super) threads: Vec<Thread>,
+    pub(super) thread_ids: FxHashMap<Thread, u32>,
+    /// Per thread id: offset of its step memo in `memo` (`ctx index × (classes + 1)`
+    /// entries, the last class being the end of text; `u32::MAX` = not computed).
+    pub(super) memo_off: Vec<u32>,
+    pub(super) memo: Vec<u32>,
+    /// Per alternative: its own byte classes, class count, and context-value index.
+    pub(super) alt_class: Vec<[u8; 256]>,
+    pub(super) alt_nc: Vec<u32>,
+    pub(super) alt_ctx: Vec<[u8; 8]>,
+    pub(super) alt_nctx: Vec<u32>,
+    /// Per alternative: one byte of each of its classes.
+    pub(super) alt_reps: Vec<Vec<u8>>,
+    /// Per alternative: its NFA states (the most one closure can visit).
+    pub(super) alt_work: Vec<usize>,
+    /// Per thread id and context (`tid * 8 + ctx`): 0 unknown, 1 no, 2 the thread matches
+    /// whatever comes next (every byte, and the end of text).
+    pub(super) doomed: Vec<u8>,
+    /// Per thread id: 0 unknown, 1 its next step ignores the look-behind context, 2 it may not.
+    pub(super) thread_ctx: Vec<u8>,
+    pub(super) steps: Vec<Step>,
+    pub(super) seen: nfa::Scratch,
+    /// Per alternative: its dominance relation once computed (`Some(None)`: too large).
+    pub(super) dom: Vec<Option<Option<Dominance>>>,
+}
+
+/// A DFA straight out of the subset construction.
+pub(super) struct Raw {
+    pub(super) rules: Vec<RuleIndex>,
+    pub(super) classes: [u8; 256],
+    pub(super) reps: Vec<u8>,
+    /// Per state (index 0 = violated).
+    pub(super) states: Vec<Key>,
+    /// Interned thread sets (of thread ids), indexed by `Key::ts`.
+    pub(super) tsets: SetTable,
+    pub(super) trans: Vec<StateId>,
+    pub(super) clean_end: Vec<bool>,
+    pub(super) end_rules: Vec<Vec<RuleIndex>>,
+    /// Per transition (parallel to `trans`): 0, or `k` when it violates the rules
+    /// `viol_sets[k - 1]`.
+    pub(super) viol: Vec<u32>,
+    pub(super) viol_sets: Vec<Vec<RuleIndex>>,
+    pub(super) reset: Vec<StateId>,
+    pub(super) start: StateId,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(
+        arena: &'a Arena,
+        alts: &'a [AltInfo],
+        config: &'a PolicyConfig,
+        t0: Instant,
+    ) -> Self {
+        let mut b = Builder {
+            arena,
+            alts,
+            config,
+            deadline: Deadline::new(t0, config.max_compile_time),
+            work: 0,
+            step_items: 0,
+            bset_items: 0,
+            lex: lexer::table(),
+            bsets: Vec::new(),
+            bset_ids: FxHashMap::default(),
+            threads: Vec::new(),
+            thread_ids: FxHashMap::default(),
+            memo_off: Vec::new(),
+            memo: Vec::new(),
+            alt_class: vec![[0; 256]; alts.len()],
+            alt_nc: vec![0; alts.len()],
+            alt_ctx: vec![[0; 8]; alts.len()],
+            alt_nctx: vec![0; alts.len()],
+            alt_reps: vec![Vec::new(); alts.len()],
+            alt_work: vec![0; alts.len()],
+            doomed: Vec::new(),
+            thread_ctx: Vec::new(),
+            steps: Vec::new(),
+            seen: nfa::Scratch::default(),
+            dom: (0..alts.len()).map(|_| None).collect(),
+        };
+        b.bsets.push(Vec::new());
+        b.bset_ids.insert(Vec::new(), 0);
+        b
+    }
+
+    /// Working memory of this builder's own tables, in bytes (an estimate within a small
+    /// factor: hash tables are counted by their entries).
+    pub(super) fn used_bytes(&self) -> usize {
+        self.memo.len() * 4
+            + self.threads.len() * 32
+            + self.step_items * 4
+            + self.steps.len() * std::mem::size_of::<Step>()
+            + self.bset_items * 8
+            + self.bsets.len() * 48
+            + self.doomed.len()
+            + self.thread_ctx.len()
+    }
+
+    /// A size-limit error if this builder's tables and `extra` bytes more exceed
+    /// [`PolicyConfig::max_build_bytes`].
+    pub(super) fn check_bytes(&self, extra: usize) -> Result<(), CompileError> {
+        if self.used_bytes() + extra > self.config.max_build_bytes {
+            return Err(CompileError::new(
+                ErrorKind::SizeLimit,
+                format!(
+                    "building the automaton needs more than {} bytes of working memory (the build limit); \
+                     shorten counted repetitions or large alternations in the pattern",
+                    self.config.max_build_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The byte classes and context values of alternative `a` (computed on first use, so a
+    /// builder that serves one rule costs nothing for the others).
+    pub(super) fn ensure_alt(&mut self, a: usize) {
+        if self.alt_nc[a] != 0 {
+            return;
+        }
+        let alt = &self.alts[a];
+        let mut split = [false; 256];
+        split[255] = true;
+        for r in &alt.ranges {
+            nfa::mark_boundaries(self.arena, r.clone(), &mut split);
+        }
+        mark_look_boundaries(alt.needs, &mut split);
+        let mut classes = [0u8; 256];
+        let mut c = 0u32;
+        for (byte, class) in classes.iter_mut().enumerate() {
+            *class = c as u8;
+            if split[byte] && byte < 255 {
+                c += 1;
+            }
+        }
+        let mask = (if alt.needs.word { CTX_WORD } else { 0 })
+            | (if alt.needs.line { CTX_LF } else { 0 })
+            | (if alt.needs.text { CTX_START } else { 0 });
+        let mut cidx = [0u8; 8];
+        let mut vals: Vec<u8> = Vec::new();
+        for (v, slot) in cidx.iter_mut().enumerate() {
+            let m = v as u8 & mask;
+            *slot = match vals.iter().position(|&x| x == m) {
+                Some(k) => k as u8,
+                None => {
+                    vals.push(m);
+                    (vals.len() - 1) as u8
+                }
+            };
+        }
+        let mut reps = vec![0u8];
+        for byte in 1..256usize {
+            if classes[byte] != classes[byte - 1] {
+                reps.push(byte as u8);
+            }
+        }
+        self.alt_reps[a] = reps;
+        self.alt_work[a] = alt.ranges.iter().map(|r| r.len()).sum::<usize>() + 1;
+        self.alt_class[a] = classes;
+        self.alt_nc[a] = c + 1;
+        self.alt_ctx[a] = cidx;
+        self.alt_nctx[a] = vals.len() as u32;
+    }
+
+    /// The id of thread `t`.
+    pub(super) fn thread_id(&mut self, t: Thread) -> Result<u32, CompileError> {
+        if let Some(&id) = self.thread_ids.get(&t) {
+            return Ok(id);
+        }
+        let a = t.alt as usize;
+        self.ensure_alt(a);
+        let size = (self.alt_nctx[a] * (self.alt_nc[a] + 1)) as usize;
+        self.check_bytes(size * 4)?;
+        let id = self.threads.len() as u32;
+        self.threads.push(t);
+        self.thread_ids.insert(t, id);
+        self.memo_off.push(self.memo.len() as u32);
+        self.memo.resize(self.memo.len() + size, u32::MAX);
+        Ok(id)
+    }
+
+    /// The id of exclusion-state set `set`.
+    pub(super) fn intern(&mut self, set: Vec<NfaId>) -> Result<u32, CompileError> {
+        if let Some(&id) = self.bset_ids.get(&set) {
+            return Ok(id);
+        }
+        self.check_bytes(set.len() * 8)?;
+        let id = self.bsets.len() as u32;
+        self.bset_items += set.len();
+        self.bsets.push(set.clone());
+        self.bset_ids.insert(set, id);
+        Ok(id)
+    }
+
+    /// Whether thread `tid`'s next step may depend on the look-behind context: some
+    /// assertion is reachable by epsilon moves from its positive or exclusion states.
+    pub(super) fn thread_needs_ctx(&mut self, tid: u32) -> bool {
+        if let Some(&v) = self.thread_ctx.get(tid as usize) {
+            if v != 0 {
+                return v == 2;
+            }
+        }
+        let t = self.threads[tid as usize];
+        let alt = &self.alts[t.alt as usize];
+        let reach = &self.arena.look_reach;
+        let needs = reach[t.a as usize]
+            || (!alt.not_starts.is_empty()
+                && (self.bsets[t.b as usize]
+                    .iter()
+                    .chain(&alt.not_starts)
+                    .any(|&q| reach[q as usize])));
+        if self.thread_ctx.len() <= tid as usize {
+            self.thread_ctx.resize(tid as usize + 1, 0);
+        }
+        self.thread_ctx[tid as usize] = if needs { 2 } else { 1 };
+        needs
+    }
+
+    /// Whether thread `tid` in context `ctx` completes a match whatever comes next (every
+    /// byte and the end of text): a state holding it is dead.
+    pub(super) fn is_doomed(&mut self, tid: u32, ctx: u8) -> Result<bool, CompileError> {
+        let t = self.threads[tid as usize];
+        let a = t.alt as usize;
+        let slot = tid as usize * 8 + ctx as usize;
+        if self.doomed.len() <= slot {
+            self.doomed.resize((tid as usize + 1) * 8, 0);
+        }
+        if self.doomed[slot] != 0 {
+            return Ok(self.doomed[slot] == 2);
+        }
+        let si = self.step_thread(tid, ctx, EOI)?;
+        let mut doomed = matches!(self.steps[si], Step::Match);
+        if doomed {
+            for k in 0..self.alt_reps[a].len() {
+                let rep = self.alt_reps[a][k];
+                let si = self.step_thread(tid, ctx, rep as u16)?;
+                if !matches!(self.steps[si], Step::Match) {
+                    doomed = false;
+                    break;
+                }
+            }
+        }
+        self.doomed[slot] = if doomed { 2 } else { 1 };
+        Ok(doomed)
+    }
+
+    /// One thread's step in context `ctx` before byte `next` (or the end of text).
+    #[inline]
+    pub(super) fn step_thread(
+        &mut self,
+        tid: u32,
+        ctx: u8,
+        next: u16,
+    ) -> Result<usize, CompileError> {
+        let t = self.threads[tid as usize];
+        let a = t.alt as usize;
+        let class = if next == EOI {
+            self.alt_nc[a]
+        } else {
+            self.alt_class[a][next as usize] as u32
+        };
+        let slot = self.memo_off[tid as usize] as usize
+            + self.alt_ctx[a][ctx as usize] as usize * (self.alt_nc[a] as usize + 1)
+            + class as usize;
+        let m = self.memo[slot];
+        if m != u32::MAX {
+            return Ok(m as usize);
+        }
+        let idx = self.step_thread_slow(t, ctx, next)?;
+        self.memo[slot] = idx as u32;
+        Ok(idx)
+    }
+
+    /// Read the clock once the slow steps have visited about 64 Ki NFA states since the
+    /// last time.
+    pub(super) fn tick(&mut self, work: usize) -> Result<(), CompileError> {
+        self.deadline.tick(&mut self.work, work)
+    }
+
+    pub(super) fn step_thread_slow(
+        &mut self,
+        t: Thread,
+        ctx: u8,
+        next: u16,
+    ) -> Result<usize, CompileError> {
+        // Each closure visits at most the alternative's NFA states.
+        self.tick(self.alt_work[t.alt as usize])?;
+        let alt = &self.alts[t.alt as usize];
+        let c = ctx_of(ctx, next);
+        let mut bclosed = Vec::new();
+        let has_not = !alt.not_starts.is_empty();
+        let result = 'r: {
+            if has_not {
+                let mut seeds = self.bsets[t.b as usize].clone();
+                seeds.extend(alt.not_starts.iter().copied());
+                if nfa::closure(self.arena, &seeds, &c, &mut bclosed, &mut self.seen) {
+                    break 'r Step::Next(Vec::new()); // an exclusion matched inside: the thread dies
+                }
+            }
+            let mut aclosed = Vec::new();
+            if nfa::closure(self.arena, &[t.a], &c, &mut aclosed, &mut self.seen) {
+                break 'r Step::Match;
+            }
+            let Some(byte) = c.next else {
+                break 'r Step::Next(Vec::new());
+            };
+            let mut anext = Vec::new();
+            nfa::step(self.arena, &aclosed, byte, &mut anext);
+            if anext.is_empty() {
+                break 'r Step::Next(Vec::new());
+            }
+            let bid = if has_not {
+                let mut bnext = Vec::new();
+                nfa::step(self.arena, &bclosed, byte, &mut bnext);
+                self.intern(bnext)?
+            } else {
+                0
+            };
+            // Equivalent thread states become one (smaller DFAs, same behaviour).
+            let anext: Vec<NfaId> = match self.dominance(t.alt)? {
+                Some(d) => anext.into_iter().map(|a| d.canon(a)).collect(),
+                None => anext,
+            };
+            let mut ids: Vec<u32> = Vec::with_capacity(anext.len());
+            for a in anext {
+                ids.push(self.thread_id(Thread {
+                    alt: t.alt,
+                    a,
+                    b: bid,
+                })?);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            self.check_bytes(ids.len() * 4)?;
+            self.step_items += ids.len();
+            Step::Next(ids)
+        };
+        let idx = self.steps.len();
+        self.steps.push(result);
+        Ok(idx)
+    }
+
+    /// The dominance relation of alternative `alt` (computed on first use; `None` when
+    /// its NFA is too large for one).
+    pub(super) fn dominance(&mut self, alt: u32) -> Result<Option<&Dominance>, CompileError> {
+        if self.dom[alt as usize].is_none() {
+            let d = Dominance::compute(
+                self.arena,
+                &self.alts[alt as usize],
+                &mut self.seen,
+                &self.deadline,
+                &mut self.work,
+            )?;
+            self.dom[alt as usize] = Some(d);
+        }
+        Ok(self.dom[alt as usize].as_ref().and_then(|d| d.as_ref()))
+    }
+
+    /// Drop threads dominated by another thread of the same alternative: `t2` is dominated
+    /// by `t1` when `t2.a ≼ t1.a` and `t1`'s exclusion set is a subset of `t2`'s (so `t1`
+    /// matches no later than `t2` and is killed only when `t2` is too).
+    pub(super) fn prune(&mut self, tids: &mut Vec<u32>) -> Result<(), CompileError> {
+        if tids.len() < 2 {
+            return Ok(());
+        }
+        // Only threads of the same alternative can dominate each other.
+        let shared = tids.iter().enumerate().any(|(i, &x)| {
+            let a = self.threads[x as usize].alt;
+            tids[i + 1..]
+                .iter()
+                .any(|&y| self.threads[y as usize].alt == a)
+        });
+        if !shared {
+            return Ok(());
+        }
+        let mut keep = vec![true; tids.len()];
+        let mut any = false;
+        for i in 0..tids.len() {
+            self.tick(tids.len())?;
+            let t2 = self.threads[tids[i] as usize];
+            for j in 0..tids.len() {
+                if i == j || !keep[j] {
+                    continue;
+                }
+                let t1 = self.threads[tids[j] as usize];
+                if t1.alt != t2.alt {
+                    continue;
+                }
+                if self.dominance(t2.alt)?.is_none() {
+                    break;
+                }
+                if self.dominates(t1, t2)
+                    && (!self.dominates(t2, t1) || (t1.a, t1.b) < (t2.a, t2.b))
+                {
+                    keep[i] = false;
+                    any = true;
+                    break;
+                }
+            }
+        }
+        if any {
+            let mut k = keep.iter();
+            tids.retain(|_| *k.next().unwrap());
+        }
+        Ok(())
+    }
+
+    /// `t1` dominates `t2` (same alternative).
+    pub(super) fn dominates(&self, t1: Thread, t2: Thread) -> bool {
+        let Some(Some(d)) = &self.dom[t2.alt as usize] else {
+            return false;
+        };
+        if !d.dominated(t2.a, t1.a) {
+            return false;
+        }
+        if t1.b == t2.b || t1.b == 0 {
+            return true;
+        }
+        let (b1, b2) = (&self.bsets[t1.b as usize], &self.bsets[t2.b as usize]);
+        b1.iter().all(|x| b2.binary_search(x).is_ok())
+    }
+
+    /// Subset construction for the given alternatives. `with_reset` adds, for every state,
+    /// the state with the same lexer and context but no threads (for reporting).
+    pub(super) fn build(&mut self, alt_ids: &[u32], with_reset: bool) -> Result<Raw, CompileError> {
+        let mut needs = LookNeeds::default();
+        let mut needs_lex = false;
+        let mut split = [false; 256];
+        split[255] = true;
+        let mut rules: Vec<RuleIndex> = Vec::new();
+        for &a in alt_ids {
+            let alt = &self.alts[a as usize];
+            needs = needs.union(alt.needs);
+            needs_lex |= alt.scope != RuleScope::Any;
+            for r in &alt.ranges {
+                nfa::mark_boundaries(self.arena, r.clone(), &mut split);
+            }
+            if !rules.contains(&alt.rule) {
+                rules.push(alt.rule);
+            }
+        }
+        if needs_lex {
+            for (i, s) in self.lex.split.iter().enumerate() {
+                split[i] |= *s;
+            }
+        }
+        mark_look_boundaries(needs, &mut split);
+        let mut classes = [0u8; 256];
+        let mut reps = vec![0u8];
+        let mut c = 0u8;
+        for b in 0..256usize {
+            classes[b] = c;
+            if split[b] && b < 255 {
+                c += 1;
+                reps.push(b as u8 + 1);
+            }
+        }
+        let nc = reps.len();
+        let ctx_mask = (if needs.word { CTX_WORD } else { 0 })
+            | (if needs.line { CTX_LF } else { 0 })
+            | (if needs.text { CTX_START } else { 0 });
+        let ctx_after = |b: u8| -> u8 {
+            ((if nfa::is_word_byte(b) { CTX_WORD } else { 0 })
+                | (if b == b'\n' { CTX_LF } else { 0 }))
+                & ctx_mask
+        };
+
+        // Context values that can occur, numbered densely.
+        // A state's look-behind context matters only if the next step may read it: a
+        // pending thread with an assertion ahead, or a start thread with one that the next
+        // byte's scope can admit. Elsewhere it is dropped (set to 0), which merges states
+        // that differ only there.
+        let scope_bit = |sc: Scope| 1u8 << (sc as u8);
+        let mut start_ctx_scopes = 0u8;
+        for &a in alt_ids {
+            let sid = self.thread_id(Thread {
+                alt: a,
+                a: self.alts[a as usize].a_start,
+                b: 0,
+            })?;
+            if self.thread_needs_ctx(sid) {
+                for sc in [Scope::Code, Scope::String, Scope::Comment] {
+                    if self.alts[a as usize].scope.admits(sc) {
+                        start_ctx_scopes |= scope_bit(sc);
+                    }
+                }
+            }
+        }
+        let code_only = [scope_bit(Scope::Code)];
+        let lex_scopes: &[u8] = if needs_lex {
+            &self.lex.next_scopes
+        } else {
+            &code_only
+        };
+        let mut ts_ctx: Vec<bool> = vec![false];
+        // Per (thread set, context index): u32::MAX unknown, 0 live, else the violation id
+        // of the doomed threads' rules.
+        let mut ts_doomed: Vec<u32> = Vec::new();
+        let mut ctx_index = [u8::MAX; 8];
+        let mut nctx = 0usize;
+        for v in 0..8u8 {
+            if v & !ctx_mask == 0 {
+                ctx_index[v as usize] = nctx as u8;
+                nctx += 1;
+            }
+        }
+        let nlex = if needs_lex { self.lex.len() } else { 1 };
+
+        let mut states: Vec<Key> = vec![Key {
+            lex: u16::MAX,
+            ctx: 0,
+            ts: 0,
+        }]; // 0 = violated
+            // Thread sets are interned; a transition's thread part depends only on (thread set,
+            // scope, context, byte class), not on the full lexer state, so it is memoised in a
+            // dense table (`tmemo`, per thread set), and states are found through a dense table
+            // per thread set indexed by (lexer state, context) (`ids`).
+        let mut tsets = SetTable::new();
+        const UNKNOWN: u32 = u32::MAX;
+        const VIOL_BIT: u32 = 1 << 31;
+        // The thread that starts each alternative.
+        let mut starts: Vec<u32> = Vec::with_capacity(alt_ids.len());
+        for &a in alt_ids {
+            starts.push(self.thread_id(Thread {
+                alt: a,
+                a: self.alts[a as usize].a_start,
+                b: 0,
+            })?);
+        }
+        // Scopes that admit the same alternatives inject the same start threads: one memo
+        // column per injection, and the context only keys the memo where it can matter.
+        let mut inj_of_scope = [0usize; 3];
+        let mut inj_sets: Vec<Vec<u32>> = Vec::new();
+        let mut inj_ctx: Vec<bool> = Vec::new();
+        for sc in [Scope::Code, Scope::String, Scope::Comment] {
+            let admitted: Vec<u32> = (0..alt_ids.len() as u32)
+                .filter(|&k| self.alts[alt_ids[k as usize] as usize].scope.admits(sc))
+                .collect();
+            inj_of_scope[sc as usize] = match inj_sets.iter().position(|v| *v == admitted) {
+                Some(k) => k,
+                None => {
+                    inj_ctx.push(
+                        admitted
+                            .iter()
+                            .any(|&k| self.thread_needs_ctx(starts[k as usize])),
+                    );
+                    inj_sets.push(admitted);
+                    inj_sets.len() - 1
+                }
+            };
+        }
+        let nscope = inj_sets.len();
+        let tstride = nscope * nctx * nc;
+        let istride = nlex * nctx;
+        // Room for typical sizes up front (untouched capacity costs no memory), so the
+        // tables are not copied as they grow.
+        let mut tmemo: Vec<u32> = Vec::with_capacity(tstride * 512);
+        tmemo.resize(tstride, UNKNOWN);
+        let mut ids: Vec<u32> = Vec::with_capacity(istride * 512);
+        ids.resize(istride, 0); // 0 = no state yet
+        let start_ctx = (CTX_LF | CTX_START) & ctx_mask;
+        ids[ctx_index[start_ctx as usize] as usize] = 1;
+        states.push(Key {
+            lex: 0,
+            ctx: start_ctx,
+            ts: 0,
+        });
+        let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
+        let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
+        let mut trans: Vec<StateId> = Vec::with_capacity(nc * 2048);
+        trans.resize(nc, StateId::VIOLATED); // violated row
+        let mut viol: Vec<u32> = Vec::with_capacity(nc * 2048);
+        viol.resize(nc, 0);
+        let mut clean_end = vec![false];
+        let mut end_rules = vec![Vec::new()];
+        let mut reset = vec![StateId::VIOLATED];
+        let max_states = self.config.max_states;
+        let mut i = 1;
+        let mut threads: Vec<u32> = Vec::new();
+        let mut next_threads: Vec<u32> = Vec::new();
+        let mut violated: Vec<RuleIndex> = Vec::new();
+        while i < states.len() {
+            if i % 64 == 0 {
+                self.deadline.check()?;
+            }
+            let Key { lex, ctx, ts } = states[i];
+            let cx = ctx_index[ctx as usize] as usize;
+            // end of text
+            let mut er = Vec::new();
+            for &t in tsets.get(ts) {
+                let si = self.step_thread(t, ctx, EOI)?;
+                if let Step::Match = self.steps[si] {
+                    let r = self.alts[self.threads[t as usize].alt as usize].rule;
+                    if !er.contains(&r) {
+                        er.push(r);
+                    }
+                }
+            }
+            clean_end.push(er.is_empty());
+            end_rules.push(er);
+            if with_reset {
+                let slot = lex as usize * nctx + cx;
+                if ids[slot] == 0 {
+                    states.push(Key { lex, ctx, ts: 0 });
+                    ids[slot] = (states.len() - 1) as u32;
+                }
+                reset.push(StateId(ids[slot]));
+            }
+            for (ci, &rep) in reps.iter().enumerate() {
+                let scope = if needs_lex {
+                    self.lex.scope_at(lex, rep)
+                } else {
+                    Scope::Code
+                };
+                let inj = inj_of_scope[scope as usize];
+                let mcx = if ts_ctx[ts as usize] || inj_ctx[inj] {
+                    cx
+                } else {
+                    0
+                };
+                let mslot = ts as usize * tstride + (inj * nctx + mcx) * nc + ci;
+                let mut out = tmemo[mslot];
+                if out == UNKNOWN {
+                    threads.clear();
+                    threads.extend_from_slice(tsets.get(ts));
+                    threads.extend(inj_sets[inj].iter().map(|&k| starts[k as usize]));
+                    next_threads.clear();
+                    violated.clear();
+                    self.tick(threads.len())?;
+                    for &t in &threads {
+                        let si = self.step_thread(t, ctx, rep as u16)?;
+                        match &self.steps[si] {
+                            Step::Match => {
+                                let r = self.alts[self.threads[t as usize].alt as usize].rule;
+                                if !violated.contains(&r) {
+                                    violated.push(r);
+                                }
+                            }
+                            Step::Next(v) => next_threads.extend_from_slice(v),
+                        }
+                    }
+                    out = if !violated.is_empty() {
+                        violated.sort_unstable();
+                        let vid = match viol_ids.get(&violated) {
+                            Some(&v) => v,
+                            None => {
+                                viol_sets.push(violated.clone());
+                                let v = viol_sets.len() as u32;
+                                viol_ids.insert(violated.clone(), v);
+                                v
+                            }
+                        };
+                        VIOL_BIT | vid
+                    } else {
+                        next_threads.sort_unstable();
+                        next_threads.dedup();
+                        self.prune(&mut next_threads)?;
+                        let (id, new) = tsets.intern(&next_threads);
+                        if new {
+                            let needs = next_threads.iter().any(|&t| self.thread_needs_ctx(t));
+                            ts_ctx.push(needs);
+                            tmemo.resize(tmemo.len() + tstride, UNKNOWN);
+                            ids.resize(ids.len() + istride, 0);
+                        }
+                        id
+                    };
+                    tmemo[mslot] = out;
+                }
+                if out & VIOL_BIT != 0 {
+                    viol.push(out & !VIOL_BIT);
+                    trans.push(StateId::VIOLATED);
+                } else {
+                    let nts = out;
+                    let nlex = if needs_lex {
+                        self.lex.next(lex, rep)
+                    } else {
+                        0
+                    };
+                    let octx = if ts_ctx[nts as usize]
+                        || lex_scopes[nlex as usize] & start_ctx_scopes != 0
+                    {
+                        ctx_after(rep)
+                    } else {
+                        0
+                    };
+                    // A thread that completes whatever comes next makes the state dead:
+                    // violate here instead of building it (enforced modules only; the
+                    // reporting DFAs must report the match where it ends).
+                    if !with_reset {
+                        let ds = nts as usize * nctx + ctx_index[octx as usize] as usize;
+                        if ts_doomed.len() <= ds {
+                            ts_doomed.resize((nts as usize + 1) * nctx, u32::MAX);
+                        }
+                        if ts_doomed[ds] == u32::MAX {
+                            let mut rs: Vec<RuleIndex> = Vec::new();
+                            for &t in tsets.get(nts) {
+                                if self.is_doomed(t, octx)? {
+                                    let r = self.alts[self.threads[t as usize].alt as usize].rule;
+                                    if !rs.contains(&r) {
+                                        rs.push(r);
+                                    }
+                                }
+                            }
+                            ts_doomed[ds] = if rs.is_empty() {
+                                0
+                            } else {
+                                rs.sort_unstable();
+                                match viol_ids.get(&rs) {
+                                    Some(&v) => v,
+                                    None => {
+                                        viol_sets.push(rs.clone());
+                                        let v = viol_sets.len() as u32;
+                                        viol_ids.insert(rs, v);
+                                        v
+                                    }
+                                }
+                            };
+                        }
+                        if ts_doomed[ds] != 0 {
+                            viol.push(ts_doomed[ds]);
+                            trans.push(StateId::VIOLATED);
+                            continue;
+                        }
+                    }
+                    let slot = nts as usize * istride
+                        + nlex as usize * nctx
+                        + ctx_index[octx as usize] as usize;
+                    let id = if ids[slot] == 0 {
+                        states.push(Key {
+                            lex: nlex,
+                            ctx: octx,
+                            ts: nts,
+                        });
+                        ids[slot] = (states.len() - 1) as u32;
+                        ids[slot]
+                    } else {
+                        ids[slot]
+                    };
+                    viol.push(0);
+                    trans.push(StateId(id));
+                }
+            }
+            if states.len() > max_states {
+                return Err(CompileError::new(
+                    ErrorKind::SizeLimit,
+                    format!("the automaton needs more than {max_states} states (the per-module limit); narrow the gaps (`.*`, `[^)]*`) or counted repetitions in the pattern"),
+                ));
+            }
+            if trans.len() * 4 > self.config.max_module_bytes {
+                return Err(CompileError::new(
+                    ErrorKind::SizeLimit,
+                    format!(
+                        "the automaton needs more than {} bytes of tables (the per-module limit)",
+                        self.config.max_module_bytes
+                    ),
+                ));
+            }
+            self.check_bytes(
+                (tmemo.len() + ids.len() + ts_doomed.len() + ts_ctx.len()) * 4
+                    + tsets.bytes()
+                    + states.len() * std::mem::size_of::<Key>(),
+            )?;
+            i += 1;
+        }
+        Ok(Raw {
+            tsets,
+            rules,
+            classes,
+            reps,
+            states,
+            trans,
+            clean_end,
+            end_rules,
+            viol,
+            viol_sets,
+            reset,
+            start: StateId(1),
+        })
+    }
+}
+
+impl Raw {
+    pub(super) fn nc(&self) -> usize {
+        self.reps.len()
+    }
+}
