@@ -27,16 +27,20 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build -p ward-web --lib --target wasm32-unknown-unknown --profile wasm-release "${features[@]}"
 wasm="$target_dir/wasm32-unknown-unknown/wasm-release/ward_web.wasm"
 rm -rf "$out"
-wasm-bindgen --target web --out-dir "$out" "$wasm"
+# wasm-opt runs on cargo's output, before wasm-bindgen: Debian's binaryen (version 108) breaks
+# the externref table that wasm-bindgen adds (even at -O0, instantiation then fails with
+# "WebAssembly.Table.set(): Argument 1 is invalid for table"); in this order it does not.
 if command -v wasm-opt >/dev/null; then
+  opt_dir=$(mktemp -d)
   # The features rustc enables by default for wasm32 (and simd128 from .cargo/config.toml).
   wasm-opt -Oz --enable-simd --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-    -o "$out/ward_web_bg.opt.wasm" "$out/ward_web_bg.wasm"
-  mv "$out/ward_web_bg.opt.wasm" "$out/ward_web_bg.wasm"
+    -o "$opt_dir/ward_web.wasm" "$wasm"
+  wasm="$opt_dir/ward_web.wasm"
 else
   echo "build: wasm-opt not found (apt-get install binaryen): the .wasm is not size-optimised" >&2
 fi
+wasm-bindgen --target web --out-dir "$out" "$wasm"
 raw=$(stat -c %s "$out/ward_web_bg.wasm")
 gz=$(gzip -9 -c "$out/ward_web_bg.wasm" | wc -c)
 what="policy and guard only"
