@@ -82,7 +82,7 @@ describe("playground shell", () => {
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
   });
 
-  it("loads, and says clearly when the wasm is not built", async () => {
+  it("loads, and says what the wasm provides (or clearly that it is not built)", async () => {
     const page = await open();
     const state = await waitState(page, ["ready", "error"]);
     if (!hasWasm) {
