@@ -169,7 +169,7 @@ export class WorkerCore {
           this.post({ type: "cancelled", id: cmd.id, steps });
           return;
         }
-        const ev = run.step();
+        const ev = await run.step();
         if (ev === null) break;
         steps++;
         this.post({ type: "step", id: cmd.id, event: ev });

@@ -59,8 +59,8 @@ export class ModelFileError extends Error {
 export interface Run {
   /** The start event (canvas, holes). */
   readonly start: StartEvent;
-  /** Takes one step; null when the generation is finished. */
-  step(): StepEvent | null;
+  /** Takes one step; null when the generation is finished (the wasm's step is async). */
+  step(): StepEvent | null | Promise<StepEvent | null>;
   /** Stops the generation; `step` returns null afterwards. */
   cancel(): void;
   /** The finished generation with its certificate (after `step` returned null). */

@@ -36,14 +36,16 @@ interface WasmPolicy {
   free?(): void;
 }
 
+/** `Generator.create(config, weights, tokenizer, backend, name?)` (crate/web, feature `model`). */
 interface WasmGeneratorClass {
-  create(config: Uint8Array, weights: Uint8Array, tokenizer: Uint8Array, backend: string): Promise<WasmGenerator>;
+  create(config: Uint8Array, weights: Uint8Array, tokenizer: Uint8Array, backend: string, name?: string): Promise<WasmGenerator>;
 }
 
 interface WasmGenerator {
   backend(): unknown;
   start(policy: WasmPolicy | undefined, request: unknown, oracle?: string): unknown;
-  step(): unknown;
+  /** A Promise of the step event, or of undefined when done or cancelled. */
+  step(): Promise<unknown> | unknown;
   cancel(): void;
   result(): unknown;
   sarif(): string;
@@ -250,7 +252,7 @@ class WasmEngine implements Engine {
     }
     let g: WasmGenerator;
     try {
-      g = await G.create(model.config, model.weights, model.tokenizer, backend);
+      g = await G.create(model.config, model.weights, model.tokenizer, backend, model.name);
     } catch (e) {
       throw jsError(e);
     }
@@ -277,8 +279,13 @@ class WasmEngine implements Engine {
     }
     return {
       start,
-      step: () => {
-        const ev = guard(() => g.step());
+      step: async () => {
+        let ev: unknown;
+        try {
+          ev = await g.step();
+        } catch (e) {
+          throw jsError(e);
+        }
         return ev === undefined || ev === null ? null : plain<StepEvent>(ev);
       },
       cancel: () => g.cancel(),
