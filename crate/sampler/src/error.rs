@@ -88,7 +88,7 @@ impl fmt::Display for SamplerError {
                 snippet,
             } => write!(
                 f,
-                "the prompt already violates {rule_id} at bytes {start}..{end} ({snippet:?}): {}; nothing generated",
+                "the prompt already violates {rule_id} at bytes {start}..{end} ({snippet:?}), nothing generated: {}",
                 message.trim()
             ),
             SamplerError::Guard(m) => write!(f, "guard: {m}"),

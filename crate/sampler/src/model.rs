@@ -164,9 +164,6 @@ impl LoadedModel {
             ward_model::tokenizer::load_tokenizer_for(&tok_path, model.config()).map_err(err)?;
         let json = std::fs::read_to_string(&tok_path)
             .map_err(|e| SamplerError::Tokens(format!("{}: {e}", tok_path.display())))?;
-        let vocab = ward_guard::vocab::from_tokenizer_json(&json)
-            .map_err(|e| SamplerError::Tokens(format!("{}: {e}", tok_path.display())))?;
-        let special = special_tokens(model.config(), &vocab, &tok_path)?;
         let weights = weight_files(dir);
         let mut parts: Vec<Vec<u8>> = vec![cfg_bytes];
         for w in &weights {
@@ -176,12 +173,28 @@ impl LoadedModel {
             );
         }
         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        Self::assemble(model, tokenizer, &json, &tok_path, name, sha256_hex(&refs))
+    }
+
+    /// The guard's vocabulary and the special ids from `tokenizer.json`, and the whole.
+    fn assemble(
+        model: Model,
+        tokenizer: tokenizers::Tokenizer,
+        json: &str,
+        tok_path: &Path,
+        name: String,
+        digest: String,
+    ) -> Result<LoadedModel> {
+        let vocab = ward_guard::vocab::from_tokenizer_json(json)
+            .map_err(|e| SamplerError::Tokens(format!("{}: {e}", tok_path.display())))?;
+        let special = special_tokens(model.config(), &vocab, tok_path)?;
         let info = ModelInfo {
-            name: dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| dir.display().to_string()),
-            digest: sha256_hex(&refs),
+            name,
+            digest,
             vocab_size: model.config().vocab_size,
         };
         Ok(LoadedModel {
@@ -191,6 +204,42 @@ impl LoadedModel {
             special,
             info,
         })
+    }
+
+    /// Builds a model from bytes that the caller read (the browser passes them in; nothing is
+    /// read from disk): `config.json`, one `model.safetensors`, `tokenizer.json`. `name`
+    /// names the model in errors and in the certificate.
+    pub fn from_bytes(
+        name: &str,
+        config: &[u8],
+        weights: Vec<u8>,
+        tokenizer_json: &[u8],
+        device: &Device,
+    ) -> Result<LoadedModel> {
+        let err = |e: ward_model::Error| SamplerError::Source(e.to_string());
+        let cfg_path = Path::new(name).join(ward_model::CONFIG_FILE);
+        let text = std::str::from_utf8(config)
+            .map_err(|e| SamplerError::Source(format!("{}: not UTF-8: {e}", cfg_path.display())))?;
+        let cfg = ward_model::ModelConfig::from_json_str(text, &cfg_path).map_err(err)?;
+        let digest = sha256_hex(&[config, &weights]);
+        let wpath = Path::new(name).join("model.safetensors");
+        let src = ward_model::weights::WeightSource::from_bytes(wpath, weights).map_err(err)?;
+        let net = ward_model::weights::build_transformer(&cfg, src, device).map_err(err)?;
+        let model = Model::new(cfg, net, device.clone());
+        let tok_path = Path::new(name).join(ward_model::TOKENIZER_FILE);
+        let tokenizer = tokenizers::Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| SamplerError::Tokens(format!("{}: {e}", tok_path.display())))?;
+        let n = tokenizer.get_vocab_size(true);
+        if n != model.config().vocab_size {
+            return Err(SamplerError::Tokens(format!(
+                "{}: the tokenizer has {n} tokens but config.json says vocab_size = {}",
+                tok_path.display(),
+                model.config().vocab_size
+            )));
+        }
+        let json = std::str::from_utf8(tokenizer_json)
+            .map_err(|e| SamplerError::Tokens(format!("{}: not UTF-8: {e}", tok_path.display())))?;
+        Self::assemble(model, tokenizer, json, &tok_path, name.to_string(), digest)
     }
 
     /// An engine for this model enforcing `policy` (None: unconstrained).

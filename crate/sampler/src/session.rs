@@ -868,17 +868,25 @@ impl Session {
                     match self.choose(pos, cand.row, raw, blocked, &mut tmp_guard_ms)? {
                         Choice::Cand(c) => {
                             *guard_ms += tmp_guard_ms;
-                            if c.masked || self.guard.as_ref().is_some_and(|g| g.allows(pos, c.token)) || Some(c.token) == self.special.eos {
-                                return self.commit_cand(
-                                    Cand { masked: true, ..c },
-                                    raw,
-                                    committed,
-                                    blocked,
-                                    remasks,
-                                    guard_ms,
-                                );
+                            // The new choice was checked against the current sets (fast
+                            // path or exact mask), so this commit cannot be refused again;
+                            // if it were, that is a guard bug, reported as such.
+                            let retry = self.guard.as_ref().is_some_and(|g| g.allows(pos, c.token))
+                                || Some(c.token) == self.special.eos;
+                            if !retry {
+                                return Err(SamplerError::Guard(format!(
+                                    "position {pos}: token {} was chosen under the exact mask but is not allowed",
+                                    c.token
+                                )));
                             }
-                            return Ok(());
+                            return self.commit_cand(
+                                Cand { masked: true, ..c },
+                                raw,
+                                committed,
+                                blocked,
+                                remasks,
+                                guard_ms,
+                            );
                         }
                         Choice::Conflict(c) => {
                             *guard_ms += tmp_guard_ms;

@@ -201,3 +201,21 @@ fn canvases_longer_than_the_window_are_served_from_windows() {
     let d = w.iter().zip(&out[4 * 64..5 * 64]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d < 1e-5, "{d}");
 }
+
+#[test]
+fn a_model_from_bytes_is_the_model_from_its_folder_and_bad_bytes_name_the_file() {
+    let dir = root().join("models/ward-tiny-code");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let (cfg, w, tok) = (read("config.json"), read("model.safetensors"), read("tokenizer.json"));
+    let device = Device::flex();
+    let m = LoadedModel::from_bytes("ward-tiny-code", &cfg, w.clone(), &tok, &device).unwrap();
+    let d = LoadedModel::load(&dir, &device).unwrap();
+    assert_eq!(m.info.digest, d.info.digest);
+    assert_eq!(m.special, d.special);
+    let e = LoadedModel::from_bytes("m", &cfg, w[..w.len() / 2].to_vec(), &tok, &device).unwrap_err();
+    assert!(e.to_string().contains("model.safetensors"), "{e}");
+    let e = LoadedModel::from_bytes("m", b"{\"hidden_size\": \"x\"}", w.clone(), &tok, &device).unwrap_err();
+    assert!(e.to_string().contains("config.json"), "{e}");
+    let e = LoadedModel::from_bytes("m", &cfg, w, b"{}", &device).unwrap_err();
+    assert!(e.to_string().contains("tokenizer.json"), "{e}");
+}
