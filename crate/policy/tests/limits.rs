@@ -115,3 +115,27 @@ fn the_build_memory_limit_is_a_size_error_naming_the_rule() {
     assert_eq!(e.rule(), Some("h.r"));
     assert!(e.to_string().contains("working memory"), "{e}");
 }
+
+#[test]
+fn reporting_dfas_share_one_time_budget() {
+    // Reported-only rules get their reporting DFA on first use by `check`; slow ones must not
+    // each take the whole limit (a pack of them froze `ward check` for rules × limit).
+    let mut yaml = String::from("pack: w\nrules:\n");
+    for i in 0..30 {
+        yaml.push_str(&format!(
+            "  - id: w.r{i}\n    message: m\n    severity: WARNING\n    languages: [python]\n    pattern-regex: '(?:a?){{3000}}b{i}'\n"
+        ));
+    }
+    let limit = Duration::from_millis(200);
+    let p = PolicyBuilder::new()
+        .max_compile_time(limit)
+        .compile_str(&yaml, "w.yaml")
+        .unwrap();
+    let text = b"aaab1\nab3 b2\n";
+    let t = Instant::now();
+    let found = p.check(text);
+    assert!(t.elapsed() < limit * 25, "{:?}", t.elapsed());
+    let ids: Vec<&str> = found.iter().map(|f| f.rule_id.as_str()).collect();
+    assert_eq!(ids, ["w.r1", "w.r3", "w.r2"]);
+    assert_eq!(found, RegexChecker::new(&p).check(text));
+}

@@ -70,7 +70,9 @@ pub struct PolicyConfig {
     /// `determinize_size_limit`: a pattern with a huge NFA fails with a size-limit error
     /// instead of exhausting memory. The shipped packs need under 1 MiB.
     pub max_build_bytes: usize,
-    /// Most wall time for the whole compilation.
+    /// Most wall time for the whole compilation; and, once more, for all the reporting DFAs
+    /// that [`CompiledPolicy::check`] builds on first use together (past it, the remaining
+    /// rules are scanned by the regex engine, with the same findings).
     pub max_compile_time: Duration,
     /// Merge several enforced rules into one module while it stays under `max_states`.
     pub merge: bool,
@@ -488,6 +490,7 @@ impl PolicyBuilder {
             alts,
             rule_alts,
             config: self.config.clone(),
+            spent_ns: std::sync::atomic::AtomicU64::new(0),
         });
         Ok(CompiledPolicy {
             name: eff.name.clone(),

@@ -59,6 +59,10 @@ pub(crate) struct ReportSource {
     pub(super) dfas: Vec<std::sync::OnceLock<Option<ReportDfa>>>,
     /// Tables already built (enforced rules), taken on first use.
     pub(super) parts: Vec<std::sync::Mutex<Option<ReportParts>>>,
+    /// Nanoseconds spent building reporting DFAs so far: together they get one
+    /// [`PolicyConfig::max_compile_time`], so a pack of slow rules cannot make `check` take
+    /// that long once per rule.
+    pub(super) spent_ns: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ReportSource {
@@ -75,17 +79,33 @@ impl std::fmt::Debug for ReportSource {
 
 impl ReportSource {
     /// Rule `ri`'s reporting DFA (built now if needed), or `None` when it exceeds the
-    /// limits and the rule is scanned by the regex engine instead.
+    /// limits (or the time left to all reporting DFAs) and the rule is scanned by the regex
+    /// engine instead, with the same findings.
     pub(crate) fn get(&self, ri: usize) -> Option<&ReportDfa> {
         self.dfas[ri]
             .get_or_init(|| {
                 if let Some(p) = self.parts[ri].lock().ok().and_then(|mut p| p.take()) {
                     return Some(p.into_dfa());
                 }
-                let mut b = Builder::new(&self.arena, &self.alts, &self.config, Instant::now());
-                b.build(&self.rule_alts[ri], true)
+                use std::sync::atomic::Ordering;
+                let spent = std::time::Duration::from_nanos(self.spent_ns.load(Ordering::Relaxed));
+                let left = self.config.max_compile_time.saturating_sub(spent);
+                if left.is_zero() {
+                    return None;
+                }
+                let config = PolicyConfig {
+                    max_compile_time: left,
+                    ..self.config.clone()
+                };
+                let t0 = Instant::now();
+                let mut b = Builder::new(&self.arena, &self.alts, &config, t0);
+                let dfa = b
+                    .build(&self.rule_alts[ri], true)
                     .ok()
-                    .map(|raw| raw.into_report().into_dfa())
+                    .map(|raw| raw.into_report().into_dfa());
+                let took = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.spent_ns.fetch_add(took, Ordering::Relaxed);
+                dfa
             })
             .as_ref()
     }
