@@ -267,8 +267,12 @@ struct Cand {
     conf: f64,
     /// The exact mask was applied (the fast path failed).
     masked: bool,
+    /// The guard has accepted the token (fast path or exact mask).
+    checked: bool,
     /// Index of the position's row in the step's logits.
     row: usize,
+    /// The distribution under the static exclusions (before any position mask).
+    d0: RowDist,
 }
 
 enum Choice {
@@ -574,31 +578,21 @@ impl Session {
         let model_ms = self.now() - t;
         self.forward_passes += 1;
 
-        // Candidates.
+        // Candidates under the static exclusions (the vocabulary mask among them), then the
+        // guard lazily, best first: the fast path `allows` on a candidate about to be
+        // committed; when it fails, the exact mask, a new choice from the allowed
+        // distribution and a new (masked) confidence, and the candidate goes back in line.
+        // So the guard is only asked about the positions that are about to be committed.
         let mut blocked = Vec::new();
         let mut remasks = Vec::new();
-        let mut cands = Vec::with_capacity(open.len());
-        let mut conflicts = Vec::new();
+        let mut line: Vec<Cand> = Vec::with_capacity(open.len());
         for (k, &pos) in open.iter().enumerate() {
             let raw = &logits[k * v..k * v + vl];
-            match self.choose(pos, k, raw, &mut blocked, &mut guard_ms)? {
-                Choice::Cand(c) => cands.push(c),
-                Choice::Conflict(c) => conflicts.push(c),
-            }
+            line.push(self.choose_static(pos, k, raw)?);
         }
-        for c in conflicts {
-            self.remask(c, &mut remasks)?;
-        }
-
-        // Which positions to commit.
-        cands.sort_by(|a, b| b.conf.total_cmp(&a.conf).then(a.pos.cmp(&b.pos)));
         let n_open = open.len();
-        let take = match self.req.strategy {
-            Strategy::Threshold => cands
-                .iter()
-                .filter(|c| c.prob >= self.req.threshold)
-                .count()
-                .max(1),
+        let quota = match self.req.strategy {
+            Strategy::Threshold => usize::MAX,
             _ => {
                 let left = self.block_steps[self.block]
                     .saturating_sub(self.block_step)
@@ -606,7 +600,46 @@ impl Session {
                 n_open.div_ceil(left)
             }
         };
-        cands.truncate(take.min(cands.len()));
+        let mut accepted: Vec<Cand> = Vec::new();
+        let mut conflicts = Vec::new();
+        while accepted.len() < quota {
+            // The best candidate still in line (ties: lowest position).
+            let Some(bi) = (0..line.len()).max_by(|&a, &b| {
+                line[a]
+                    .conf
+                    .total_cmp(&line[b].conf)
+                    .then(line[b].pos.cmp(&line[a].pos))
+            }) else {
+                break;
+            };
+            if self.req.strategy == Strategy::Threshold
+                && !accepted.is_empty()
+                && line[bi].prob < self.req.threshold
+            {
+                break;
+            }
+            let c = line.swap_remove(bi);
+            if c.checked || !self.guard_judges(c.token) {
+                accepted.push(c);
+                continue;
+            }
+            let t = self.now();
+            let ok = self.guard.as_ref().is_some_and(|g| g.allows(c.pos, c.token));
+            guard_ms += self.now() - t;
+            if ok {
+                accepted.push(Cand { checked: true, ..c });
+                continue;
+            }
+            let raw = &logits[c.row * v..c.row * v + vl];
+            match self.choose_masked(c.pos, c.row, raw, &mut blocked, &mut guard_ms)? {
+                Choice::Cand(m) => line.push(m),
+                Choice::Conflict(x) => conflicts.push(x),
+            }
+        }
+        for c in conflicts {
+            self.remask(c, &mut remasks)?;
+        }
+        let cands = accepted;
 
         // Commit one at a time, re-checking each against the updated sets.
         let mut committed = Vec::new();
@@ -688,11 +721,38 @@ impl Session {
         }
     }
 
-    /// The candidate at `pos`: the model's choice under the static exclusions, checked by
-    /// the guard's fast path; when it is forbidden, the exact mask is applied and the choice
-    /// is made again from the allowed distribution (so a sample follows exactly the masked
-    /// distribution, and the confidence is the masked one).
-    fn choose(
+    /// The candidate at `pos` under the static exclusions (no position mask yet).
+    fn choose_static(&mut self, pos: usize, row_idx: usize, raw: &[f32]) -> Result<Cand> {
+        let temp = self.temperature();
+        let row = self.base_row(pos, raw);
+        let d = RowDist::of(&row, temp);
+        let Some(x) = pick(&row, &d, &self.req, &mut self.rng) else {
+            // Every token excluded: the bans at this position were too many; forget them.
+            if self.banned.remove(&pos).is_some() {
+                return self.choose_static(pos, row_idx, raw);
+            }
+            return Err(SamplerError::Tokens(format!(
+                "no token can be chosen at position {pos}: the logits are all excluded"
+            )));
+        };
+        let conf = confidence(self.req.strategy, &row, &d, x, &mut self.rng);
+        Ok(Cand {
+            pos,
+            token: x,
+            prob: d.prob(row[x as usize]),
+            conf,
+            masked: false,
+            checked: false,
+            row: row_idx,
+            d0: d,
+        })
+    }
+
+    /// The candidate at `pos` under the exact position mask: the blocked likely candidates
+    /// are reported, the mask is applied and the choice is made again from the allowed
+    /// distribution (so a sample follows exactly the masked distribution: rejection
+    /// sampling), with the masked confidence.
+    fn choose_masked(
         &mut self,
         pos: usize,
         row_idx: usize,
@@ -702,72 +762,55 @@ impl Session {
     ) -> Result<Choice> {
         let temp = self.temperature();
         let mut row = self.base_row(pos, raw);
-        let mut d = RowDist::of(&row, temp);
-        let Some(mut x) = pick(&row, &d, &self.req, &mut self.rng) else {
-            // Every token excluded: the bans at this position were too many; forget them.
-            if self.banned.remove(&pos).is_some() {
-                return self.choose(pos, row_idx, raw, blocked, guard_ms);
+        let d0 = RowDist::of(&row, temp);
+        let t = self.now();
+        let g = self.guard.as_ref().expect("only with a guard");
+        let mask = match g.mask(pos) {
+            Ok(m) => m,
+            Err(GuardError::Conflict(c)) => {
+                *guard_ms += self.now() - t;
+                return Ok(Choice::Conflict(c));
             }
-            return Err(SamplerError::Tokens(format!(
-                "no token can be chosen at position {pos}: the logits are all excluded"
-            )));
+            Err(e) => return Err(SamplerError::guard("mask", &e)),
         };
-        let mut masked = false;
-        if self.guard_judges(x) {
-            let t = self.now();
-            let g = self.guard.as_ref().expect("guard_judges");
-            if !g.allows(pos, x) {
-                let mask = match g.mask(pos) {
-                    Ok(m) => m,
-                    Err(GuardError::Conflict(c)) => {
-                        *guard_ms += self.now() - t;
-                        return Ok(Choice::Conflict(c));
-                    }
-                    Err(e) => return Err(SamplerError::guard("mask", &e)),
-                };
-                self.record_blocked(pos, &row, &d, |t| mask.contains(t), blocked);
-                let keep_eos = self
-                    .special
-                    .eos
-                    .filter(|_| !self.req.end_in_holes)
-                    .map(|e| (e, row[e as usize]));
-                mask.apply_to(&mut row);
-                if let Some((e, val)) = keep_eos {
-                    row[e as usize] = val;
-                }
-                d = RowDist::of(&row, temp);
-                masked = true;
-                match pick(&row, &d, &self.req, &mut self.rng) {
-                    Some(y) => x = y,
-                    None => {
-                        // Allowed tokens exist (the mask is not empty) but all are excluded
-                        // statically or banned here: treat it as a conflict to remask.
-                        *guard_ms += self.now() - t;
-                        let c = Conflict {
-                            position: pos,
-                            modules: Vec::new(),
-                            rule_ids: Vec::new(),
-                            constraining: self
-                                .guard
-                                .as_ref()
-                                .map(|g| g.constraining_commits(pos))
-                                .unwrap_or_default(),
-                        };
-                        self.banned.remove(&pos);
-                        return Ok(Choice::Conflict(c));
-                    }
-                }
-            }
-            *guard_ms += self.now() - t;
+        self.record_blocked(pos, &row, &d0, |t| mask.contains(t), blocked);
+        let keep_eos = self
+            .special
+            .eos
+            .filter(|_| !self.req.end_in_holes)
+            .map(|e| (e, row[e as usize]));
+        mask.apply_to(&mut row);
+        if let Some((e, val)) = keep_eos {
+            row[e as usize] = val;
         }
+        *guard_ms += self.now() - t;
+        let d = RowDist::of(&row, temp);
+        let Some(x) = pick(&row, &d, &self.req, &mut self.rng) else {
+            // Allowed tokens exist (the mask is not empty) but all are excluded statically
+            // or banned here: a conflict to remask.
+            self.banned.remove(&pos);
+            let constraining = self
+                .guard
+                .as_ref()
+                .map(|g| g.constraining_commits(pos))
+                .unwrap_or_default();
+            return Ok(Choice::Conflict(Conflict {
+                position: pos,
+                modules: Vec::new(),
+                rule_ids: Vec::new(),
+                constraining,
+            }));
+        };
         let conf = confidence(self.req.strategy, &row, &d, x, &mut self.rng);
         Ok(Choice::Cand(Cand {
             pos,
             token: x,
             prob: d.prob(row[x as usize]),
             conf,
-            masked,
+            masked: true,
+            checked: true,
             row: row_idx,
+            d0,
         }))
     }
 
@@ -841,17 +884,20 @@ impl Session {
         if self.guard.is_some() {
             let t = self.now();
             if !cand.masked {
-                // Report what the policy blocked among the likely candidates here.
+                // Report what the policy blocked among the likely candidates here: the
+                // tokens at least `blocked_floor` likely under the static exclusions (a
+                // logit threshold, no second softmax).
                 let row = self.base_row(pos, raw);
-                let d = RowDist::of(&row, self.temperature());
-                let floor = self.req.blocked_floor;
+                let d = cand.d0;
+                let floor = self.req.blocked_floor.max(f32::MIN_POSITIVE);
+                let zmin = d.m as f64 + (floor as f64 * d.s).ln();
                 let g = self.guard.as_ref().expect("checked");
                 let forbidden: Vec<u32> = row
                     .iter()
                     .enumerate()
-                    .filter(|(_, x)| x.is_finite() && d.prob(**x) >= floor)
+                    .filter(|(_, x)| (**x * d.inv_t) as f64 >= zmin)
                     .map(|(t, _)| t as u32)
-                    .filter(|&t| self.guard_judges(t) && !g.allows(pos, t))
+                    .filter(|&t| t != cand.token && self.guard_judges(t) && !g.allows(pos, t))
                     .collect();
                 if !forbidden.is_empty() {
                     self.record_blocked(pos, &row, &d, |t| !forbidden.contains(&t), blocked);
@@ -865,7 +911,7 @@ impl Session {
                     // again with the exact mask.
                     *guard_ms += self.now() - t;
                     let mut tmp_guard_ms = 0.0;
-                    match self.choose(pos, cand.row, raw, blocked, &mut tmp_guard_ms)? {
+                    match self.choose_masked(pos, cand.row, raw, blocked, &mut tmp_guard_ms)? {
                         Choice::Cand(c) => {
                             *guard_ms += tmp_guard_ms;
                             // The new choice was checked against the current sets (fast
