@@ -115,6 +115,13 @@ export class FakeEngine implements Engine {
     return this.model !== null;
   }
 
+  /** Set false to stand in for the policy-only build. */
+  generator = true;
+
+  canGenerate(): boolean {
+    return this.generator;
+  }
+
   start(request: GenerateRequest, oracle?: string): Run {
     this.requests.push(request);
     this.oracles.push(oracle);

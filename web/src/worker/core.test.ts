@@ -85,6 +85,18 @@ describe("worker protocol", () => {
     await expect(c4.generate({ prompt: "os.system(x) <|hole:2|>" }).done).rejects.toMatchObject({ code: "prompt", message: expect.stringContaining("python.os-system") });
   });
 
+  it("a policy-only build refuses a model before downloading it, and still checks", async () => {
+    const origin = standardOrigin();
+    const worker = new InProcessWorker(origin);
+    worker.engine.generator = false;
+    const client = new WardClient(worker);
+    await expect(client.init({ wasmBase: `${ORIGIN}/wasm/`, model, policy })).rejects.toMatchObject({ code: "wasm-api-missing", message: expect.stringContaining("no `Generator`") });
+    expect(origin.requests.some((r) => r.url.includes("/models/"))).toBe(false);
+    const r = await client.init({ wasmBase: `${ORIGIN}/wasm/`, policy });
+    expect(r.model).toBeNull();
+    expect(await client.check("os.system(1)")).toHaveLength(1);
+  });
+
   it("malformed commands get a protocol error, not a crash", async () => {
     const worker = new InProcessWorker();
     await worker.core.handle({ type: "generate", id: 9, request: { prompt: "x", strategy: "best" } });

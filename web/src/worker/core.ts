@@ -102,6 +102,12 @@ export class WorkerCore {
       this.wasmBase = wasmBase;
     }
     const engine = this.engine;
+    // Files opened from disk are checked at once (they are in memory); a build without the
+    // generator says so before a model is downloaded.
+    if (cmd.model?.kind === "files") checkModelFiles(await this.modelBytes(cmd.id, cmd.model));
+    if (cmd.model && !engine.canGenerate()) {
+      throw new WasmUnavailableError("wasm-api-missing", "this wasm package has no `Generator` (it is the policy-only build, or the generator is not there yet)");
+    }
     const policy = engine.setPolicy(await this.gather(cmd.id, cmd.policy));
     let backend = null;
     let model = null;

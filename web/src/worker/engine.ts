@@ -79,6 +79,8 @@ export interface Engine {
   loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }>;
   /** True once a model is loaded. */
   hasModel(): boolean;
+  /** True when this wasm build can generate at all (has the `Generator`). */
+  canGenerate(): boolean;
   /**
    * Starts a generation with the current model and policy; `oracle` (hole-fill text) makes
    * the model prefer those tokens (the sampler's oracle adversary).

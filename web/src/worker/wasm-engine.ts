@@ -206,6 +206,11 @@ export function locatePattern(yaml: string, ruleId: string, pattern: string, reg
   return { line: start + 1, column: 1 };
 }
 
+/** The error for a policy-only wasm build asked to generate. */
+export function noGenerator(): WasmUnavailableError {
+  return new WasmUnavailableError("wasm-api-missing", "this wasm package has no `Generator` (it is the policy-only build, or the generator is not there yet)");
+}
+
 /** Runs a wasm call, turning a crash (a Rust panic) into a `WasmCrashError`. */
 function guard<T>(f: () => T): T {
   try {
@@ -247,9 +252,7 @@ class WasmEngine implements Engine {
 
   async loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }> {
     const G = this.mod.Generator;
-    if (!G || typeof G.create !== "function") {
-      throw new WasmUnavailableError("wasm-api-missing", "this wasm package has no `Generator` (it is the policy-only build, or the generator is not there yet)");
-    }
+    if (!G || typeof G.create !== "function") throw noGenerator();
     let g: WasmGenerator;
     try {
       g = await G.create(model.config, model.weights, model.tokenizer, backend, model.name);
@@ -263,6 +266,10 @@ class WasmEngine implements Engine {
 
   hasModel(): boolean {
     return this.generator !== null;
+  }
+
+  canGenerate(): boolean {
+    return typeof this.mod.Generator?.create === "function";
   }
 
   start(request: GenerateRequest, oracle?: string): Run {
