@@ -16,6 +16,10 @@ use ward_policy::{CompiledPolicy, Module, RuleIndex, StateId};
 use crate::mask::{states, TokenMask};
 use crate::vocab::{TokenKind, Vocab};
 
+/// Root subtrees with fewer nodes than this are walked in place when a row is built; larger
+/// ones through the memo of subtree walks.
+const SMALL_SUBTREE: usize = 64;
+
 /// A trie over the bytes of a vocabulary's text tokens, stored in pre-order (shared by every
 /// module).
 #[derive(Debug)]
@@ -487,16 +491,18 @@ impl TokenPolicy {
                 out.extend_from_slice(trie.subtree_tokens(k1));
                 continue;
             }
-            let sub = self.subtree(mi, k1, s1);
-            if sub
-                .reached
-                .iter()
-                .all(|&r| states::contains(good, r as usize))
-            {
-                for &(a, b) in &sub.viol {
-                    out.extend_from_slice(&trie.order[a as usize..b as usize]);
+            if trie.skip[k1] as usize - k1 >= SMALL_SUBTREE {
+                let sub = self.subtree(mi, k1, s1);
+                if sub
+                    .reached
+                    .iter()
+                    .all(|&r| states::contains(good, r as usize))
+                {
+                    for &(a, b) in &sub.viol {
+                        out.extend_from_slice(&trie.order[a as usize..b as usize]);
+                    }
+                    continue;
                 }
-                continue;
             }
             if !states::contains(good, s1.as_usize()) {
                 out.extend_from_slice(trie.own_tokens(k1));
@@ -572,16 +578,44 @@ impl TokenPolicy {
         if let Some(r) = l.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return r;
         }
-        let m = self.module(mi);
-        let trie = &self.trie;
         let mut reached_bits = vec![0u64; l.words];
         let mut viol: Vec<(u32, u32)> = Vec::new();
         let mut rules: Vec<RuleIndex> = Vec::new();
+        self.walk_subtree(mi, k1, s1, &mut reached_bits, &mut viol, &mut rules);
+        let mut reached = Vec::new();
+        states::for_each(&reached_bits, |s| reached.push(s as u32));
+        let r = Arc::new(SubWalk {
+            reached,
+            viol,
+            rules,
+        });
+        if let Ok(mut memo) = l.memo.lock() {
+            memo.insert(key, r.clone());
+        }
+        r
+    }
+
+    /// Walks the subtree of root child `k1` entered in state `s1`: adds the states its tokens
+    /// reach to `reached`, its violating token ranges to `viol` and their rules to `rules`.
+    fn walk_subtree(
+        &self,
+        mi: usize,
+        k1: usize,
+        s1: StateId,
+        reached: &mut [u64],
+        viol: &mut Vec<(u32, u32)>,
+        rules: &mut Vec<RuleIndex>,
+    ) {
+        let m = self.module(mi);
+        let trie = &self.trie;
         if trie.own_end[k1] > trie.lo[k1] {
-            states::insert(&mut reached_bits, s1.as_usize());
+            states::insert(reached, s1.as_usize());
+        }
+        let end = trie.skip[k1] as usize;
+        if end == k1 + 1 {
+            return;
         }
         let mut stack = vec![s1; trie.max_depth + 1];
-        let end = trie.skip[k1] as usize;
         let mut k = k1 + 1;
         while k < end {
             let d = trie.depth[k] as usize;
@@ -600,21 +634,10 @@ impl TokenPolicy {
             }
             stack[d] = s;
             if trie.own_end[k] > trie.lo[k] {
-                states::insert(&mut reached_bits, s.as_usize());
+                states::insert(reached, s.as_usize());
             }
             k += 1;
         }
-        let mut reached = Vec::new();
-        states::for_each(&reached_bits, |s| reached.push(s as u32));
-        let r = Arc::new(SubWalk {
-            reached,
-            viol,
-            rules,
-        });
-        if let Ok(mut memo) = l.memo.lock() {
-            memo.insert(key, r.clone());
-        }
-        r
     }
 
     fn build_row(&self, mi: usize, q: usize) -> StateRow {
@@ -638,6 +661,11 @@ impl TokenPolicy {
                         viol_rules.push(r);
                     }
                 }
+                continue;
+            }
+            if trie.skip[k1] as usize - k1 < SMALL_SUBTREE {
+                // Small subtrees are walked in place: cheaper than a memo entry.
+                self.walk_subtree(mi, k1, s1, &mut any_bits, &mut viol_ranges, &mut viol_rules);
                 continue;
             }
             let sub = self.subtree(mi, k1, s1);
@@ -761,7 +789,7 @@ mod tests {
         assert_eq!(before.lifted_states, vec![1]);
         assert!(tp.lift_reachable() > 0);
         let s = tp.stats();
-        assert!(s.row_bytes > 0 && s.memo_bytes > 0);
+        assert!(s.row_bytes > before.row_bytes, "rows are filled");
         assert_eq!(
             s.memory_bytes,
             s.trie_bytes + s.row_bytes + s.memo_bytes + s.index_bytes + s.vocab_bytes
