@@ -160,3 +160,84 @@ fn closed_output_pipe_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(feature = "model")]
+mod generate {
+    use super::*;
+
+    #[test]
+    fn text_format_prints_exactly_the_filled_prompt() {
+        let prompt = "def f(x):\n    <|hole:6|>\n\nprint(f(2))\n";
+        let (code, out, err) = ward(&["generate", "--prompt", prompt, "--steps", "3"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("def f(x):\n    "), "{out:?}");
+        assert!(out.ends_with("\n\nprint(f(2))\n"), "{out:?}");
+        assert!(err.contains("tokens") && err.contains("blocked candidates"), "{err}");
+    }
+
+    #[test]
+    fn json_format_streams_events_then_the_result_and_writes_sarif() {
+        let dir = std::env::temp_dir().join(format!("ward-gen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sarif = dir.join("c.sarif");
+        let cert = dir.join("c.json");
+        let (code, out, err) = ward(&[
+            "generate",
+            "--prompt-file",
+            "tests/samples/demo_prompt.txt",
+            "--oracle-file",
+            "tests/samples/demo_pull.txt",
+            "--format",
+            "json",
+            "--sarif",
+            sarif.to_str().unwrap(),
+            "--certificate",
+            cert.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<serde_json::Value> =
+            out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["type"], "start");
+        assert!(lines[1..lines.len() - 1].iter().all(|l| l["type"] == "step"));
+        let last = lines.last().unwrap();
+        assert_eq!(last["type"], "result");
+        assert_eq!(last["certificate"]["enforced_findings"], 0);
+        assert!(last["blocked_candidates"].as_u64().unwrap() > 0, "{last}");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+        assert_eq!(s["version"], "2.1.0");
+        let c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+        assert_eq!(c["format"], "ward-certificate/1");
+        // Unconstrained, the same pull writes the violation, and the re-scan reports it.
+        let (code, out, _) = ward(&[
+            "generate",
+            "--no-policy",
+            "--prompt-file",
+            "tests/samples/demo_prompt.txt",
+            "--oracle-file",
+            "tests/samples/demo_pull.txt",
+        ]);
+        assert_eq!(code, 0);
+        assert!(out.contains("shell=True"), "{out}");
+    }
+
+    #[test]
+    fn bad_input_exits_2_naming_the_cause() {
+        let (code, _, err) = ward(&["generate", "--prompt", "import os\nos.system(c)\n<|hole:2|>"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("python.os-system") && err.contains("bytes"), "{err}");
+        let (code, _, err) = ward(&["generate", "--prompt", "x = <|hole:two|>"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("byte 4"), "{err}");
+        let (code, _, err) = ward(&["generate", "--model", "/nonexistent", "--prompt", "x"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("/nonexistent"), "{err}");
+        let (code, _, err) = ward(&["generate", "--prompt", "x", "--top-p", "0"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("top_p"), "{err}");
+        let (code, _, err) = ward(&["generate"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--prompt"), "{err}");
+    }
+}
