@@ -114,5 +114,37 @@ class WardCheck(unittest.TestCase):
             self.assertEqual(problems, 0)
 
 
+def has_generate(w):
+    if w is None:
+        return False
+    import subprocess
+    return subprocess.run([str(w), "generate", "--help"], capture_output=True).returncode == 0
+
+
+@unittest.skipUnless(has_generate(ward_bin()), "no ward binary with `generate` built")
+class Smoke(unittest.TestCase):
+    def test_smoke_run_keeps_the_guarantee(self):
+        """`run_eval.py --smoke`: 5 prompts of 5 classes, 1 seed, arms (a)-(d) with `ward
+        check` as judge; exit 0 means no enforced output has an enforced finding, no exit 3,
+        no failed generation."""
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            rc = ev.main(["--smoke", "--ward", str(ward_bin()), "--work", d,
+                          "--out", str(Path(d) / "out")])
+            self.assertEqual(rc, 0)
+            lines = (Path(d) / "out" / "samples.jsonl").read_text().splitlines()
+            recs = [json.loads(x) for x in lines[1:]]
+            arms = {r["arm"] for r in recs}
+            self.assertEqual(arms, {"unconstrained", "enforced", "scan-retry", "oracle"})
+            for r in recs:
+                self.assertIn("text", r, r)
+                if r["arm"] in ("enforced", "oracle"):
+                    self.assertEqual(r["cert_enforced_findings"], 0, r["case"])
+                    self.assertFalse([x for x in r["judges"]["ward"] if x["enforced"]], r["case"])
+            # the oracle wants each prompt's insecure completion: enforcement must block it
+            self.assertTrue(all(r["blocked"] > 0 for r in recs if r["arm"] == "oracle"))
+            self.assertTrue((Path(d) / "out" / "report.md").exists())
+
+
 if __name__ == "__main__":
     unittest.main()
