@@ -8,6 +8,7 @@ CARGO ?= cargo
 ## Every test of every layer.
 test:
 	$(CARGO) test --workspace
+	$(MAKE) test-security
 	$(MAKE) wasm-test
 	$(MAKE) web-test
 
