@@ -58,23 +58,6 @@ const PROMPT: &str =
     "import subprocess\nimport pickle\n\ndef handler(request):\n    cmd = request.args['cmd']\n";
 const CANVAS: usize = 256;
 
-/// `VmRSS` and `VmHWM` of this process in KiB (Linux; `None` elsewhere).
-fn rss_kib() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|x| x.parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// Resets the peak RSS (`VmHWM`) to the current RSS (Linux; ignored elsewhere).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn setup(
     policy: &Arc<ward_policy::CompiledPolicy>,
     vocab: Vocab,
@@ -82,22 +65,11 @@ fn setup(
 ) -> (Arc<TokenPolicy>, Vec<u32>) {
     let n = vocab.len();
     let vocab = Arc::new(vocab);
-    reset_peak_rss();
-    let before = rss_kib();
     let t = Instant::now();
     let tp = Arc::new(TokenPolicy::new(policy.clone(), vocab));
-    let lift = t.elapsed();
-    let after = rss_kib();
-    let rss = match (before, after) {
-        (Some((b, _)), Some((a, peak))) => format!(
-            "RSS +{:.1} MiB, peak +{:.1} MiB",
-            (a as f64 - b as f64) / 1024.0,
-            (peak as f64 - b as f64) / 1024.0
-        ),
-        _ => "RSS n/a".into(),
-    };
     println!(
-        "[{label}] vocab size {n}: TokenPolicy::new (class tries + vocabulary mask) {lift:?}, {rss}, stats {:.1} MiB",
+        "[{label}] vocab size {n}: TokenPolicy::new (token trie + vocabulary mask) {:?}, {:.1} MiB (TokenPolicy::stats)",
+        t.elapsed(),
         tp.stats().memory_bytes as f64 / 1048576.0
     );
     let t = Instant::now();
