@@ -24,7 +24,9 @@ mod regex_check;
 pub mod sarif;
 mod span;
 
-pub use compile::{CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder, PolicyConfig};
+pub use compile::{
+    CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder, PolicyConfig, ARTEFACT_FORMAT,
+};
 pub use error::{CompileError, ErrorKind};
 pub use finding::{Finding, LineCol};
 pub use lexer::{scope_of_bytes, Scope};

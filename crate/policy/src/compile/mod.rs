@@ -33,6 +33,7 @@
 //! look-around context of a position, [`intern`] and [`par`] an interning table and a
 //! parallel map.
 
+mod artefact;
 mod context;
 mod determinize;
 mod dominance;
@@ -42,6 +43,8 @@ mod par;
 mod product;
 mod reduce;
 mod report;
+
+pub use artefact::ARTEFACT_FORMAT;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,354 @@
+//! Precompiled policy artefacts: a versioned, checksummed binary form of a
+//! [`CompiledPolicy`] (its pack files, the enforced modules and every rule's reporting DFA),
+//! loaded instead of compiling (the browser's start-up path).
+//!
+//! Layout (little-endian): a 32-byte header — magic `WARDPOL\0`, format version (`u32`),
+//! flags (`u32`, 0), payload length (`u64`), FNV-1a-64 checksum of the payload (`u64`) —
+//! then the payload: the ward-policy version that wrote it, the top pack and the pack files
+//! (name → text, resolved again on load so rules keep their messages, metadata and lines),
+//! the enabled rule ids (checked against that resolution), the modules and the reporting
+//! DFAs. The same policy always gives the same bytes. A different format version, a bad checksum, truncation or
+//! trailing bytes are errors that say which.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use ward_policy::{CompiledPolicy, EffectivePolicy, PolicyBuilder};
+//! let mut files = BTreeMap::new();
+//! files.insert("p.yaml".to_string(), "pack: p\nrules:\n  - id: no-eval\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'eval\\('\n".to_string());
+//! let eff = EffectivePolicy::from_files(&files, "p.yaml").unwrap();
+//! let policy = PolicyBuilder::new().compile(&eff).unwrap();
+//! let bytes = policy.to_artefact(&files, "p.yaml");
+//! let loaded = CompiledPolicy::from_artefact(&bytes).unwrap();
+//! assert_eq!(loaded.check(b"x = eval(y)").len(), 1);
+//! ```
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::report::{ReportDfa, ReportSource};
+use super::{CompileStats, CompiledPolicy, ModuleStats, PolicyConfig};
+use crate::error::{CompileError, ErrorKind};
+use crate::module::{Module, RuleIndex, StateId};
+use crate::nfa::Arena;
+use crate::pack::EffectivePolicy;
+
+/// The artefact format version this build reads and writes.
+pub const ARTEFACT_FORMAT: u32 = 1;
+const MAGIC: &[u8; 8] = b"WARDPOL\0";
+const HEADER: usize = 32;
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn err(msg: impl Into<String>) -> CompileError {
+    CompileError::new(
+        ErrorKind::BadValue,
+        format!("policy artefact: {}", msg.into()),
+    )
+}
+
+struct W(Vec<u8>);
+
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        self.u32(n as u32);
+    }
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn u32s(&mut self, v: impl ExactSizeIterator<Item = u32>) {
+        self.len(v.len());
+        for x in v {
+            self.u32(x);
+        }
+    }
+    fn module(&mut self, m: &Module) {
+        self.u32s(m.rules.iter().copied());
+        self.0.extend_from_slice(&m.classes);
+        self.len(m.num_classes);
+        self.u32s(m.trans.iter().map(|s| s.0));
+        self.u32(m.start.0);
+        self.len(m.clean_end.len());
+        self.0.extend(m.clean_end.iter().map(|&b| b as u8));
+        let mut attr: Vec<_> = m.attribution.iter().collect();
+        attr.sort_by_key(|(k, _)| **k);
+        self.len(attr.len());
+        for ((s, c), rules) in attr {
+            self.u32(s.0);
+            self.u8(*c);
+            self.u32s(rules.iter().copied());
+        }
+        let mut end: Vec<_> = m.end_attribution.iter().collect();
+        end.sort_by_key(|(k, _)| **k);
+        self.len(end.len());
+        for (s, rules) in end {
+            self.u32(s.0);
+            self.u32s(rules.iter().copied());
+        }
+    }
+}
+
+struct R<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl R<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CompileError> {
+        if self.b.len() - self.at < n {
+            return Err(err(format!("truncated at byte {} of the payload", self.at)));
+        }
+        let s = &self.b[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, CompileError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, CompileError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
+    }
+    fn len(&mut self) -> Result<usize, CompileError> {
+        let n = self.u32()? as usize;
+        // Every element takes at least one byte: a length past the end is corrupt (and must
+        // not allocate).
+        if n > self.b.len() - self.at {
+            return Err(err(format!(
+                "length {n} at byte {} runs past the end",
+                self.at - 4
+            )));
+        }
+        Ok(n)
+    }
+    fn str(&mut self) -> Result<String, CompileError> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| err("a string is not UTF-8"))
+    }
+    fn u32s(&mut self) -> Result<Vec<u32>, CompileError> {
+        let n = self.len()?;
+        (0..n).map(|_| self.u32()).collect()
+    }
+    fn module(&mut self, n_rules: usize) -> Result<Module, CompileError> {
+        let rules = self.u32s()?;
+        let mut classes = [0u8; 256];
+        classes.copy_from_slice(self.take(256)?);
+        let num_classes = self.len()?;
+        let trans: Vec<StateId> = self.u32s()?.into_iter().map(StateId).collect();
+        let start = StateId(self.u32()?);
+        let n_states = self.len()?;
+        let clean_end: Vec<bool> = self.take(n_states)?.iter().map(|&b| b != 0).collect();
+        let mut attribution = FxHashMap::default();
+        for _ in 0..self.len()? {
+            let s = StateId(self.u32()?);
+            let c = self.u8()?;
+            attribution.insert((s, c), self.u32s()?);
+        }
+        let mut end_attribution = FxHashMap::default();
+        for _ in 0..self.len()? {
+            let s = StateId(self.u32()?);
+            end_attribution.insert(s, self.u32s()?);
+        }
+        // Structural checks, so that a corrupt table cannot index out of bounds later.
+        let ok = num_classes > 0
+            && num_classes <= 256
+            && n_states > 0
+            && trans.len() == n_states * num_classes
+            && classes.iter().all(|&c| (c as usize) < num_classes)
+            && (start.0 as usize) < n_states
+            && trans.iter().all(|s| (s.0 as usize) < n_states)
+            && rules.iter().all(|&r| (r as usize) < n_rules)
+            && attribution
+                .values()
+                .chain(end_attribution.values())
+                .flatten()
+                .all(|&r| (r as usize) < n_rules);
+        if !ok {
+            return Err(err("a module's tables are inconsistent"));
+        }
+        Ok(Module {
+            rules,
+            classes,
+            num_classes,
+            trans,
+            start,
+            clean_end,
+            attribution,
+            end_attribution,
+        })
+    }
+}
+
+impl CompiledPolicy {
+    /// The artefact of this policy. `files` and `top` must be what it was compiled from
+    /// (with [`EffectivePolicy::from_files`]); every reporting DFA is built now so that the
+    /// loaded policy never compiles.
+    pub fn to_artefact(&self, files: &BTreeMap<String, String>, top: &str) -> Vec<u8> {
+        let mut w = W(Vec::new());
+        w.str(env!("CARGO_PKG_VERSION"));
+        w.str(top);
+        w.len(files.len());
+        for (k, v) in files {
+            w.str(k);
+            w.str(v);
+        }
+        w.len(self.rules.len());
+        for r in &self.rules {
+            w.str(&r.id);
+        }
+        w.len(self.modules.len());
+        for m in &self.modules {
+            w.module(m);
+        }
+        w.len(self.rules.len());
+        for ri in 0..self.rules.len() {
+            match self.report.get(ri) {
+                Some(rd) => {
+                    w.u8(1);
+                    w.module(&rd.dfa);
+                    w.u32s(rd.reset.iter().map(|s| s.0));
+                }
+                None => w.u8(0),
+            }
+        }
+        let payload = w.0;
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&ARTEFACT_FORMAT.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&fnv1a64(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Loads an artefact written by [`CompiledPolicy::to_artefact`] (by this format version)
+    /// without compiling: the pack files are resolved again (YAML only), the tables are read.
+    pub fn from_artefact(bytes: &[u8]) -> Result<CompiledPolicy, CompileError> {
+        let t0 = crate::clock::Instant::now();
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            return Err(err("not a Ward policy artefact (no `WARDPOL` header)"));
+        }
+        let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
+        let format = word(8);
+        if format != ARTEFACT_FORMAT {
+            return Err(err(format!(
+                "format version {format}, but this build of ward-policy ({}) reads version {ARTEFACT_FORMAT}: rebuild it with `ward compile-policy`",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or([0; 8]));
+        let sum = u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8]));
+        let payload = &bytes[HEADER..];
+        if payload.len() as u64 != len {
+            return Err(err(format!(
+                "the header says {len} payload bytes, the artefact has {} (truncated or padded)",
+                payload.len()
+            )));
+        }
+        if fnv1a64(payload) != sum {
+            return Err(err("checksum mismatch: the artefact is corrupt"));
+        }
+        let mut r = R { b: payload, at: 0 };
+        let _writer = r.str()?;
+        let top = r.str()?;
+        let mut files = BTreeMap::new();
+        for _ in 0..r.len()? {
+            let k = r.str()?;
+            files.insert(k, r.str()?);
+        }
+        let n_rules = r.len()?;
+        let ids: Vec<String> = (0..n_rules).map(|_| r.str()).collect::<Result<_, _>>()?;
+        let eff = EffectivePolicy::from_files(&files, &top)?;
+        let rules: Vec<_> = eff.rules.iter().filter(|r| r.enabled).cloned().collect();
+        if rules.iter().map(|r| &r.id).ne(ids.iter()) {
+            return Err(err(
+                "its rules do not match its pack files (written by another version?)",
+            ));
+        }
+        let n_mod = r.len()?;
+        let modules: Vec<Module> = (0..n_mod)
+            .map(|_| r.module(n_rules))
+            .collect::<Result<_, _>>()?;
+        if r.len()? != n_rules {
+            return Err(err("the reporting DFAs do not match the rules"));
+        }
+        let mut dfas = Vec::with_capacity(n_rules);
+        let mut parts = Vec::with_capacity(n_rules);
+        for _ in 0..n_rules {
+            let cell = std::sync::OnceLock::new();
+            if r.u8()? == 1 {
+                let dfa = r.module(n_rules)?;
+                let reset: Vec<StateId> = r.u32s()?.into_iter().map(StateId).collect();
+                if reset.len() != dfa.num_states()
+                    || reset.iter().any(|s| s.as_usize() >= dfa.num_states())
+                {
+                    return Err(err("a reporting DFA's reset table is inconsistent"));
+                }
+                let _ = cell.set(Some(ReportDfa { dfa, reset }));
+            } else {
+                let _ = cell.set(None);
+            }
+            dfas.push(cell);
+            parts.push(std::sync::Mutex::new(None));
+        }
+        if r.at != payload.len() {
+            return Err(err(format!("{} trailing bytes", payload.len() - r.at)));
+        }
+        let span_finder = std::sync::Arc::new(crate::span::SpanFinder::build(&rules)?);
+        let module_stats = modules
+            .iter()
+            .map(|m| ModuleStats {
+                rules: m
+                    .rules
+                    .iter()
+                    .map(|&i| rules[i as usize].id.clone())
+                    .collect(),
+                states: m.num_states(),
+                classes: m.num_classes(),
+                memory_bytes: m.memory_bytes(),
+            })
+            .collect();
+        let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum();
+        Ok(CompiledPolicy {
+            name: eff.name.clone(),
+            effective: eff,
+            rules,
+            modules,
+            report: std::sync::Arc::new(ReportSource {
+                arena: Arena::default(),
+                alts: Vec::new(),
+                rule_alts: vec![Vec::new(); n_rules],
+                config: PolicyConfig::default(),
+                dfas,
+                parts,
+                spent_ns: std::sync::atomic::AtomicU64::new(0),
+            }),
+            stats: CompileStats {
+                modules: module_stats,
+                compile_time: t0.elapsed(),
+                parse_time: std::time::Duration::ZERO,
+                memory_bytes,
+            },
+            span_finder,
+        })
+    }
+}
+
+/// The rule index type is `u32` in the format.
+const _: fn(RuleIndex) -> u32 = |r| r;
