@@ -28,6 +28,19 @@ pub enum Kind {
     Conflict,
     /// Any other guard error (position out of range, canvas too long, ...).
     Guard,
+    /// The model files do not load (config field, safetensors tensor, shapes) or a forward
+    /// pass failed.
+    Model,
+    /// The WebGPU backend was asked for and is not available.
+    Backend,
+    /// A generation request field is wrong (name, type or range).
+    Request,
+    /// The prompt text is malformed (a hole marker; `span` gives the byte offset).
+    Prompt,
+    /// The generation was cancelled.
+    Cancelled,
+    /// The certificate's re-scan found a violation of an enforced rule (a bug in Ward).
+    Certificate,
 }
 
 impl Kind {
@@ -42,6 +55,12 @@ impl Kind {
             Kind::Forbidden => "forbidden",
             Kind::Conflict => "conflict",
             Kind::Guard => "guard",
+            Kind::Model => "model",
+            Kind::Backend => "backend",
+            Kind::Request => "request",
+            Kind::Prompt => "prompt",
+            Kind::Cancelled => "cancelled",
+            Kind::Certificate => "certificate",
         }
     }
 }

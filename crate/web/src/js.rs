@@ -96,6 +96,16 @@ impl Policy {
         })
     }
 
+    /// Loads a precompiled policy artefact (`ward compile-policy`; `*.wardpol`) without
+    /// compiling. Throws `kind: "artefact"` for another format version, a bad checksum or a
+    /// truncated file.
+    #[wasm_bindgen(js_name = fromArtefact)]
+    pub fn from_artefact(bytes: &[u8]) -> Result<Policy, JsValue> {
+        Ok(Policy {
+            core: PolicyCore::from_artefact(bytes).map_err(js_err)?,
+        })
+    }
+
     /// The top pack's name.
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {

@@ -16,8 +16,12 @@
 
 pub mod clock;
 pub mod error;
+#[cfg(feature = "model")]
+pub mod generator;
 pub mod guard;
 pub mod js;
+#[cfg(feature = "model")]
+pub mod js_generator;
 pub mod policy;
 
 pub use error::{Kind, WebError};

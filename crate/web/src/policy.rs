@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use ward_policy::{CompiledPolicy, EffectivePolicy, Finding, PolicyBuilder};
 
 use crate::clock;
-use crate::error::Result;
+use crate::error::{Kind, Result, WebError};
 
 /// A compiled policy and how long it took to get it.
 #[derive(Clone, Debug)]
@@ -30,6 +30,27 @@ impl PolicyCore {
             policy: Arc::new(policy),
             load_ms: clock::now_ms() - t0,
         })
+    }
+
+    /// Loads a precompiled artefact (`ward compile-policy`) instead of compiling. A malformed
+    /// artefact, another format version or a bad checksum is a [`Kind::Artefact`] error.
+    pub fn from_artefact(bytes: &[u8]) -> Result<PolicyCore> {
+        clock::install();
+        let t0 = clock::now_ms();
+        let policy = CompiledPolicy::from_artefact(bytes).map_err(|e| {
+            let mut w = WebError::from(e);
+            w.kind = Kind::Artefact;
+            w
+        })?;
+        Ok(PolicyCore {
+            policy: Arc::new(policy),
+            load_ms: clock::now_ms() - t0,
+        })
+    }
+
+    /// The artefact of this policy, given the files and top it was compiled from.
+    pub fn to_artefact(&self, files: &BTreeMap<String, String>, top: &str) -> Vec<u8> {
+        self.policy.to_artefact(files, top)
     }
 
     /// The effective policy as JSON: the shape of `ward explain --json --stats`

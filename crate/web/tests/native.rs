@@ -149,3 +149,23 @@ fn adversary_never_gets_a_finding() {
     }
     assert!(refused > 0, "the adversary never tried a forbidden token");
 }
+
+#[test]
+fn artefact_loads_without_compiling_and_bad_ones_are_artefact_errors() {
+    let p = python();
+    let bytes = p.to_artefact(&shipped_files(), "python");
+    let q = PolicyCore::from_artefact(&bytes).unwrap();
+    assert_eq!(q.explain()["rules"], p.explain()["rules"]);
+    let text = "x = eval(user)\n";
+    assert_eq!(q.check(text), p.check(text));
+    let mut bad = bytes.clone();
+    bad[40] ^= 1;
+    let e = PolicyCore::from_artefact(&bad).unwrap_err();
+    assert_eq!(e.kind, Kind::Artefact);
+    assert!(e.message.contains("checksum"), "{e}");
+    let mut other = bytes.clone();
+    other[8] = 99;
+    let e = PolicyCore::from_artefact(&other).unwrap_err();
+    assert_eq!(e.kind, Kind::Artefact);
+    assert!(e.message.contains("format version 99"), "{e}");
+}

@@ -161,3 +161,31 @@ fn adversary_in_the_browser_gets_no_finding() {
     );
     assert!(refused > 0);
 }
+
+#[wasm_bindgen_test]
+fn artefact_loads_in_the_browser_and_bad_ones_throw() {
+    let p = python();
+    let bytes = p.core().to_artefact(&shipped_files(), "python");
+    let q = Policy::from_artefact(&bytes).unwrap_or_else(|e| panic!("{e:?}"));
+    console_log!(
+        "python pack: compiled in {:.1} ms, artefact of {} bytes loaded in {:.1} ms",
+        p.load_ms(),
+        bytes.len(),
+        q.load_ms()
+    );
+    let f: js_sys::Array = q.check("x = eval(user)\n").unwrap().into();
+    assert_eq!(f.length(), 1);
+    let mut bad = bytes.clone();
+    bad[8] = 7; // another format version
+    let Err(e) = Policy::from_artefact(&bad) else { panic!("other version accepted") };
+    let (msg, kind, _) = ward_error(e);
+    assert_eq!(kind, "artefact");
+    assert!(msg.contains("format version 7"), "{msg}");
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0xff; // a flipped byte
+    let Err(e) = Policy::from_artefact(&bad) else { panic!("corrupt artefact accepted") };
+    let (msg, kind, _) = ward_error(e);
+    assert_eq!(kind, "artefact");
+    assert!(msg.contains("checksum"), "{msg}");
+}

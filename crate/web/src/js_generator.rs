@@ -1,0 +1,173 @@
+//! `Generator` (feature `model`): the `#[wasm_bindgen]` layer over [`crate::generator`].
+//! The WebGPU device is initialised once per page (burn allows one initialisation) and kept.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use ward_model::Device;
+use ward_sampler::GenerateRequest;
+
+use crate::error::{Kind, WebError};
+use crate::generator::{forward_async, load_model, BackendReport, GeneratorCore};
+use crate::js::{to_js, to_js_error, Policy};
+
+thread_local! {
+    /// The page's WebGPU device and adapter name, or why there is none (tried once).
+    static WEBGPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
+}
+
+/// The WebGPU device, initialised on first use and kept for the page.
+async fn webgpu() -> Result<(Device, String), String> {
+    if let Some(r) = WEBGPU.with(|w| w.borrow().clone()) {
+        return r;
+    }
+    let r = match Device::wgpu_options().init_with_setup_async().await {
+        Ok((device, setup)) => Ok((device, setup.adapter.get_info().name)),
+        Err(e) => Err(format!("no WebGPU device: {e}")),
+    };
+    WEBGPU.with(|w| *w.borrow_mut() = Some(r.clone()));
+    r
+}
+
+fn js_err(e: WebError) -> JsValue {
+    to_js_error(&e)
+}
+
+/// A model loaded for generation, step by step. JavaScript owns the loop.
+#[wasm_bindgen]
+pub struct Generator {
+    core: Rc<RefCell<GeneratorCore>>,
+    device: Device,
+    webgpu: bool,
+}
+
+#[wasm_bindgen]
+impl Generator {
+    /// Loads the model from the bytes of `config.json`, `model.safetensors` and
+    /// `tokenizer.json` on `backend`: `"auto"` (WebGPU when an adapter is found, else the
+    /// CPU), `"webgpu"` (an error without an adapter) or `"cpu"`. `name` (optional) goes into
+    /// the certificate.
+    pub async fn create(
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        tokenizer: Vec<u8>,
+        backend: String,
+        name: Option<String>,
+    ) -> Result<Generator, JsValue> {
+        crate::clock::install();
+        let (device, report) = match backend.as_str() {
+            "cpu" => (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: None }),
+            "webgpu" | "auto" => match webgpu().await {
+                Ok((d, adapter)) => (d, BackendReport { backend: "webgpu".into(), adapter: Some(adapter), reason: None }),
+                Err(reason) if backend == "auto" => {
+                    (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: Some(reason) })
+                }
+                Err(reason) => return Err(js_err(WebError::new(Kind::Backend, reason))),
+            },
+            other => {
+                return Err(js_err(WebError::argument(format!(
+                    "backend `{other}`: expected \"auto\", \"webgpu\" or \"cpu\""
+                ))))
+            }
+        };
+        let name = name.unwrap_or_else(|| "model".to_string());
+        let loaded = load_model(&config, weights, &tokenizer, &name, &device).map_err(js_err)?;
+        let webgpu = report.backend == "webgpu";
+        Ok(Generator {
+            core: Rc::new(RefCell::new(GeneratorCore::new(loaded, report))),
+            device,
+            webgpu,
+        })
+    }
+
+    /// `{backend: "webgpu" | "cpu", adapter, reason}`.
+    pub fn backend(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.core.borrow().backend)
+    }
+
+    /// Vocabulary size of the model.
+    #[wasm_bindgen(getter, js_name = vocabSize)]
+    pub fn vocab_size(&self) -> usize {
+        self.core.borrow().loaded.info.vocab_size
+    }
+
+    /// Starts a generation of `request` (the `GenerateRequest` JSON, snake_case), enforcing
+    /// `policy` when `request.enforce` (default true). `oracle` (optional): hole-fill text the
+    /// model is made to prefer (the oracle adversary of `ward generate --oracle-file`).
+    /// Returns the `start` event.
+    pub fn start(
+        &self,
+        policy: Option<&Policy>,
+        request: JsValue,
+        oracle: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let req: GenerateRequest = if request.is_undefined() || request.is_null() {
+            return Err(js_err(WebError::new(Kind::Request, "request: expected an object with at least `prompt`")));
+        } else {
+            serde_wasm_bindgen::from_value(request)
+                .map_err(|e| js_err(WebError::new(Kind::Request, format!("request: {e}"))))?
+        };
+        let policy = policy.map(|p| p.core().policy.clone());
+        let ev = self
+            .core
+            .borrow_mut()
+            .start(policy, &req, oracle.as_deref())
+            .map_err(js_err)?;
+        to_js(&ev)
+    }
+
+    /// One denoising step: a Promise of the `step` event, or of `undefined` when the
+    /// generation is finished or was cancelled.
+    pub async fn step(&self) -> Result<JsValue, JsValue> {
+        let ev = if self.webgpu {
+            let plan = self.core.borrow_mut().plan().map_err(js_err)?;
+            let Some((ids, positions)) = plan else { return Ok(JsValue::UNDEFINED) };
+            let model = self.core.borrow().loaded.source.model().clone();
+            let rows = forward_async(&model, &ids, &positions).await.map_err(js_err)?;
+            self.core.borrow_mut().step_precomputed(ids, positions, rows).map_err(js_err)?
+        } else {
+            self.core.borrow_mut().step_sync().map_err(js_err)?
+        };
+        match ev {
+            Some(ev) => to_js(&ev),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Cancels the generation in progress: later `step()` calls give `undefined`.
+    pub fn cancel(&self) {
+        self.core.borrow_mut().cancel();
+    }
+
+    /// The finished generation: `{type: "result", text, holes, tokens, steps, …, certificate}`.
+    pub fn result(&self) -> Result<JsValue, JsValue> {
+        let c = self.core.borrow();
+        to_js(c.result().map_err(js_err)?)
+    }
+
+    /// The certificate of the finished generation (`format: "ward-certificate/1"`).
+    pub fn certificate(&self) -> Result<JsValue, JsValue> {
+        let c = self.core.borrow();
+        to_js(&c.result().map_err(js_err)?.certificate)
+    }
+
+    /// The certificate as SARIF 2.1.0 text.
+    pub fn sarif(&self) -> Result<String, JsValue> {
+        let v = self.core.borrow().sarif().map_err(js_err)?;
+        serde_json::to_string_pretty(&v).map_err(|e| js_err(WebError::argument(e.to_string())))
+    }
+
+    /// True while a generation is in progress.
+    #[wasm_bindgen(js_name = isRunning)]
+    pub fn is_running(&self) -> bool {
+        self.core.borrow().is_running()
+    }
+}
+
+impl Generator {
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}

@@ -1,0 +1,226 @@
+//! Browser tests of the generator (feature `model`; `crate/web/scripts/test-browser.sh
+//! --features model`): the shipped default model and the python pack on the CPU backend
+//! (text equal to native `ward generate`, `tests/data/expected_cpu.json`) and on WebGPU
+//! (SwiftShader in headless Chromium); bad inputs as `WardError`s with the generator still
+//! usable; and a benchmark that prints first-step latency, tokens/s and guard overhead.
+#![cfg(all(target_arch = "wasm32", feature = "model"))]
+
+mod common;
+
+use common::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+use ward_web::js::Policy;
+use ward_web::js_generator::Generator;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const CONFIG: &[u8] = include_bytes!("../../../models/ward-tiny-code/config.json");
+const WEIGHTS: &[u8] = include_bytes!("../../../models/ward-tiny-code/model.safetensors");
+const EXPECTED: &str = include_str!("data/expected_cpu.json");
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    js_sys::Reflect::get(v, &k.into()).unwrap()
+}
+
+fn python() -> Policy {
+    let o = js_sys::Object::new();
+    for (k, v) in shipped_files() {
+        js_sys::Reflect::set(&o, &k.into(), &v.into()).unwrap();
+    }
+    Policy::new(o.into(), "python").unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+async fn generator(backend: &str) -> Generator {
+    Generator::create(
+        CONFIG.to_vec(),
+        WEIGHTS.to_vec(),
+        TOKENIZER_JSON.as_bytes().to_vec(),
+        backend.to_string(),
+        Some("ward-tiny-code".into()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn request(prompt: &str, seed: u64) -> JsValue {
+    let o = js_sys::Object::new();
+    js_sys::Reflect::set(&o, &"prompt".into(), &prompt.into()).unwrap();
+    js_sys::Reflect::set(&o, &"seed".into(), &(seed as f64).into()).unwrap();
+    o.into()
+}
+
+fn now() -> f64 {
+    ward_web::clock::now_ms()
+}
+
+/// Runs a whole generation; returns (result, first-step ms, total ms).
+async fn run(g: &Generator, policy: &Policy, req: JsValue) -> (JsValue, f64, f64) {
+    let t0 = now();
+    g.start(Some(policy), req, None).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut first = None;
+    loop {
+        let ev = g.step().await.unwrap_or_else(|e| panic!("{e:?}"));
+        first.get_or_insert_with(|| now() - t0);
+        if ev.is_undefined() {
+            break;
+        }
+    }
+    (g.result().unwrap(), first.unwrap_or(0.0), now() - t0)
+}
+
+fn expected() -> (String, u64, String) {
+    let v: serde_json::Value = serde_json::from_str(EXPECTED).unwrap();
+    (
+        v["request"]["prompt"].as_str().unwrap().to_string(),
+        v["request"]["seed"].as_u64().unwrap(),
+        v["text"].as_str().unwrap().to_string(),
+    )
+}
+
+fn enforced_findings(result: &JsValue) -> f64 {
+    get(&get(result, "certificate"), "enforced_findings").as_f64().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn cpu_generation_matches_native_and_is_clean() {
+    let p = python();
+    let g = generator("cpu").await;
+    assert_eq!(get(&g.backend().unwrap(), "backend").as_string().as_deref(), Some("cpu"));
+    let (prompt, seed, text) = expected();
+    let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
+    assert_eq!(get(&r, "text").as_string().unwrap(), text, "wasm CPU text differs from native");
+    assert_eq!(enforced_findings(&r), 0.0);
+    assert_eq!(
+        get(&get(&r, "certificate"), "verdict").as_string().as_deref(),
+        Some("clean")
+    );
+    let sarif = g.sarif().unwrap();
+    assert!(sarif.contains("\"version\": \"2.1.0\""));
+    console_log!("cpu: first step {first:.0} ms, whole generation {total:.0} ms");
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_generation_is_clean() {
+    let p = python();
+    let g = generator("auto").await;
+    let b = g.backend().unwrap();
+    let backend = get(&b, "backend").as_string().unwrap();
+    console_log!(
+        "auto picked {backend} (adapter {:?}, reason {:?})",
+        get(&b, "adapter").as_string(),
+        get(&b, "reason").as_string()
+    );
+    assert_eq!(backend, "webgpu", "no WebGPU adapter in headless Chromium: {:?}", get(&b, "reason").as_string());
+    let (prompt, seed, text) = expected();
+    let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
+    assert_eq!(enforced_findings(&r), 0.0);
+    let wtext = get(&r, "text").as_string().unwrap();
+    console_log!(
+        "webgpu: first step {first:.0} ms, whole generation {total:.0} ms; same text as the CPU: {}",
+        wtext == text
+    );
+}
+
+fn ward_kind(e: &JsValue) -> String {
+    let err: js_sys::Error = e.clone().dyn_into().expect("a JS Error");
+    assert_eq!(err.name().as_string().as_deref(), Some("WardError"));
+    get(e, "kind").as_string().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
+    // Corrupt safetensors.
+    let mut bad = WEIGHTS.to_vec();
+    bad.truncate(1000);
+    let Err(e) = Generator::create(CONFIG.to_vec(), bad, TOKENIZER_JSON.as_bytes().to_vec(), "cpu".into(), None).await else {
+        panic!("truncated weights accepted")
+    };
+    assert_eq!(ward_kind(&e), "model");
+    let msg = js_sys::Error::from(e).message().as_string().unwrap();
+    assert!(msg.contains("safetensors"), "{msg}");
+    // A tokenizer that does not match the config.
+    let cfg = String::from_utf8(CONFIG.to_vec()).unwrap().replace("8192", "8000");
+    let Err(e) = Generator::create(cfg.into_bytes(), WEIGHTS.to_vec(), TOKENIZER_JSON.as_bytes().to_vec(), "cpu".into(), None).await else {
+        panic!("mismatched tokenizer accepted")
+    };
+    assert_eq!(ward_kind(&e), "tokenizer");
+    let msg = js_sys::Error::from(e).message().as_string().unwrap();
+    assert!(msg.contains("8192") && msg.contains("8000"), "{msg}");
+    // Bad backend name.
+    let Err(e) = Generator::create(CONFIG.to_vec(), WEIGHTS.to_vec(), TOKENIZER_JSON.as_bytes().to_vec(), "tpu".into(), None).await else {
+        panic!()
+    };
+    assert_eq!(ward_kind(&e), "argument");
+
+    let p = python();
+    let g = generator("cpu").await;
+    // A prompt that already violates.
+    let Err(e) = g.start(Some(&p), request("x = eval(user)\n<|hole:4|>", 1), None) else {
+        panic!("violating prompt accepted")
+    };
+    assert_eq!(ward_kind(&e), "prompt_violates");
+    assert_eq!(get(&e, "rule").as_string().as_deref(), Some("python.eval"));
+    assert!(get(&e, "span").is_object());
+    // A malformed request and a malformed hole marker.
+    let o = js_sys::Object::new();
+    js_sys::Reflect::set(&o, &"prompt".into(), &"x = ".into()).unwrap();
+    js_sys::Reflect::set(&o, &"stepz".into(), &3.into()).unwrap();
+    let Err(e) = g.start(Some(&p), o.into(), None) else { panic!("unknown field accepted") };
+    assert_eq!(ward_kind(&e), "request");
+    let Err(e) = g.start(Some(&p), request("x = <|hole:|>", 1), None) else { panic!("bad hole accepted") };
+    assert_eq!(ward_kind(&e), "prompt");
+    // Malformed YAML does not even make a Policy.
+    let o = js_sys::Object::new();
+    js_sys::Reflect::set(&o, &"p.yaml".into(), &"rules: [\n".into()).unwrap();
+    assert!(Policy::new(o.into(), "p.yaml").is_err());
+    // Still usable: a clean generation after all that.
+    let (r, _, _) = run(&g, &p, request("def add(a, b):\n    return <|hole:6|>\n", 3)).await;
+    assert_eq!(enforced_findings(&r), 0.0);
+    // Cancel: later steps give undefined.
+    g.start(Some(&p), request("x = <|hole:24|>\n", 5), None).unwrap();
+    let _ = g.step().await.unwrap();
+    g.cancel();
+    assert!(g.step().await.unwrap().is_undefined());
+}
+
+#[wasm_bindgen_test]
+async fn benchmark_generate() {
+    // The figures of `ward bench generate` for the backends here: first-step latency,
+    // tokens per second, guard overhead (guard ms / model ms).
+    let p = python();
+    let (prompt, seed, _) = expected();
+    for backend in ["cpu", "auto"] {
+        let g = generator(backend).await;
+        let name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
+        let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
+        let t = get(&r, "timings");
+        let model_ms = get(&t, "model_ms").as_f64().unwrap();
+        let guard_ms = get(&t, "guard_ms").as_f64().unwrap();
+        let tokens = get(&r, "tokens").as_f64().unwrap();
+        console_log!(
+            "bench {name}: first step {first:.1} ms, {tokens} tokens in {total:.1} ms ({:.1} tokens/s), model {model_ms:.1} ms, guard {guard_ms:.1} ms (overhead {:.3})",
+            tokens / (total / 1e3),
+            guard_ms / model_ms.max(1e-9)
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn oracle_adversary_is_blocked_on_cpu() {
+    // The model is made to prefer `shell=True)` in the hole; the guard must block it.
+    let p = python();
+    let g = generator("cpu").await;
+    g.start(
+        Some(&p),
+        request("import subprocess\nsubprocess.run(cmd, <|hole:8|>\n", 1),
+        Some("shell=True)".into()),
+    )
+    .unwrap();
+    while !g.step().await.unwrap().is_undefined() {}
+    let r = g.result().unwrap();
+    assert_eq!(enforced_findings(&r), 0.0);
+    let blocked = get(&r, "blocked_candidates").as_f64().unwrap();
+    console_log!("oracle: {blocked} candidates blocked, text {:?}", get(&r, "text").as_string());
+    assert!(blocked > 0.0, "the oracle's shell=True was never blocked");
+}
