@@ -12,7 +12,8 @@ The guard's text stops at the first end token (EOS / pad: content in END_NAMES, 
 `src/vocab/hf.rs`), so "text" is the decode of the ids before it; "full" is what Hugging
 Face gives for all the ids (text after the end token included), for reference.
 
-Run by hand (commit the output):
+Run by hand (commit the output; the WordPiece trainer breaks ties differently from run to
+run, so `bert_wordpiece.json` changes each time, the others do not):
 
     python3 -m venv /var/tmp/ward-tok-venv && /var/tmp/ward-tok-venv/bin/pip install tokenizers
     /var/tmp/ward-tok-venv/bin/python crate/guard/tests/hf/make_fixtures.py
