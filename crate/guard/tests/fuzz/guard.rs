@@ -37,7 +37,10 @@ pub fn token_policy() -> &'static Arc<TokenPolicy> {
     static TP: OnceLock<Arc<TokenPolicy>> = OnceLock::new();
     TP.get_or_init(|| {
         let root = repo();
+        // A generous time limit: the fixture is not under test, and sanitizer builds on a
+        // busy machine compile far slower than the default limit allows.
         let policy = PolicyBuilder::new()
+            .max_compile_time(std::time::Duration::from_secs(600))
             .compile_path(root.join("policies/python"))
             .unwrap_or_else(|e| panic!("{e}"));
         let path = root.join("models/ward-tiny-code/tokenizer.json");
