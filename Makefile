@@ -60,9 +60,21 @@ bench-generate:
 bench-policy:
 	$(CARGO) bench -p ward-policy --bench policy
 
-## Fuzz the policy compiler (needs nightly + cargo-fuzz; not part of CI).
+## Fuzz every user-controlled input, one target after the other, FUZZ_SECONDS each (needs
+## nightly and `cargo install cargo-fuzz`; not part of `make test` or CI): the policy
+## compiler, tokenizer.json, the guard, and the model loader (which builds burn). Corpora are
+## seeded from the project's own inputs; crashes land in crate/*/fuzz/artifacts/.
+FUZZ_SECONDS ?= 300
+FUZZ_ARGS = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_RUN = env -u CARGO_TARGET_DIR nice -n 15 cargo +nightly fuzz run
 fuzz:
-	cd crate/policy && cargo +nightly fuzz run compile -- -max_total_time=300
+	python3 crate/policy/fuzz/seed.py
+	python3 crate/guard/fuzz/seed.py
+	python3 crate/model/fuzz/seed.py
+	cd crate/policy && $(FUZZ_RUN) compile fuzz/corpus/compile -- $(FUZZ_ARGS)
+	cd crate/guard && $(FUZZ_RUN) tokenizer fuzz/corpus/tokenizer -- $(FUZZ_ARGS)
+	cd crate/guard && $(FUZZ_RUN) guard fuzz/corpus/guard -- $(FUZZ_ARGS)
+	cd crate/model && $(FUZZ_RUN) loader fuzz/corpus/loader -- $(FUZZ_ARGS)
 
 ## The security evaluation's own tests (tests/security): prompt files, harness plumbing, every
 ## prompt's insecure completion caught by `ward check`, and the --smoke run (5 prompts, arms
