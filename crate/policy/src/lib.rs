@@ -20,6 +20,7 @@ mod lexer;
 mod module;
 mod nfa;
 mod pack;
+mod pcre;
 mod regex_check;
 pub mod sarif;
 mod span;

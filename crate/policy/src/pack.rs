@@ -195,6 +195,11 @@ pub struct Rule {
     pub enabled: bool,
     /// Changes made by later packs, e.g. "severity ERROR → WARNING by policies/x/pack.yaml".
     pub history: Vec<String>,
+    /// `paths: include:` globs (empty: every file), as Semgrep reads them: see
+    /// [`Rule::applies_to_path`].
+    pub paths_include: Vec<String>,
+    /// `paths: exclude:` globs.
+    pub paths_exclude: Vec<String>,
 }
 
 impl Rule {
@@ -213,6 +218,10 @@ pub struct EffectivePolicy {
     pub files: Vec<PathBuf>,
     /// All rules, disabled ones included (with `enabled: false`), bases first.
     pub rules: Vec<Rule>,
+    /// The pack's `max-states:` (the nearest pack in the hierarchy that sets it): the state
+    /// budget of one module, overriding [`crate::PolicyConfig::max_states`] wherever this
+    /// policy is compiled (`ward check`, `ward explain`, generation).
+    pub max_states: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -224,9 +233,12 @@ struct RawPack {
     disable: Option<Vec<String>>,
     severity: Option<BTreeMap<String, String>>,
     rules: Option<Vec<RawRule>>,
+    #[serde(rename = "max-states")]
+    max_states: Option<usize>,
 }
 
 const PACK_KEYS: &[&str] = &[
+    "max-states",
     "pack",
     "description",
     "extends",
@@ -315,6 +327,7 @@ struct PackFile {
     disable: Vec<String>,
     severity: Vec<(String, Severity)>,
     rules: Vec<Rule>,
+    max_states: Option<usize>,
 }
 
 fn yaml_error(e: &serde_yaml::Error, file: &Path) -> CompileError {
@@ -507,6 +520,7 @@ fn parse_pack(text: &str, path: &Path) -> Result<PackFile, CompileError> {
     Ok(PackFile {
         name,
         path: path.to_path_buf(),
+        max_states: raw.max_states,
         extends: raw.extends.unwrap_or_default(),
         disable: raw.disable.unwrap_or_default(),
         severity,
@@ -549,10 +563,10 @@ fn convert_rule(
             "Semgrep AST patterns (`pattern`, `pattern-not`, `pattern-inside`) are not supported; Ward enforces regex rules (pattern-regex, pattern-either, patterns with pattern-not-regex)".into(),
         ));
     }
+    let (paths_include, paths_exclude) = parse_paths(r.paths.as_ref()).map_err(|m| fail(ErrorKind::BadValue, m))?;
     let _ = (
         &r.fix,
         &r.fix_regex,
-        &r.paths,
         &r.options,
         &r.min_version,
         &r.max_version,
@@ -578,7 +592,14 @@ fn convert_rule(
     let languages = r
         .languages
         .ok_or_else(|| fail(ErrorKind::MissingField, "missing field `languages`".into()))?;
+    // `generic` and `regex` rules read any file and need no lexer: their default scope is
+    // `any`; a rule for Python (or for several languages) defaults to `code`.
+    let untyped = !languages.is_empty()
+        && languages
+            .iter()
+            .all(|l| matches!(l.to_ascii_lowercase().as_str(), "generic" | "regex" | "none"));
     let scope = match r.scope.as_deref() {
+        None if untyped => RuleScope::Any,
         None | Some("code") => RuleScope::Code,
         Some("string") => RuleScope::String,
         Some("comment") => RuleScope::Comment,
@@ -634,6 +655,15 @@ fn convert_rule(
         Some(serde_json::Value::Null) | None => vec![],
         Some(other) => vec![other.to_string()],
     };
+    let for_python = applies_to_python(&languages);
+    let history = if for_python {
+        vec![]
+    } else {
+        vec![format!(
+            "disabled: languages [{}] do not include python (Ward checks and generates Python)",
+            languages.join(", ")
+        )]
+    };
     Ok(Rule {
         id,
         message,
@@ -646,9 +676,100 @@ fn convert_rule(
         pack: pack.to_string(),
         source: path.to_path_buf(),
         line,
-        enabled: true,
-        history: vec![],
+        paths_include,
+        paths_exclude,
+        enabled: for_python,
+        history,
     })
+}
+
+/// `paths: {include: [...], exclude: [...]}` as two lists of globs.
+fn parse_paths(v: Option<&serde_yaml::Value>) -> Result<(Vec<String>, Vec<String>), String> {
+    let Some(v) = v else {
+        return Ok((vec![], vec![]));
+    };
+    let map = v
+        .as_mapping()
+        .ok_or("`paths` must be a mapping with `include` and/or `exclude` lists")?;
+    let mut inc = vec![];
+    let mut exc = vec![];
+    for (k, val) in map {
+        let key = k.as_str().unwrap_or("");
+        let list: Vec<String> = match val {
+            serde_yaml::Value::String(s) => vec![s.clone()],
+            serde_yaml::Value::Sequence(xs) => xs
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| format!("`paths.{key}` entries must be strings"))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(format!("`paths.{key}` must be a list of globs")),
+        };
+        match key {
+            "include" => inc = list,
+            "exclude" => exc = list,
+            other => return Err(format!("unknown key `paths.{other}`; expected include or exclude")),
+        }
+    }
+    Ok((inc, exc))
+}
+
+/// Glob match of `pat` against `s`: `*` any run within a path component, `**` any run across
+/// components, `?` one character (not `/`), `[...]` is not special.
+fn glob(pat: &[u8], s: &[u8]) -> bool {
+    match pat.first() {
+        None => s.is_empty(),
+        Some(b'*') if pat.get(1) == Some(&b'*') => {
+            let rest = pat[2..].strip_prefix(b"/").unwrap_or(&pat[2..]);
+            (0..=s.len()).any(|i| (i == 0 || s[i - 1] == b'/' || rest.is_empty()) && glob(rest, &s[i..]))
+                || glob(&pat[2..], s)
+        }
+        Some(b'*') => (0..=s.len())
+            .take_while(|&i| i == 0 || s[i - 1] != b'/')
+            .any(|i| glob(&pat[1..], &s[i..])),
+        Some(b'?') => !s.is_empty() && s[0] != b'/' && glob(&pat[1..], &s[1..]),
+        Some(&c) => !s.is_empty() && s[0] == c && glob(&pat[1..], &s[1..]),
+    }
+}
+
+/// Whether Semgrep-style glob `pat` selects `path` (relative, `/`-separated): a pattern
+/// without `/` matches any component of the path (a folder or the file name: `tests`,
+/// `*_test.py`); one with `/` matches the path from its start, or a leading part of it (a
+/// folder: `src/app` selects `src/app/x.py`); a leading `/` is dropped.
+fn path_matches(pat: &str, path: &str) -> bool {
+    let pat = pat.trim_end_matches('/');
+    let path = path.trim_start_matches("./");
+    if !pat.contains('/') {
+        return path.split('/').any(|c| glob(pat.as_bytes(), c.as_bytes()));
+    }
+    let pat = pat.trim_start_matches('/');
+    let parts: Vec<&str> = path.split('/').collect();
+    (1..=parts.len()).any(|k| glob(pat.as_bytes(), parts[..k].join("/").as_bytes()))
+}
+
+impl Rule {
+    /// Whether the rule applies to the file at `path` (relative to the folder checked, with
+    /// `/`): it matches some `paths.include` glob (or there are none) and no
+    /// `paths.exclude` glob.
+    pub fn applies_to_path(&self, path: &str) -> bool {
+        let path = path.replace('\\', "/");
+        (self.paths_include.is_empty() || self.paths_include.iter().any(|g| path_matches(g, &path)))
+            && !self.paths_exclude.iter().any(|g| path_matches(g, &path))
+    }
+}
+
+/// Whether a rule with these `languages` applies to Python files: Python itself, or any
+/// file (`generic`, `regex`).
+pub(crate) fn applies_to_python(languages: &[String]) -> bool {
+    languages.is_empty()
+        || languages.iter().any(|l| {
+            matches!(
+                l.to_ascii_lowercase().as_str(),
+                "python" | "python2" | "python3" | "py" | "generic" | "regex" | "none"
+            )
+        })
 }
 
 /// Resolve a `--policy` argument: a pack file or a folder with `pack.yaml`.
@@ -684,7 +805,7 @@ impl EffectivePolicy {
         let file = pack_file(path.as_ref());
         let mut loader = Loader::default();
         let (name, rules) = loader.resolve(&file)?;
-        finish(name, loader.order, rules, &file)
+        finish(name, loader.order, rules, &file, loader.max_states)
     }
 
     /// Load the pack `top` from an in-memory map of file name → YAML text and resolve its
@@ -718,7 +839,7 @@ impl EffectivePolicy {
         };
         let file = loader.pack_file(Path::new(top));
         let (name, rules) = loader.resolve(&file)?;
-        finish(name, loader.order, rules, &file)
+        finish(name, loader.order, rules, &file, loader.max_states)
     }
 
     /// Parse a pack from a string; `extends` paths are relative to the current directory.
@@ -727,7 +848,7 @@ impl EffectivePolicy {
         let path = PathBuf::from(name);
         let pf = parse_pack(yaml, &path)?;
         let (n, rules) = loader.resolve_parsed(pf, Path::new("."))?;
-        finish(n, loader.order, rules, &path)
+        finish(n, loader.order, rules, &path, loader.max_states)
     }
 
     /// The enabled rules.
@@ -741,6 +862,7 @@ fn finish(
     files: Vec<PathBuf>,
     rules: Vec<Rule>,
     top: &Path,
+    max_states: Option<usize>,
 ) -> Result<EffectivePolicy, CompileError> {
     if !rules.iter().any(|r| r.enabled) {
         return Err(CompileError::new(
@@ -749,11 +871,18 @@ fn finish(
         )
         .in_file(top));
     }
-    Ok(EffectivePolicy { name, files, rules })
+    Ok(EffectivePolicy {
+        name,
+        files,
+        rules,
+        max_states,
+    })
 }
 
 #[derive(Default)]
 struct Loader {
+    /// The first `max-states:` met, the top pack's before its bases'.
+    max_states: Option<usize>,
     stack: Vec<PathBuf>,
     done: HashMap<PathBuf, (String, Vec<Rule>)>,
     order: Vec<PathBuf>,
@@ -850,6 +979,9 @@ impl Loader {
         pf: PackFile,
         dir: &Path,
     ) -> Result<(String, Vec<Rule>), CompileError> {
+        if self.max_states.is_none() {
+            self.max_states = pf.max_states;
+        }
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen_files: HashSet<PathBuf> = HashSet::new();
         for ext in &pf.extends {
@@ -978,6 +1110,6 @@ impl EffectivePolicy {
             .last()
             .map(|p| pack_file(p.as_ref()))
             .unwrap_or_default();
-        finish(names.join("+"), loader.order, rules, &top)
+        finish(names.join("+"), loader.order, rules, &top, loader.max_states)
     }
 }

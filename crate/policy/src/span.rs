@@ -57,9 +57,20 @@ impl SpanFinder {
     /// with an error naming its rule instead of exhausting memory).
     pub(crate) fn build(rules_in: &[crate::pack::Rule]) -> Result<SpanFinder, CompileError> {
         let mut rules = Vec::new();
+        // The patterns as `regex-syntax` reads them (the compiler has already rejected any
+        // that the PCRE translation refuses, naming the rule and column).
+        let tr = |p: &str| {
+            crate::pcre::translate(p)
+                .map(|t| t.pattern)
+                .unwrap_or_else(|_| p.to_string())
+        };
         for r in rules_in {
             let mut alts = Vec::new();
-            for a in r.pattern.alternatives() {
+            for mut a in r.pattern.alternatives() {
+                a.regex = tr(&a.regex);
+                for n in &mut a.not {
+                    *n = tr(n);
+                }
                 let positive = lazy::Builder::new()
                     .syntax(syntax_config())
                     .thompson(

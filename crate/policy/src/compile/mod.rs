@@ -240,6 +240,14 @@ impl PolicyBuilder {
 
     /// Compile a resolved policy.
     pub fn compile(&self, eff: &EffectivePolicy) -> Result<CompiledPolicy, CompileError> {
+        // The pack's own `max-states:` is the module budget wherever it is compiled.
+        if let Some(n) = eff.max_states {
+            if n != self.config.max_states {
+                let mut b = self.clone();
+                b.config.max_states = n;
+                return b.compile(eff);
+            }
+        }
         let t0 = Instant::now();
         let deadline = Deadline::new(t0, self.config.max_compile_time);
         let rules: Vec<Rule> = eff.rules.iter().filter(|r| r.enabled).cloned().collect();
