@@ -100,7 +100,13 @@ pub fn run_check(args: &CheckArgs) -> Result<u8, String> {
     let mut all: Vec<(PathBuf, Vec<u8>, Vec<Finding>)> = Vec::new();
     for f in files {
         let text = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let findings = policy.check(&text);
+        // A rule's `paths: include/exclude` select the files it applies to (as given).
+        let rel = f.to_string_lossy().replace('\\', "/");
+        let findings: Vec<Finding> = policy
+            .check(&text)
+            .into_iter()
+            .filter(|x| policy.rule(x.rule).applies_to_path(&rel))
+            .collect();
         all.push((f, text, findings));
     }
     let total: usize = all.iter().map(|(_, _, f)| f.len()).sum();
@@ -184,11 +190,10 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
     if let Some(n) = args.max_states {
         builder = builder.max_states(n);
     }
-    let compiled = if args.stats {
-        Some(builder.compile(&eff).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
+    // Always compiled, so that explain reports every error check would (a regex that does
+    // not parse or translate, a rule over the state budget); the statistics only with --stats.
+    let compiled = builder.compile(&eff).map_err(|e| e.to_string())?;
+    let compiled = args.stats.then_some(compiled);
     if args.json {
         let rules: Vec<Value> = eff
             .rules

@@ -136,6 +136,48 @@ fn explain_shows_origin_and_stats() {
 }
 
 #[test]
+fn explain_reports_the_compile_errors_check_would() {
+    // Without --stats too (issue 14): a pattern that does not translate from PCRE, and one
+    // that regex-syntax rejects, each named with its rule and column, exit 2 like check.
+    let dir = std::env::temp_dir().join(format!("ward-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (pattern, col) in [("a++", 3), ("x(?<=a)b", 2)] {
+        let yaml = format!(
+            "pack: t\nrules:\n  - id: t.bad\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: '{pattern}'\n"
+        );
+        let f = dir.join("pack.yaml");
+        std::fs::write(&f, yaml).unwrap();
+        let f = f.to_string_lossy().to_string();
+        let (code, out, err) = ward(&["explain", "--policy", &f]);
+        assert_eq!(code, 2, "{pattern}: {out}{err}");
+        assert!(err.contains("t.bad") && err.contains(&format!("column {col}")), "{pattern}: {err}");
+        let (code, _, err2) = ward(&["check", "--policy", &f, "tests/samples/clean.py"]);
+        assert_eq!(code, 2, "{err2}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn check_honours_paths_and_languages() {
+    // `paths: exclude` drops the rule's findings in matching files; a rule for another
+    // language never fires on Python (issue 14).
+    let dir = std::env::temp_dir().join(format!("ward-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("pack.yaml");
+    std::fs::write(
+        &f,
+        "pack: t\nrules:\n  - id: t.pickle\n    message: m\n    severity: WARNING\n    languages: [python]\n    paths:\n      exclude: [samples]\n    pattern-regex: 'pickle'\n  - id: t.apex\n    message: m\n    severity: WARNING\n    languages: [apex]\n    pattern-regex: 'import'\n  - id: t.any\n    message: m\n    severity: WARNING\n    languages: [python]\n    paths:\n      include: ['*.py']\n    pattern-regex: 'yaml'\n",
+    )
+    .unwrap();
+    let f = f.to_string_lossy().to_string();
+    let (code, out, err) = ward(&["check", "--policy", &f, "tests/samples/insecure.py"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("t.any"), "{out}");
+    assert!(!out.contains("t.pickle") && !out.contains("t.apex"), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn closed_output_pipe_is_not_a_panic() {
     // More findings than a pipe buffer holds, read by a reader that stops after a few bytes
     // (`ward check … | head`).
