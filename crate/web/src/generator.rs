@@ -185,7 +185,7 @@ pub async fn forward_async(
         .await
         .map_err(|e| WebError::new(Kind::Model, format!("reading logits from the GPU: {e:?}")))?;
     data.convert::<f32>()
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| WebError::new(Kind::Model, format!("reading logits: {e:?}")))
 }
 
@@ -349,6 +349,18 @@ impl GeneratorCore {
             self.result = Some(r);
         }
         Ok(ev)
+    }
+
+    /// Makes the result of a finished generation (nothing when it is not finished, was
+    /// cancelled, or the result exists).
+    pub fn finish(&mut self) -> Result<()> {
+        if self.cancelled || self.result.is_some() {
+            return Ok(());
+        }
+        if self.session.as_ref().is_some_and(|s| s.is_done()) {
+            self.finish_if_done(None)?;
+        }
+        Ok(())
     }
 
     /// Cancels the generation in progress (later steps return None).
