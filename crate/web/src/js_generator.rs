@@ -12,26 +12,37 @@ use crate::error::{Kind, WebError};
 use crate::generator::{forward_async, load_model, BackendReport, GeneratorCore};
 use crate::js::{to_js, to_js_error, Policy};
 
+/// The page's WebGPU device: the device, the adapter's description, and whether the adapter
+/// is a software one running on the CPU (SwiftShader, lavapipe).
+#[derive(Clone)]
+struct WebGpu {
+    device: Device,
+    adapter: String,
+    software: bool,
+}
+
 thread_local! {
-    /// The page's WebGPU device and adapter name, or why there is none (tried once).
-    static WEBGPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
+    /// The page's WebGPU device, or why there is none (tried once).
+    static WEBGPU: RefCell<Option<Result<WebGpu, String>>> = const { RefCell::new(None) };
 }
 
 /// The WebGPU device, initialised on first use and kept for the page.
-async fn webgpu() -> Result<(Device, String), String> {
+async fn webgpu() -> Result<WebGpu, String> {
     if let Some(r) = WEBGPU.with(|w| w.borrow().clone()) {
         return r;
     }
     let r = match Device::wgpu_options().init_with_setup_async().await {
         Ok((device, setup)) => {
             let info = setup.adapter.get_info();
+            // wgpu's `DeviceType::Cpu` (compared by name: ward-web does not name wgpu itself).
+            let software = format!("{:?}", info.device_type) == "Cpu";
             // SwiftShader reports an empty name; say what it is instead.
-            let name = if info.name.is_empty() {
+            let adapter = if info.name.is_empty() {
                 format!("unnamed {:?} adapter ({:?}, driver {:?})", info.device_type, info.backend, info.driver)
             } else {
                 info.name
             };
-            Ok((device, name))
+            Ok(WebGpu { device, adapter, software })
         }
         Err(e) => Err(format!("no WebGPU device: {e}")),
     };
@@ -68,7 +79,24 @@ impl Generator {
         let (device, report) = match backend.as_str() {
             "cpu" => (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: None }),
             "webgpu" | "auto" => match webgpu().await {
-                Ok((d, adapter)) => (d, BackendReport { backend: "webgpu".into(), adapter: Some(adapter), reason: None }),
+                // A software adapter emulates the GPU on the CPU, far slower than the CPU
+                // backend itself (measured in headless Chromium on SwiftShader: about 12 s a
+                // step against 0.1 s): `auto` takes the CPU then; `webgpu` still means WebGPU.
+                Ok(gpu) if gpu.software && backend == "auto" => (
+                    Device::flex(),
+                    BackendReport {
+                        backend: "cpu".into(),
+                        adapter: None,
+                        reason: Some(format!(
+                            "the WebGPU adapter ({}) is a software one on the CPU, slower than the CPU backend",
+                            gpu.adapter
+                        )),
+                    },
+                ),
+                Ok(gpu) => (
+                    gpu.device,
+                    BackendReport { backend: "webgpu".into(), adapter: Some(gpu.adapter), reason: None },
+                ),
                 Err(reason) if backend == "auto" => {
                     (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: Some(reason) })
                 }
@@ -137,8 +165,13 @@ impl Generator {
                 return Ok(JsValue::UNDEFINED);
             };
             let model = self.core.borrow().loaded.source.model().clone();
+            let t0 = crate::clock::now_ms();
             let rows = forward_async(&model, &ids, &positions).await.map_err(js_err)?;
-            self.core.borrow_mut().step_precomputed(ids, positions, rows).map_err(js_err)?
+            let forward_ms = crate::clock::now_ms() - t0;
+            self.core
+                .borrow_mut()
+                .step_precomputed(ids, positions, rows, forward_ms)
+                .map_err(js_err)?
         } else {
             self.core.borrow_mut().step_sync().map_err(js_err)?
         };
