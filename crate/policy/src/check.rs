@@ -5,6 +5,10 @@
 //! finding ends at the smallest `e` such that some match `[s, e)` of the rule with `s ≥ p`
 //! starts in the rule's scope (and, for `patterns`, its text contains no exclusion match);
 //! then `p = e` and the scan goes on. The finding's span starts at the smallest such `s`.
+//! Rules with `scope: code` match against the code view of the text ([`crate::scan`]:
+//! comments, backslash line continuations and form feeds read as spaces, a lone `\r` as
+//! `\n`, byte for byte), the way CPython's tokenizer reads code; the others against the
+//! text itself.
 //!
 //! Each rule runs on its own reporting DFA; a rule whose reporting DFA would exceed the state
 //! budget (possible for reported-only rules with wide gaps) is scanned by the regex engine
@@ -57,13 +61,13 @@ impl CompiledPolicy {
         if ends.is_empty() && fallback.is_empty() {
             return Vec::new();
         }
-        let scopes = crate::lexer::scope_of_bytes(text);
-        let mut out = self.findings_from_ends(text, &scopes, ends);
+        let (scopes, view) = crate::lexer::scan(text);
+        let mut out = self.findings_from_ends(text, &view, &scopes, ends);
         if !fallback.is_empty() {
             let finder = &self.span_finder;
             for r in fallback {
                 let mut p = 0;
-                while let Some((s, e)) = finder.earliest(r, text, &scopes, p) {
+                while let Some((s, e)) = finder.earliest(r, text, &view, &scopes, p) {
                     out.push(self.finding(r, text, s, e));
                     p = e;
                 }
@@ -85,6 +89,7 @@ impl CompiledPolicy {
     pub(crate) fn findings_from_ends(
         &self,
         text: &[u8],
+        view: &[u8],
         scopes: &[crate::lexer::Scope],
         mut ends: Vec<(RuleIndex, usize)>,
     ) -> Vec<Finding> {
@@ -98,7 +103,7 @@ impl CompiledPolicy {
                 _ => 0,
             };
             prev = Some((r, e));
-            let start = matcher.start_of(r, text, scopes, p, e).unwrap_or(p);
+            let start = matcher.start_of(r, text, view, scopes, p, e).unwrap_or(p);
             out.push(self.finding(r, text, start, e));
         }
         out.sort_by_key(|f| (f.start, f.end, f.rule));

@@ -62,8 +62,15 @@ enum L {
     Code {
         id: Ident,
         field: Option<(Fs, u8)>,
+        /// What the code view saw last where it differs from the raw byte before this
+        /// state (see [`View`]); `Post::None` everywhere else.
+        post: Post,
     },
     Comment,
+    /// After a backslash in code (a line continuation; `cr`: its `\r` has been read).
+    Cont {
+        cr: bool,
+    },
     Str {
         q: u8,
         triple: bool,
@@ -85,11 +92,99 @@ enum L {
 const START: L = L::Code {
     id: Ident::Other,
     field: None,
+    post: Post::None,
 };
+
+/// The view's previous byte where it differs from the raw previous byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Post {
+    /// The same as the raw previous byte.
+    None,
+    /// A space (the view of a line continuation).
+    Space,
+    /// A line end (the view of a lone `\r`).
+    Newline,
+}
+
+/// How the code view (what `scope: code` rules read) differs from the raw text at one
+/// byte: the byte it reads instead (`Raw`: the byte itself) and the look-behind it reads it
+/// after, packed as `byte + 3 * behind`. CPython reads a comment as the end of a line, a
+/// backslash-newline as a token separator, a lone `\r` as a line end and a form feed as
+/// white space; the view reads each of these as spaces or `\n` (one byte for one byte, so
+/// positions are the same in the view and in the text).
+pub(crate) mod view {
+    /// The byte is read as itself.
+    pub(crate) const RAW: u8 = 0;
+    /// The byte is read as a space.
+    pub(crate) const SPACE: u8 = 1;
+    /// The byte is read as `\n`.
+    pub(crate) const NEWLINE: u8 = 2;
+    /// Look-behind: that of the raw previous byte.
+    pub(crate) const BEHIND_RAW: u8 = 0;
+    /// Look-behind: the previous byte was a space.
+    pub(crate) const BEHIND_SPACE: u8 = 1;
+    /// Look-behind: the previous byte was `\n`.
+    pub(crate) const BEHIND_NEWLINE: u8 = 2;
+    /// The byte part of a packed view.
+    pub(crate) fn byte(v: u8) -> u8 {
+        v % 3
+    }
+    /// The look-behind part of a packed view.
+    pub(crate) fn behind(v: u8) -> u8 {
+        v / 3
+    }
+    /// The byte the view reads for raw byte `b` under packed view `v`.
+    pub(crate) fn apply(v: u8, b: u8) -> u8 {
+        match byte(v) {
+            SPACE => b' ',
+            NEWLINE => b'\n',
+            _ => b,
+        }
+    }
+}
+
+/// The look-behind part of the view in state `l` (see [`view`]).
+fn view_behind(l: L) -> u8 {
+    match l {
+        L::Comment | L::Cont { .. } => view::BEHIND_SPACE,
+        L::Code {
+            post: Post::Space, ..
+        } => view::BEHIND_SPACE,
+        L::Code {
+            post: Post::Newline,
+            ..
+        } => view::BEHIND_NEWLINE,
+        _ => view::BEHIND_RAW,
+    }
+}
+
+/// The packed view of byte `b` read in state `l`.
+fn view_of(l: L, b: u8) -> u8 {
+    let byte = match l {
+        L::Code { field: None, .. } | L::Empty { .. } => match b {
+            b'#' | b'\\' | 0x0c => view::SPACE,
+            b'\r' => view::NEWLINE,
+            _ => view::RAW,
+        },
+        L::Comment => match b {
+            b'\n' => view::RAW,
+            b'\r' => view::NEWLINE,
+            _ => view::SPACE,
+        },
+        L::Cont { cr } => match b {
+            b'\r' if cr => view::NEWLINE,
+            b'\n' | b'\r' => view::SPACE,
+            b'#' | b'\\' | 0x0c => view::SPACE,
+            _ => view::RAW,
+        },
+        _ => view::RAW,
+    };
+    byte + 3 * view_behind(l)
+}
 
 fn scope(l: L) -> Scope {
     match l {
-        L::Code { .. } | L::Empty { .. } | L::FBrace { .. } => Scope::Code,
+        L::Code { .. } | L::Empty { .. } | L::FBrace { .. } | L::Cont { .. } => Scope::Code,
         L::Comment => Scope::Comment,
         L::Str { .. } => Scope::String,
     }
@@ -128,28 +223,38 @@ fn step(l: L, b: u8) -> L {
     let code = L::Code {
         id: Ident::Other,
         field: None,
+        post: Post::None,
+    };
+    // CPython ends a line (and a comment, and a single-quoted string) at a lone `\r` too.
+    let after_cr = L::Code {
+        id: Ident::Other,
+        field: None,
+        post: Post::Newline,
+    };
+    let after_cont = L::Code {
+        id: Ident::Other,
+        field: None,
+        post: Post::Space,
     };
     match l {
         L::Code {
-            id,
             field: Some((fs, d)),
+            ..
         } => {
-            let _ = id;
+            let field = |d| L::Code {
+                id: Ident::Other,
+                field: Some((fs, d)),
+                post: Post::None,
+            };
             match b {
                 b'}' => {
                     if d <= 1 {
                         fstring_text(fs)
                     } else {
-                        L::Code {
-                            id: Ident::Other,
-                            field: Some((fs, d - 1)),
-                        }
+                        field(d - 1)
                     }
                 }
-                b'{' => L::Code {
-                    id: Ident::Other,
-                    field: Some((fs, (d + 1).min(MAX_FIELD_DEPTH))),
-                },
+                b'{' => field((d + 1).min(MAX_FIELD_DEPTH)),
                 b'\'' | b'"' => {
                     if b == fs.q && !fs.triple {
                         code
@@ -165,15 +270,16 @@ fn step(l: L, b: u8) -> L {
                         }
                     }
                 }
-                b'\n' if !fs.triple => code,
-                _ => L::Code {
-                    id: Ident::Other,
-                    field: Some((fs, d)),
-                },
+                b'\n' | b'\r' if !fs.triple => code,
+                _ => field(d),
             }
         }
-        L::Code { id, field: None } => match b {
+        L::Code {
+            id, field: None, ..
+        } => match b {
             b'#' => L::Comment,
+            b'\\' => L::Cont { cr: false },
+            b'\r' => after_cr,
             b'\'' | b'"' => L::Str {
                 q: b,
                 triple: false,
@@ -193,17 +299,26 @@ fn step(l: L, b: u8) -> L {
                     Ident::F1 if r => Ident::F2,
                     _ => Ident::Ident,
                 };
-                L::Code { id, field: None }
+                L::Code {
+                    id,
+                    field: None,
+                    post: Post::None,
+                }
             }
             _ => code,
         },
-        L::Comment => {
-            if b == b'\n' {
-                code
-            } else {
-                L::Comment
-            }
-        }
+        L::Comment => match b {
+            b'\n' => code,
+            b'\r' => after_cr,
+            _ => L::Comment,
+        },
+        // A backslash continues the line when a line end follows (CPython rejects anything
+        // else); the view reads the backslash and its line end as spaces.
+        L::Cont { cr } => match b {
+            b'\n' => after_cont,
+            b'\r' if !cr => L::Cont { cr: true },
+            _ => step(after_cont, b),
+        },
         L::Str {
             q,
             triple,
@@ -242,6 +357,7 @@ fn step(l: L, b: u8) -> L {
                         Some(o) => L::Code {
                             id: Ident::Other,
                             field: Some(o),
+                            post: Post::None,
                         },
                         None if fresh => L::Empty { q, fstr },
                         None => code,
@@ -265,12 +381,14 @@ fn step(l: L, b: u8) -> L {
                     fs: Fs { q, triple },
                 };
             }
-            if b == b'\n' && !triple {
+            if (b == b'\n' || b == b'\r') && !triple {
                 return match outer {
                     Some((fs, d)) if fs.triple => L::Code {
                         id: Ident::Other,
                         field: Some((fs, d)),
+                        post: Post::None,
                     },
+                    _ if b == b'\r' => after_cr,
                     _ => code,
                 };
             }
@@ -299,6 +417,7 @@ fn step(l: L, b: u8) -> L {
                     L::Code {
                         id: Ident::Other,
                         field: Some((fs, 1)),
+                        post: Post::None,
                     },
                     b,
                 )
@@ -320,6 +439,9 @@ pub(crate) struct LexTable {
     pub(crate) split: [bool; 256],
     /// Per state: the scopes some next byte can have, as bits `1 << scope`.
     pub(crate) next_scopes: Vec<u8>,
+    /// `views[state * 256 + byte]`: how the code view reads `byte` in `state` (packed, see
+    /// [`view`]); its look-behind part is the same for every byte of a state.
+    pub(crate) views: Vec<u8>,
 }
 
 impl LexTable {
@@ -339,6 +461,18 @@ impl LexTable {
     #[inline]
     pub(crate) fn next(&self, s: u16, b: u8) -> u16 {
         self.trans[s as usize * 256 + b as usize]
+    }
+
+    /// How the code view reads `b` in state `s` (packed, see [`view`]).
+    #[inline]
+    pub(crate) fn view_at(&self, s: u16, b: u8) -> u8 {
+        self.views[s as usize * 256 + b as usize]
+    }
+
+    /// The code view's look-behind in state `s` (at the end of the text, say).
+    #[inline]
+    pub(crate) fn behind(&self, s: u16) -> u8 {
+        view::behind(self.views[s as usize * 256])
     }
 }
 
@@ -368,13 +502,18 @@ pub(crate) fn table() -> &'static LexTable {
             .iter()
             .flat_map(|&l| (0..=255u8).map(move |b| byte_scope(l, b)))
             .collect();
-        let (trans, scopes, byte_scopes) = minimise(&trans, &scopes, &byte_scopes);
+        let views: Vec<u8> = states
+            .iter()
+            .flat_map(|&l| (0..=255u8).map(move |b| view_of(l, b)))
+            .collect();
+        let (trans, scopes, byte_scopes, views) = minimise(&trans, &scopes, &byte_scopes, &views);
         let n = scopes.len();
         let mut split = [false; 256];
         for b in 0..255usize {
             if (0..n).any(|s| {
                 trans[s * 256 + b] != trans[s * 256 + b + 1]
                     || byte_scopes[s * 256 + b] != byte_scopes[s * 256 + b + 1]
+                    || views[s * 256 + b] != views[s * 256 + b + 1]
             }) {
                 split[b] = true;
             }
@@ -390,24 +529,31 @@ pub(crate) fn table() -> &'static LexTable {
             byte_scopes,
             split,
             next_scopes,
+            views,
         }
     })
 }
 
 /// Moore minimisation of the lexer: states that emit the same scopes for every input merge.
+#[allow(clippy::type_complexity)]
 fn minimise(
     trans: &[u16],
     scopes: &[Scope],
     byte_scopes: &[Scope],
-) -> (Vec<u16>, Vec<Scope>, Vec<Scope>) {
+    views: &[u8],
+) -> (Vec<u16>, Vec<Scope>, Vec<Scope>, Vec<u8>) {
     let n = scopes.len();
     let mut block: Vec<usize> = {
-        let mut ids: rustc_hash::FxHashMap<(Scope, &[Scope]), usize> = Default::default();
+        let mut ids: rustc_hash::FxHashMap<(Scope, &[Scope], &[u8]), usize> = Default::default();
         (0..n)
             .map(|s| {
                 let k = ids.len();
-                *ids.entry((scopes[s], &byte_scopes[s * 256..s * 256 + 256]))
-                    .or_insert(k)
+                *ids.entry((
+                    scopes[s],
+                    &byte_scopes[s * 256..s * 256 + 256],
+                    &views[s * 256..s * 256 + 256],
+                ))
+                .or_insert(k)
             })
             .collect()
     };
@@ -437,14 +583,16 @@ fn minimise(
     let mut out_t = vec![0u16; m * 256];
     let mut out_s = vec![Scope::Code; m];
     let mut out_b = vec![Scope::Code; m * 256];
+    let mut out_v = vec![0u8; m * 256];
     for s in 0..n {
         out_s[block[s]] = scopes[s];
         for b in 0..256 {
             out_t[block[s] * 256 + b] = block[trans[s * 256 + b] as usize] as u16;
             out_b[block[s] * 256 + b] = byte_scopes[s * 256 + b];
+            out_v[block[s] * 256 + b] = views[s * 256 + b];
         }
     }
-    (out_t, out_s, out_b)
+    (out_t, out_s, out_b, out_v)
 }
 
 /// The scope of every byte of `text` (the scope before the byte is read).
@@ -457,6 +605,30 @@ pub fn scope_of_bytes(text: &[u8]) -> Vec<Scope> {
         s = t.next(s, b);
     }
     out
+}
+
+/// The scope of every byte of `text` and the code view: the text as `scope: code` rules
+/// read it, byte for byte (a comment, a backslash line continuation and a form feed read as
+/// spaces, a lone `\r` as `\n`), so that positions in the view are positions in the text.
+///
+/// # Example
+/// ```
+/// let (_, view) = ward_policy::scan(b"f(eval # c\n('1'))");
+/// assert_eq!(view, b"f(eval    \n('1'))");
+/// let (_, view) = ward_policy::scan(b"eval\\\n('1')");
+/// assert_eq!(view, b"eval  ('1')");
+/// ```
+pub fn scan(text: &[u8]) -> (Vec<Scope>, Vec<u8>) {
+    let t = table();
+    let mut s = 0u16;
+    let mut scopes = Vec::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        scopes.push(t.scope_at(s, b));
+        out.push(view::apply(t.view_at(s, b), b));
+        s = t.next(s, b);
+    }
+    (scopes, out)
 }
 
 #[cfg(test)]

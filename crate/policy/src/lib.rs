@@ -29,7 +29,7 @@ pub use compile::{
 };
 pub use error::{CompileError, ErrorKind};
 pub use finding::{Finding, LineCol};
-pub use lexer::{scope_of_bytes, Scope};
+pub use lexer::{scan, scope_of_bytes, Scope};
 pub use module::{Module, RuleIndex, StateId};
 pub use pack::{Alternative, EffectivePolicy, Pattern, Rule, RuleScope, Severity};
 pub use regex_check::RegexChecker;

@@ -8,7 +8,7 @@
 
 use crate::compile::CompiledPolicy;
 use crate::finding::Finding;
-use crate::lexer::scope_of_bytes;
+use crate::lexer::scan;
 use crate::module::RuleIndex;
 use crate::span::SpanFinder;
 
@@ -39,11 +39,11 @@ impl<'p> RegexChecker<'p> {
     /// Every finding of every enabled rule, with the same semantics as
     /// [`CompiledPolicy::check`].
     pub fn check(&self, text: &[u8]) -> Vec<Finding> {
-        let scopes = scope_of_bytes(text);
+        let (scopes, view) = scan(text);
         let mut out = Vec::new();
         for r in 0..self.policy.rules().len() as RuleIndex {
             let mut p = 0;
-            while let Some((s, e)) = self.finder.earliest(r, text, &scopes, p) {
+            while let Some((s, e)) = self.finder.earliest(r, text, &view, &scopes, p) {
                 out.push(self.policy.finding(r, text, s, e));
                 p = e;
             }

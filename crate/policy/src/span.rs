@@ -184,16 +184,19 @@ impl SpanFinder {
             .any(|re| re.is_match(Input::new(text).range(s..e)))
     }
 
-    /// The smallest `s` in `[p, e)` in the rule's scope with a match `[s, e)`.
+    /// The smallest `s` in `[p, e)` in the rule's scope with a match `[s, e)`. `view` is
+    /// the code view of `text` ([`crate::scan`]), which `scope: code` rules read instead.
     pub(crate) fn start_of(
         &self,
         r: RuleIndex,
         text: &[u8],
+        view: &[u8],
         scopes: &[Scope],
         p: usize,
         e: usize,
     ) -> Option<usize> {
         let (scope, alts) = &self.rules[r as usize];
+        let text = if *scope == RuleScope::Code { view } else { text };
         let lo = Self::first_start(alts, text, p, e)?;
         (lo..e).find(|&s| {
             scope.admits(scopes[s])
@@ -203,15 +206,18 @@ impl SpanFinder {
         })
     }
 
-    /// The earliest-ending match with start ≥ p: (start, end).
+    /// The earliest-ending match with start ≥ p: (start, end). `view` as for
+    /// [`SpanFinder::start_of`].
     pub(crate) fn earliest(
         &self,
         r: RuleIndex,
         text: &[u8],
+        view: &[u8],
         scopes: &[Scope],
         p: usize,
     ) -> Option<(usize, usize)> {
         let (scope, alts) = &self.rules[r as usize];
+        let text = if *scope == RuleScope::Code { view } else { text };
         let mut best: Option<(usize, usize)> = None;
         let lo = Self::first_start(alts, text, p, text.len())?;
         #[allow(clippy::needless_range_loop)] // `s` is a position in `text` and `scopes`

@@ -33,8 +33,9 @@ use crate::module::{Module, RuleIndex, StateId};
 use crate::nfa::Arena;
 use crate::pack::EffectivePolicy;
 
-/// The artefact format version this build reads and writes.
-pub const ARTEFACT_FORMAT: u32 = 1;
+/// The artefact format version this build reads and writes (2: code rules read the code
+/// view, so modules compiled by version 1 enforce another meaning).
+pub const ARTEFACT_FORMAT: u32 = 2;
 const MAGIC: &[u8; 8] = b"WARDPOL\0";
 const HEADER: usize = 32;
 

@@ -10,7 +10,7 @@ use super::intern::SetTable;
 use super::{AltInfo, PolicyConfig};
 use crate::clock::Instant;
 use crate::error::{CompileError, Deadline, ErrorKind};
-use crate::lexer::{self, LexTable, Scope};
+use crate::lexer::{self, view, LexTable, Scope};
 use crate::module::{RuleIndex, StateId};
 use crate::nfa::{self, Arena, LookNeeds, NfaId};
 use crate::pack::RuleScope;
@@ -95,6 +95,17 @@ pub(super) struct Raw {
     pub(super) viol_sets: Vec<Vec<RuleIndex>>,
     pub(super) reset: Vec<StateId>,
     pub(super) start: StateId,
+}
+
+/// The look-behind bits that `scope: code` threads read: the state's own, or those after the
+/// space or line end that the code view read instead of the raw previous byte.
+#[inline]
+fn code_ctx(behind: u8, ctx: u8) -> u8 {
+    match behind {
+        view::BEHIND_SPACE => 0,
+        view::BEHIND_NEWLINE => CTX_LF,
+        _ => ctx,
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -478,6 +489,8 @@ impl<'a> Builder<'a> {
     pub(super) fn build(&mut self, alt_ids: &[u32], with_reset: bool) -> Result<Raw, CompileError> {
         let mut needs = LookNeeds::default();
         let mut needs_lex = false;
+        // Some alternative reads the code view (comments and continuations as spaces).
+        let mut has_view = false;
         let mut split = [false; 256];
         split[255] = true;
         let mut rules: Vec<RuleIndex> = Vec::new();
@@ -485,6 +498,7 @@ impl<'a> Builder<'a> {
             let alt = &self.alts[a as usize];
             needs = needs.union(alt.needs);
             needs_lex |= alt.scope != RuleScope::Any;
+            has_view |= alt.scope == RuleScope::Code;
             for r in &alt.ranges {
                 nfa::mark_boundaries(self.arena, r.clone(), &mut split);
             }
@@ -618,6 +632,14 @@ impl<'a> Builder<'a> {
             ctx: start_ctx,
             ts: 0,
         });
+        // Transitions at bytes that the code view reads differently (comments, continuations,
+        // `\r`, form feeds: rare), memoised by (thread set, view, injection, context, class).
+        let mut vmemo: FxHashMap<(u32, u32), u32> = FxHashMap::default();
+        let code_alt: Vec<bool> = self
+            .alts
+            .iter()
+            .map(|a| a.scope == RuleScope::Code)
+            .collect();
         let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
         let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
         let mut trans: Vec<StateId> = Vec::with_capacity(nc * 2048);
@@ -640,8 +662,14 @@ impl<'a> Builder<'a> {
             let cx = ctx_index[ctx as usize] as usize;
             // end of text
             let mut er = Vec::new();
+            let behind = if has_view { self.lex.behind(lex) } else { 0 };
             for &t in tsets.get(ts) {
-                let si = self.step_thread(t, ctx, EOI)?;
+                let tctx = if code_alt[self.threads[t as usize].alt as usize] {
+                    code_ctx(behind, ctx)
+                } else {
+                    ctx
+                };
+                let si = self.step_thread(t, tctx, EOI)?;
                 if let Step::Match = self.steps[si] {
                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                     if !er.contains(&r) {
@@ -671,8 +699,18 @@ impl<'a> Builder<'a> {
                 } else {
                     0
                 };
+                let vk = if has_view {
+                    self.lex.view_at(lex, rep)
+                } else {
+                    0
+                };
                 let mslot = ts as usize * tstride + (inj * nctx + mcx) * nc + ci;
-                let mut out = tmemo[mslot];
+                let vslot = (ts, ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32);
+                let mut out = if vk == 0 {
+                    tmemo[mslot]
+                } else {
+                    vmemo.get(&vslot).copied().unwrap_or(UNKNOWN)
+                };
                 if out == UNKNOWN {
                     threads.clear();
                     threads.extend_from_slice(tsets.get(ts));
@@ -680,8 +718,13 @@ impl<'a> Builder<'a> {
                     next_threads.clear();
                     violated.clear();
                     self.tick(threads.len())?;
+                    let (vbyte, vctx) = (view::apply(vk, rep), code_ctx(view::behind(vk), ctx));
                     for &t in &threads {
-                        let si = self.step_thread(t, ctx, rep as u16)?;
+                        let si = if vk != 0 && code_alt[self.threads[t as usize].alt as usize] {
+                            self.step_thread(t, vctx, vbyte as u16)?
+                        } else {
+                            self.step_thread(t, ctx, rep as u16)?
+                        };
                         match &self.steps[si] {
                             Step::Match => {
                                 let r = self.alts[self.threads[t as usize].alt as usize].rule;
@@ -717,7 +760,11 @@ impl<'a> Builder<'a> {
                         }
                         id
                     };
-                    tmemo[mslot] = out;
+                    if vk == 0 {
+                        tmemo[mslot] = out;
+                    } else {
+                        vmemo.insert(vslot, out);
+                    }
                 }
                 if out & VIOL_BIT != 0 {
                     viol.push(out & !VIOL_BIT);
@@ -740,14 +787,21 @@ impl<'a> Builder<'a> {
                     // violate here instead of building it (enforced modules only; the
                     // reporting DFAs must report the match where it ends).
                     if !with_reset {
-                        let ds = nts as usize * nctx + ctx_index[octx as usize] as usize;
+                        let nb = if has_view { self.lex.behind(nlex) } else { 0 };
+                        let ds = (nts as usize * nctx + ctx_index[octx as usize] as usize) * 3
+                            + nb as usize;
                         if ts_doomed.len() <= ds {
-                            ts_doomed.resize((nts as usize + 1) * nctx, u32::MAX);
+                            ts_doomed.resize((nts as usize + 1) * nctx * 3, u32::MAX);
                         }
                         if ts_doomed[ds] == u32::MAX {
                             let mut rs: Vec<RuleIndex> = Vec::new();
                             for &t in tsets.get(nts) {
-                                if self.is_doomed(t, octx)? {
+                                let tctx = if code_alt[self.threads[t as usize].alt as usize] {
+                                    code_ctx(nb, octx)
+                                } else {
+                                    octx
+                                };
+                                if self.is_doomed(t, tctx)? {
                                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                                     if !rs.contains(&r) {
                                         rs.push(r);
@@ -810,6 +864,7 @@ impl<'a> Builder<'a> {
             }
             self.check_bytes(
                 (tmemo.len() + ids.len() + ts_doomed.len() + ts_ctx.len()) * 4
+                    + vmemo.len() * 16
                     + tsets.bytes()
                     + states.len() * std::mem::size_of::<Key>(),
             )?;

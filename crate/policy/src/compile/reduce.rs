@@ -181,8 +181,9 @@ pub(super) fn reduce_tables(
     })
 }
 
-/// Merge states with the same outputs (end behaviour, lexer state, attribution row) and the
-/// same successors, repeatedly, until nothing changes. Every merge is sound (the merged
+/// Merge states with the same outputs (end behaviour, attribution row) and the same
+/// successors, repeatedly, until nothing changes (the lexer state is not an output: states
+/// that differ only in it, such as code after a line continuation and plain code, merge). Every merge is sound (the merged
 /// states are bisimilar) but equivalences that only hold around a cycle are not found, so
 /// the result can be larger than the minimal DFA. Returns blocks as the tests' `hopcroft`
 /// does.
@@ -199,12 +200,13 @@ pub(super) fn merge_equal_rows(
 ) -> Result<Vec<u32>, CompileError> {
     use std::hash::{Hash, Hasher};
     // The outputs of each state as one number.
-    let mut out_ids: FxHashMap<(u32, u16, &[u32]), u32> = FxHashMap::default();
+    let _ = lex;
+    let mut out_ids: FxHashMap<(u32, &[u32]), u32> = FxHashMap::default();
     let outputs: Vec<u32> = (0..n)
         .map(|s| {
             let k = out_ids.len() as u32;
             *out_ids
-                .entry((end_id[s], lex[s], &viol[s * nc..(s + 1) * nc]))
+                .entry((end_id[s], &viol[s * nc..(s + 1) * nc]))
                 .or_insert(k)
         })
         .collect();
@@ -212,7 +214,21 @@ pub(super) fn merge_equal_rows(
     let mut rep: Vec<u32> = (0..n as u32)
         .map(|s| if s == 0 || !live[s as usize] { 0 } else { s })
         .collect();
-    let row = |rep: &[u32], s: usize, c: usize| rep[trans[s * nc + c].as_usize()];
+    // Every other round, a successor that is the state's own block reads as `SELF`, so
+    // that states which loop on themselves alike (inside a comment, a string, a `[^)]*`
+    // gap) merge: the pair is a bisimulation, since each goes to itself where the other
+    // does. (Rounds without it merge a state into the block it goes to.)
+    const SELF: u32 = u32::MAX;
+    let mut self_mode = false;
+    let mut idle = 0;
+    let row = |rep: &[u32], s: usize, c: usize, self_mode: bool| {
+        let t = rep[trans[s * nc + c].as_usize()];
+        if self_mode && t != 0 && t == rep[s] {
+            SELF
+        } else {
+            t
+        }
+    };
     // Per round: hash → first representative with that hash, and a chain through the
     // others (no allocation per state).
     let mut table: FxHashMap<u64, u32> = FxHashMap::default();
@@ -229,10 +245,11 @@ pub(super) fn merge_equal_rows(
             let mut h = rustc_hash::FxHasher::default();
             outputs[s].hash(&mut h);
             for c in 0..nc {
-                row(&rep, s, c).hash(&mut h);
+                row(&rep, s, c, self_mode).hash(&mut h);
             }
             let same = |r: usize| {
-                outputs[r] == outputs[s] && (0..nc).all(|c| row(&rep, r, c) == row(&rep, s, c))
+                outputs[r] == outputs[s]
+                    && (0..nc).all(|c| row(&rep, r, c, self_mode) == row(&rep, s, c, self_mode))
             };
             match table.entry(h.finish()) {
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -263,9 +280,15 @@ pub(super) fn merge_equal_rows(
                 }
             }
         }
+        self_mode = !self_mode;
         if !changed {
-            break;
+            idle += 1;
+            if idle == 2 {
+                break;
+            }
+            continue;
         }
+        idle = 0;
         for s in 1..n {
             next[s] = next[next[rep[s] as usize] as usize];
         }
