@@ -89,7 +89,7 @@ describe("playground shell", () => {
       expect(state).toBe("error");
       await expect(page.locator("#gen-status").textContent()).resolves.toContain("the wasm package is not built");
     } else if (hasGenerator) {
-      expect(state).toBe("ready");
+      expect(state, (await page.locator("#gen-status").textContent()) ?? "").toBe("ready");
       await expect(page.locator("#backend").textContent()).resolves.toMatch(/WebGPU|CPU/);
     }
     await page.screenshot({ path: path.join(ARTEFACTS, "playground-loaded.png"), fullPage: true });
