@@ -12,17 +12,20 @@ test:
 	$(MAKE) wasm-test
 	$(MAKE) web-test
 
-## The wasm package (crate/web, wasm-bindgen --target web) in $(WARD_WASM_DIR); installs the
-## wasm toolchain first when it is missing (crate/web/scripts/setup.sh).
-WARD_WASM_DIR ?= crate/web/pkg
+## The wasm package with the generator (crate/web with feature `model`: burn on WebGPU and
+## the CPU, tokenizers, the sampler; wasm-bindgen --target web) in $(WARD_WASM_DIR); installs
+## the wasm toolchain first when it is missing (crate/web/scripts/setup.sh). The
+## policy-and-guard-only package: `bash crate/web/scripts/build.sh` (crate/web/pkg).
+WARD_WASM_DIR ?= crate/web/pkg-model
 wasm:
 	bash crate/web/scripts/setup.sh
-	bash crate/web/scripts/build.sh --out $(WARD_WASM_DIR)
+	bash crate/web/scripts/build.sh --model --out $(WARD_WASM_DIR)
 
-## crate/web's tests in headless Chromium (wasm-bindgen-test, Debian's chromium).
+## crate/web's tests in headless Chromium (wasm-bindgen-test, Debian's chromium): the policy
+## and guard tests and the generator's (feature `model`: WebGPU on SwiftShader and the CPU).
 wasm-test:
 	bash crate/web/scripts/setup.sh
-	bash crate/web/scripts/test-browser.sh
+	bash crate/web/scripts/test-browser.sh --features model
 
 ## The web app (web/): npm packages, the wasm package, then web/dist (web/README.md).
 web:

@@ -294,7 +294,11 @@ async function load(model: ModelSource): Promise<void> {
     showPolicy(ready.policy);
     state.canGenerate = true;
     const b = ready.backend;
-    $("backend").textContent = b ? (b.backend === "webgpu" ? `WebGPU · ${b.adapter ?? "adapter"}` : `CPU${b.reason ? ` (${b.reason})` : ""}`) : "backend: none";
+    // A short badge; the full reason (why `auto` took the CPU) is its tooltip and label.
+    const why = b?.reason ? (/software/.test(b.reason) ? "software WebGPU adapter skipped" : "no WebGPU") : "";
+    $("backend").textContent = b ? (b.backend === "webgpu" ? `WebGPU · ${b.adapter ?? "adapter"}` : `CPU${why ? ` (${why})` : ""}`) : "backend: none";
+    $("backend").title = b?.reason ?? "compute backend in use";
+    $("backend").setAttribute("aria-label", b ? `backend: ${b.backend}${b.reason ? `, ${b.reason}` : ""}` : "backend: none");
     $("backend").dataset.backend = b?.backend ?? "";
     state.modelName = ready.model?.name ?? state.modelName;
     $("model-name").textContent = `model: ${state.modelName}`;

@@ -41,3 +41,13 @@ describe("replay", () => {
     expect(s.open).toBe(1);
   });
 });
+
+describe("blockedMass", () => {
+  it("is the most removed in one step, not a sum over steps (never above 100%)", () => {
+    const mark = (step: number, probability: number) => ({ step, token: 1, text: "x", probability, rule_ids: ["r"] });
+    const cell = { blocked: [mark(1, 0.9), mark(2, 0.95), mark(2, 0.04), mark(3, 0.99)] } as unknown as Parameters<typeof blockedMass>[0];
+    expect(blockedMass(cell)).toBeCloseTo(0.99, 6);
+    const one = { blocked: [mark(1, 0.3), mark(1, 0.1)] } as unknown as Parameters<typeof blockedMass>[0];
+    expect(blockedMass(one)).toBeCloseTo(0.4, 6);
+  });
+});

@@ -98,9 +98,15 @@ export function replay(start: StartEvent, steps: readonly StepEvent[], upTo: num
   return { cells, steps: n, open: cells.filter((c) => c.state === "mask").length, blockedTotal };
 }
 
-/** Probability mass the policy removed at a cell (sum over its blocked candidates). */
+/**
+ * Probability mass the policy removed at a cell: the most it removed in any one step (the sum
+ * over that step's blocked candidates). Summing over steps would count the same mass again
+ * each time the model proposes a blocked candidate anew, and pass 100%.
+ */
 export function blockedMass(cell: Cell): number {
-  return cell.blocked.reduce((s, b) => s + b.probability, 0);
+  const perStep = new Map<number, number>();
+  for (const b of cell.blocked) perStep.set(b.step, (perStep.get(b.step) ?? 0) + b.probability);
+  return Math.min(1, Math.max(0, ...perStep.values()));
 }
 
 /** Distinct rule ids that blocked candidates at a cell. */

@@ -164,7 +164,7 @@ export function renderCertificate(box: HTMLElement, result: GenerationResult): v
   if (cert.policy) {
     li("policy", `${cert.policy.digest} (${cert.policy.enforced_rules.length} enforced, ${cert.policy.reported_rules.length} reported)`);
     const hit = cert.policy.enforced_rules.filter((r) => r.blocked_candidates > 0);
-    for (const r of hit) li(`blocked by ${r.id}`, `${r.blocked_candidates} candidate(s), mass ${(r.blocked_mass * 100).toFixed(1)}%`);
+    for (const r of hit) li(`blocked by ${r.id}`, `${r.blocked_candidates} candidate(s), probability mass ${r.blocked_mass.toFixed(2)} in all (summed over steps and positions)`);
   } else {
     li("policy", "none (not enforced)");
   }

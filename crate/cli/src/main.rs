@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod check;
+mod compile_policy;
 #[cfg(feature = "model")]
 mod bench_generate;
 #[cfg(feature = "model")]
@@ -27,6 +28,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the effective policy of a pack: every rule, its severity and where it came from.
     Explain(check::ExplainArgs),
+    /// Compile a pack once and write its precompiled artefact (`*.wardpol`, loaded by the
+    /// browser instead of compiling).
+    CompilePolicy(compile_policy::CompilePolicyArgs),
     /// Generate code with the policy enforced during generation (exit 0 done, 2 bad input, 3
     /// the certificate found a violation of an enforced rule: a bug).
     #[cfg(feature = "model")]
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(a) => check::run_check(&a),
         Command::Explain(a) => check::run_explain(&a),
+        Command::CompilePolicy(a) => compile_policy::run_compile_policy(&a),
         #[cfg(feature = "model")]
         Command::Generate(a) => generate::run_generate(&a),
         #[cfg(feature = "model")]

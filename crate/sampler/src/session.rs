@@ -476,6 +476,15 @@ impl Session {
         Ok((s, start))
     }
 
+    /// Counts `ms` of logits computation done outside [`Session::step`] (a caller that
+    /// precomputes the logits, e.g. on WebGPU with an asynchronous read-back, then steps over
+    /// them) in the result's `model_ms`.
+    pub fn add_model_ms(&mut self, ms: f64) {
+        if ms.is_finite() && ms > 0.0 {
+            self.model_ms += ms;
+        }
+    }
+
     /// Asks the loop to stop: the next [`Session::step`] fails with
     /// [`SamplerError::Cancelled`].
     pub fn cancel(&mut self) {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
-use ward_model::{Device, Int, Model, Tensor, TensorData};
+use ward_model::{Device, Model};
 use ward_policy::CompiledPolicy;
 use ward_sampler::certificate::sha256_hex;
 use ward_sampler::model::{special_tokens, LoadedModel, ModelSource};
@@ -173,20 +173,32 @@ pub async fn forward_async(
     let shift = model.config().shifted_logits();
     let net = model.net();
     let t = model.ids_tensor(&[ids.to_vec()]).map_err(model_error)?;
-    let h = net.hidden(t);
-    let idx: Vec<i64> = positions
-        .iter()
-        .map(|&p| if shift { p.saturating_sub(1) } else { p } as i64)
-        .collect();
-    let sel = Tensor::<1, Int>::from_data(TensorData::new(idx, [positions.len()]), model.device());
-    let out = net.head(h.select(1, sel));
+    // The LM head runs over every position, not just the open ones: the number of open
+    // positions shrinks each step, and on WebGPU each new tensor shape compiles new shader
+    // pipelines (seconds each on SwiftShader), while the canvas length stays fixed for the
+    // whole generation. The rows wanted are picked after the read-back.
+    let out = net.head(net.hidden(t));
+    let vocab = model.config().vocab_size;
     let data = out
         .into_data_async()
         .await
         .map_err(|e| WebError::new(Kind::Model, format!("reading logits from the GPU: {e:?}")))?;
-    data.convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|e| WebError::new(Kind::Model, format!("reading logits: {e:?}")))
+    let all = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| WebError::new(Kind::Model, format!("reading logits: {e:?}")))?;
+    if all.len() != ids.len() * vocab {
+        return Err(WebError::new(
+            Kind::Model,
+            format!("the model gave {} logits for {} positions of {vocab}", all.len(), ids.len()),
+        ));
+    }
+    let mut rows = Vec::with_capacity(positions.len() * vocab);
+    for &p in positions {
+        let r = if shift { p.saturating_sub(1) } else { p };
+        rows.extend_from_slice(&all[r * vocab..(r + 1) * vocab]);
+    }
+    Ok(rows)
 }
 
 /// A loaded model with its generation state.
@@ -299,11 +311,13 @@ impl GeneratorCore {
     }
 
     /// One step with logits computed ahead (`plan` then [`forward_async`]).
+    /// `forward_ms`: the time the forward pass and read-back took (counted as model time).
     pub fn step_precomputed(
         &mut self,
         ids: Vec<u32>,
         positions: Vec<usize>,
         rows: Vec<f32>,
+        forward_ms: f64,
     ) -> Result<Option<StepEvent>> {
         if self.cancelled {
             return Ok(None);
@@ -317,11 +331,15 @@ impl GeneratorCore {
         };
         let oracle = self.oracle.clone();
         let s = self.session()?;
-        let ev = match oracle {
+        s.add_model_ms(forward_ms);
+        let mut ev = match oracle {
             Some(t) => s.step(&mut OracleSource::new(&mut src, t)),
             None => s.step(&mut src),
         }
         .map_err(sampler_error)?;
+        if let Some(ev) = &mut ev {
+            ev.model_ms += forward_ms;
+        }
         self.finish_if_done(ev)
     }
 
@@ -349,6 +367,18 @@ impl GeneratorCore {
             self.result = Some(r);
         }
         Ok(ev)
+    }
+
+    /// Makes the result of a finished generation (nothing when it is not finished, was
+    /// cancelled, or the result exists).
+    pub fn finish(&mut self) -> Result<()> {
+        if self.cancelled || self.result.is_some() {
+            return Ok(());
+        }
+        if self.session.as_ref().is_some_and(|s| s.is_done()) {
+            self.finish_if_done(None)?;
+        }
+        Ok(())
     }
 
     /// Cancels the generation in progress (later steps return None).

@@ -12,18 +12,38 @@ use crate::error::{Kind, WebError};
 use crate::generator::{forward_async, load_model, BackendReport, GeneratorCore};
 use crate::js::{to_js, to_js_error, Policy};
 
+/// The page's WebGPU device: the device, the adapter's description, and whether the adapter
+/// is a software one running on the CPU (SwiftShader, lavapipe).
+#[derive(Clone)]
+struct WebGpu {
+    device: Device,
+    adapter: String,
+    software: bool,
+}
+
 thread_local! {
-    /// The page's WebGPU device and adapter name, or why there is none (tried once).
-    static WEBGPU: RefCell<Option<Result<(Device, String), String>>> = const { RefCell::new(None) };
+    /// The page's WebGPU device, or why there is none (tried once).
+    static WEBGPU: RefCell<Option<Result<WebGpu, String>>> = const { RefCell::new(None) };
 }
 
 /// The WebGPU device, initialised on first use and kept for the page.
-async fn webgpu() -> Result<(Device, String), String> {
+async fn webgpu() -> Result<WebGpu, String> {
     if let Some(r) = WEBGPU.with(|w| w.borrow().clone()) {
         return r;
     }
     let r = match Device::wgpu_options().init_with_setup_async().await {
-        Ok((device, setup)) => Ok((device, setup.adapter.get_info().name)),
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            // wgpu's `DeviceType::Cpu` (compared by name: ward-web does not name wgpu itself).
+            let software = format!("{:?}", info.device_type) == "Cpu";
+            // SwiftShader reports an empty name; say what it is instead.
+            let adapter = if info.name.is_empty() {
+                format!("unnamed {:?} adapter ({:?}, driver {:?})", info.device_type, info.backend, info.driver)
+            } else {
+                info.name
+            };
+            Ok(WebGpu { device, adapter, software })
+        }
         Err(e) => Err(format!("no WebGPU device: {e}")),
     };
     WEBGPU.with(|w| *w.borrow_mut() = Some(r.clone()));
@@ -59,7 +79,24 @@ impl Generator {
         let (device, report) = match backend.as_str() {
             "cpu" => (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: None }),
             "webgpu" | "auto" => match webgpu().await {
-                Ok((d, adapter)) => (d, BackendReport { backend: "webgpu".into(), adapter: Some(adapter), reason: None }),
+                // A software adapter emulates the GPU on the CPU, far slower than the CPU
+                // backend itself (measured in headless Chromium on SwiftShader: about 12 s a
+                // step against 0.1 s): `auto` takes the CPU then; `webgpu` still means WebGPU.
+                Ok(gpu) if gpu.software && backend == "auto" => (
+                    Device::flex(),
+                    BackendReport {
+                        backend: "cpu".into(),
+                        adapter: None,
+                        reason: Some(format!(
+                            "the WebGPU adapter ({}) is a software one on the CPU, slower than the CPU backend",
+                            gpu.adapter
+                        )),
+                    },
+                ),
+                Ok(gpu) => (
+                    gpu.device,
+                    BackendReport { backend: "webgpu".into(), adapter: Some(gpu.adapter), reason: None },
+                ),
                 Err(reason) if backend == "auto" => {
                     (Device::flex(), BackendReport { backend: "cpu".into(), adapter: None, reason: Some(reason) })
                 }
@@ -93,28 +130,28 @@ impl Generator {
     }
 
     /// Starts a generation of `request` (the `GenerateRequest` JSON, snake_case), enforcing
-    /// `policy` when `request.enforce` (default true). `oracle` (optional): hole-fill text the
-    /// model is made to prefer (the oracle adversary of `ward generate --oracle-file`).
+    /// `policy` when `request.enforce` (default true); with `enforce: false` the policy still
+    /// re-scans the output for the certificate's findings. `oracle` (optional): hole-fill text
+    /// the model is made to prefer (the oracle adversary of `ward generate --oracle-file`).
     /// Returns the `start` event.
     pub fn start(
         &self,
-        policy: Option<&Policy>,
+        policy: &Policy,
         request: JsValue,
         oracle: Option<String>,
     ) -> Result<JsValue, JsValue> {
-        let req: GenerateRequest = if request.is_undefined() || request.is_null() {
-            return Err(js_err(WebError::new(Kind::Request, "request: expected an object with at least `prompt`")));
-        } else {
-            serde_wasm_bindgen::from_value(request)
-                .map_err(|e| js_err(WebError::new(Kind::Request, format!("request: {e}"))))?
-        };
-        let policy = policy.map(|p| p.core().policy.clone());
-        let ev = self
-            .core
-            .borrow_mut()
-            .start(policy, &req, oracle.as_deref())
-            .map_err(js_err)?;
-        to_js(&ev)
+        self.start_with(Some(policy.core().policy.clone()), request, oracle)
+    }
+
+    /// Starts a generation without any policy (`request.enforce` must be false): nothing is
+    /// enforced and the certificate has no findings scan. Otherwise as `start`.
+    #[wasm_bindgen(js_name = startWithoutPolicy)]
+    pub fn start_without_policy(
+        &self,
+        request: JsValue,
+        oracle: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        self.start_with(None, request, oracle)
     }
 
     /// One denoising step: a Promise of the `step` event, or of `undefined` when the
@@ -122,10 +159,19 @@ impl Generator {
     pub async fn step(&self) -> Result<JsValue, JsValue> {
         let ev = if self.webgpu {
             let plan = self.core.borrow_mut().plan().map_err(js_err)?;
-            let Some((ids, positions)) = plan else { return Ok(JsValue::UNDEFINED) };
+            let Some((ids, positions)) = plan else {
+                // Finished: the result (and its certificate) is made now, as on the CPU.
+                self.core.borrow_mut().finish().map_err(js_err)?;
+                return Ok(JsValue::UNDEFINED);
+            };
             let model = self.core.borrow().loaded.source.model().clone();
+            let t0 = crate::clock::now_ms();
             let rows = forward_async(&model, &ids, &positions).await.map_err(js_err)?;
-            self.core.borrow_mut().step_precomputed(ids, positions, rows).map_err(js_err)?
+            let forward_ms = crate::clock::now_ms() - t0;
+            self.core
+                .borrow_mut()
+                .step_precomputed(ids, positions, rows, forward_ms)
+                .map_err(js_err)?
         } else {
             self.core.borrow_mut().step_sync().map_err(js_err)?
         };
@@ -166,6 +212,36 @@ impl Generator {
 }
 
 impl Generator {
+    fn start_with(
+        &self,
+        policy: Option<std::sync::Arc<ward_policy::CompiledPolicy>>,
+        request: JsValue,
+        oracle: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        if request.is_undefined() || request.is_null() {
+            return Err(js_err(WebError::new(
+                Kind::Request,
+                "request: expected an object with at least `prompt`",
+            )));
+        }
+        // Through JSON, not serde-wasm-bindgen: that one reads only the known fields of an
+        // object, so a misspelt field (`stepz`) would be ignored instead of refused.
+        let json = js_sys::JSON::stringify(&request)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| {
+                js_err(WebError::new(Kind::Request, "request: not representable as JSON"))
+            })?;
+        let req: GenerateRequest = serde_json::from_str(&json)
+            .map_err(|e| js_err(WebError::new(Kind::Request, format!("request: {e}"))))?;
+        let ev = self
+            .core
+            .borrow_mut()
+            .start(policy, &req, oracle.as_deref())
+            .map_err(js_err)?;
+        to_js(&ev)
+    }
+
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device

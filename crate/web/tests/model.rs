@@ -57,7 +57,7 @@ fn now() -> f64 {
 /// Runs a whole generation; returns (result, first-step ms, total ms).
 async fn run(g: &Generator, policy: &Policy, req: JsValue) -> (JsValue, f64, f64) {
     let t0 = now();
-    g.start(Some(policy), req, None).unwrap_or_else(|e| panic!("{e:?}"));
+    g.start(policy, req, None).unwrap_or_else(|e| panic!("{e:?}"));
     let mut first = None;
     loop {
         let ev = g.step().await.unwrap_or_else(|e| panic!("{e:?}"));
@@ -103,15 +103,11 @@ async fn cpu_generation_matches_native_and_is_clean() {
 #[wasm_bindgen_test]
 async fn webgpu_generation_is_clean() {
     let p = python();
-    let g = generator("auto").await;
+    let g = generator("webgpu").await;
     let b = g.backend().unwrap();
-    let backend = get(&b, "backend").as_string().unwrap();
-    console_log!(
-        "auto picked {backend} (adapter {:?}, reason {:?})",
-        get(&b, "adapter").as_string(),
-        get(&b, "reason").as_string()
-    );
-    assert_eq!(backend, "webgpu", "no WebGPU adapter in headless Chromium: {:?}", get(&b, "reason").as_string());
+    assert_eq!(get(&b, "backend").as_string().as_deref(), Some("webgpu"));
+    let adapter = get(&b, "adapter").as_string().unwrap();
+    console_log!("webgpu adapter: {adapter}");
     let (prompt, seed, text) = expected();
     let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
     assert_eq!(enforced_findings(&r), 0.0);
@@ -120,6 +116,14 @@ async fn webgpu_generation_is_clean() {
         "webgpu: first step {first:.0} ms, whole generation {total:.0} ms; same text as the CPU: {}",
         wtext == text
     );
+    // `auto` on a software adapter (SwiftShader here) takes the CPU and says why.
+    let a = generator("auto").await;
+    let b = a.backend().unwrap();
+    if adapter.contains("Cpu") {
+        assert_eq!(get(&b, "backend").as_string().as_deref(), Some("cpu"));
+        let reason = get(&b, "reason").as_string().unwrap();
+        assert!(reason.contains("software"), "{reason}");
+    }
 }
 
 fn ward_kind(e: &JsValue) -> String {
@@ -156,7 +160,7 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let p = python();
     let g = generator("cpu").await;
     // A prompt that already violates.
-    let Err(e) = g.start(Some(&p), request("x = eval(user)\n<|hole:4|>", 1), None) else {
+    let Err(e) = g.start(&p, request("x = eval(user)\n<|hole:4|>", 1), None) else {
         panic!("violating prompt accepted")
     };
     assert_eq!(ward_kind(&e), "prompt_violates");
@@ -166,9 +170,9 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let o = js_sys::Object::new();
     js_sys::Reflect::set(&o, &"prompt".into(), &"x = ".into()).unwrap();
     js_sys::Reflect::set(&o, &"stepz".into(), &3.into()).unwrap();
-    let Err(e) = g.start(Some(&p), o.into(), None) else { panic!("unknown field accepted") };
+    let Err(e) = g.start(&p, o.into(), None) else { panic!("unknown field accepted") };
     assert_eq!(ward_kind(&e), "request");
-    let Err(e) = g.start(Some(&p), request("x = <|hole:|>", 1), None) else { panic!("bad hole accepted") };
+    let Err(e) = g.start(&p, request("x = <|hole:|>", 1), None) else { panic!("bad hole accepted") };
     assert_eq!(ward_kind(&e), "prompt");
     // Malformed YAML does not even make a Policy.
     let o = js_sys::Object::new();
@@ -178,20 +182,30 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let (r, _, _) = run(&g, &p, request("def add(a, b):\n    return <|hole:6|>\n", 3)).await;
     assert_eq!(enforced_findings(&r), 0.0);
     // Cancel: later steps give undefined.
-    g.start(Some(&p), request("x = <|hole:24|>\n", 5), None).unwrap();
+    g.start(&p, request("x = <|hole:24|>\n", 5), None).unwrap();
     let _ = g.step().await.unwrap();
     g.cancel();
     assert!(g.step().await.unwrap().is_undefined());
 }
 
 #[wasm_bindgen_test]
+#[ignore = "a benchmark: crate/web/scripts/test-browser.sh --features model --test model -- --include-ignored --nocapture"]
 async fn benchmark_generate() {
-    // The figures of `ward bench generate` for the backends here: first-step latency,
-    // tokens per second, guard overhead (guard ms / model ms).
-    let p = python();
+    // The figures of `ward bench generate` for the backends here, and the start-up a user
+    // waits for once the assets are in memory: the python pack from its artefact, the model
+    // from bytes, then start (the engine: the policy lifted to the vocabulary) and the first
+    // step. Same request as tests/data/expected_cpu.json (16 tokens, 8 steps).
+    let files = shipped_files();
+    let artefact = ward_web::policy::PolicyCore::from_files(&files, "python")
+        .unwrap()
+        .to_artefact(&files, "python");
     let (prompt, seed, _) = expected();
-    for backend in ["cpu", "auto"] {
+    for backend in ["cpu", "webgpu"] {
+        let t0 = now();
+        let p = Policy::from_artefact(&artefact).unwrap_or_else(|e| panic!("{e:?}"));
+        let t_policy = now() - t0;
         let g = generator(backend).await;
+        let t_model = now() - t0 - t_policy;
         let name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
         let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
         let t = get(&r, "timings");
@@ -199,10 +213,14 @@ async fn benchmark_generate() {
         let guard_ms = get(&t, "guard_ms").as_f64().unwrap();
         let tokens = get(&r, "tokens").as_f64().unwrap();
         console_log!(
-            "bench {name}: first step {first:.1} ms, {tokens} tokens in {total:.1} ms ({:.1} tokens/s), model {model_ms:.1} ms, guard {guard_ms:.1} ms (overhead {:.3})",
+            "bench {name}: artefact load {t_policy:.0} ms, model load {t_model:.0} ms, start + first step {first:.0} ms (bytes to first step {:.0} ms); {tokens} tokens in {total:.0} ms ({:.1} tokens/s), model {model_ms:.0} ms, guard {guard_ms:.0} ms (overhead {:.3})",
+            t_policy + t_model + first,
             tokens / (total / 1e3),
             guard_ms / model_ms.max(1e-9)
         );
+        // A second generation on the same generator and policy: the engine is kept.
+        let (_, first2, total2) = run(&g, &p, request(&prompt, seed)).await;
+        console_log!("bench {name}: second generation: first step {first2:.0} ms, {tokens} tokens in {total2:.0} ms ({:.1} tokens/s)", tokens / (total2 / 1e3));
     }
 }
 
@@ -212,7 +230,7 @@ async fn oracle_adversary_is_blocked_on_cpu() {
     let p = python();
     let g = generator("cpu").await;
     g.start(
-        Some(&p),
+        &p,
         request("import subprocess\nsubprocess.run(cmd, <|hole:8|>\n", 1),
         Some("shell=True)".into()),
     )

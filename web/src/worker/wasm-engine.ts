@@ -43,7 +43,10 @@ interface WasmGeneratorClass {
 
 interface WasmGenerator {
   backend(): unknown;
-  start(policy: WasmPolicy | undefined, request: unknown, oracle?: string): unknown;
+  /** Enforces `policy` when `request.enforce`; it also re-scans the output for the certificate. */
+  start(policy: WasmPolicy, request: unknown, oracle?: string): unknown;
+  /** No policy at all (`request.enforce` must be false). */
+  startWithoutPolicy(request: unknown, oracle?: string): unknown;
   /** A Promise of the step event, or of undefined when done or cancelled. */
   step(): Promise<unknown> | unknown;
   cancel(): void;
@@ -278,7 +281,8 @@ class WasmEngine implements Engine {
     let start: StartEvent;
     try {
       // The policy goes along even without enforcement: the certificate's re-scan uses it.
-      start = plain<StartEvent>(oracle === undefined ? g.start(this.policy ?? undefined, request) : g.start(this.policy ?? undefined, request, oracle));
+      const p = this.policy;
+      start = plain<StartEvent>(p ? g.start(p, request, oracle) : g.startWithoutPolicy(request, oracle));
     } catch (e) {
       const err = jsError(e);
       err.name = "PromptError";

@@ -89,7 +89,7 @@ describe("playground shell", () => {
       expect(state).toBe("error");
       await expect(page.locator("#gen-status").textContent()).resolves.toContain("the wasm package is not built");
     } else if (hasGenerator) {
-      expect(state).toBe("ready");
+      expect(state, (await page.locator("#gen-status").textContent()) ?? "").toBe("ready");
       await expect(page.locator("#backend").textContent()).resolves.toMatch(/WebGPU|CPU/);
     }
     await page.screenshot({ path: path.join(ARTEFACTS, "playground-loaded.png"), fullPage: true });
@@ -280,7 +280,7 @@ describe.skipIf(!hasGenerator)("generation in the browser (wasm generator)", () 
     const word = /^\w+/.exec(body)?.[0];
     expect(word, `the model wrote an identifier after hashlib. (got ${JSON.stringify(body)})`).toBeTruthy();
     await page.locator("summary", { hasText: "Custom rule" }).click();
-    await paste(page, "#yaml-editor", `rules:\n  - id: custom.no-${word}\n    message: not this one\n    severity: ERROR\n    pattern-regex: 'hashlib\\.${word}\\b'\n`);
+    await paste(page, "#yaml-editor", `rules:\n  - id: custom.no-${word}\n    message: not this one\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'hashlib\\.${word}\\b'\n`);
     await page.click("#apply-yaml");
     await page.waitForFunction(() => /Compiled/.test(document.getElementById("yaml-status")?.textContent ?? ""));
     await page.click("#generate");
