@@ -184,13 +184,14 @@ impl TokenDag {
             of_trie: vec![0; n],
             root: 0,
         };
-        let mut ids: HashMap<Vec<u32>, u32, BuildHasherDefault<FxHasher>> = HashMap::default();
-        let mut sig: Vec<u32> = Vec::new();
+        // Node signatures: [own tokens, byte, child, byte, child, ...]; list k + 1 is node k.
+        let mut sigs: Lists<u32> = Lists::new();
         let mut intern = |dag: &mut TokenDag, sig: &[u32]| -> u32 {
-            if let Some(&id) = ids.get(sig) {
+            let before = sigs.lists.len();
+            let id = sigs.intern(sig) - 1;
+            if sigs.lists.len() == before {
                 return id;
             }
-            let id = dag.fin.len() as u32;
             dag.fin.push(sig[0] != 0);
             dag.own.push(sig[0]);
             let mut size = sig[0];
@@ -200,9 +201,9 @@ impl TokenDag {
             }
             dag.size.push(size);
             dag.start.push(dag.edges.len() as u32);
-            ids.insert(sig.to_vec(), id);
             id
         };
+        let mut sig: Vec<u32> = Vec::new();
         // Reverse pre-order: every child (a later node) is interned before its parent.
         for k in (0..n).rev() {
             sig.clear();
@@ -287,8 +288,8 @@ struct ReachedSets {
     ns: u32,
     /// `0..ns`, so a singleton is a slice of it.
     singles: Vec<u32>,
-    sets: Vec<Box<[u32]>>,
-    ids: HashMap<Box<[u32]>, u32, BuildHasherDefault<FxHasher>>,
+    /// Sets of two or more states (id `ns + k` is list `k`).
+    sets: Lists<u32>,
     unions: HashMap<(u32, u32), u32, BuildHasherDefault<FxHasher>>,
     scratch: Vec<u32>,
     dbg: [usize; 3],
@@ -301,8 +302,7 @@ impl ReachedSets {
         ReachedSets {
             ns: ns as u32,
             singles: (0..ns as u32).collect(),
-            sets: Vec::new(),
-            ids: HashMap::default(),
+            sets: Lists::new(),
             unions: HashMap::default(),
             scratch: Vec::new(),
             dbg: [0; 3],
@@ -323,7 +323,7 @@ impl ReachedSets {
         } else if id <= self.ns {
             &self.singles[id as usize - 1..id as usize]
         } else {
-            &self.sets[(id - self.ns - 1) as usize]
+            self.sets.get(id - self.ns)
         }
     }
 
@@ -366,33 +366,57 @@ impl ReachedSets {
         }
         out.extend_from_slice(&x[i..]);
         out.extend_from_slice(&y[j..]);
-        let r = match self.ids.get(out.as_slice()) {
-            Some(&r) => r,
-            None => {
-                let r = self.ns + 1 + self.sets.len() as u32;
-                let b: Box<[u32]> = out.as_slice().into();
-                self.sets.push(b.clone());
-                self.ids.insert(b, r);
-                r
-            }
-        };
+        let r = self.ns + self.sets.intern(&out);
         self.scratch = out;
         self.unions.insert(key, r);
         r
     }
 }
 
+/// An element of a hash-consed list, as one word for hashing.
+trait Word: Copy + Eq {
+    fn word(self) -> u64;
+}
+
+impl Word for u32 {
+    #[inline]
+    fn word(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Word for (u32, u32) {
+    #[inline]
+    fn word(self) -> u64 {
+        (self.0 as u64) << 32 | self.1 as u64
+    }
+}
+
+/// FxHash of a list, one word per element (the default `Hash` of a slice feeds the hasher
+/// byte by byte).
+#[inline]
+fn hash_words<T: Word>(v: &[T]) -> u64 {
+    let mut h = v.len() as u64;
+    for &x in v {
+        h = (h.rotate_left(5) ^ x.word()).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    h
+}
+
 /// Hash-consed lists (id 0 is the empty list).
 struct Lists<T> {
     lists: Vec<Box<[T]>>,
-    ids: HashMap<Box<[T]>, u32, BuildHasherDefault<FxHasher>>,
+    /// Hash → the latest list with that hash; `chain` links earlier ones.
+    heads: HashMap<u64, u32, BuildHasherDefault<FxHasher>>,
+    chain: Vec<u32>,
 }
 
-impl<T: Clone + Eq + std::hash::Hash> Lists<T> {
+impl<T: Word> Lists<T> {
     fn new() -> Lists<T> {
         Lists {
             lists: vec![Box::from([])],
-            ids: HashMap::default(),
+            heads: HashMap::default(),
+            chain: vec![0],
         }
     }
 
@@ -402,13 +426,19 @@ impl<T: Clone + Eq + std::hash::Hash> Lists<T> {
         if v.is_empty() {
             return 0;
         }
-        if let Some(&id) = self.ids.get(v) {
-            return id;
+        let h = hash_words(v);
+        let head = self.heads.get(&h).copied().unwrap_or(0);
+        let mut id = head;
+        while id != 0 {
+            if *self.lists[id as usize] == *v {
+                return id;
+            }
+            id = self.chain[id as usize];
         }
         let id = self.lists.len() as u32;
-        let b: Box<[T]> = v.into();
-        self.lists.push(b.clone());
-        self.ids.insert(b, id);
+        self.lists.push(v.into());
+        self.chain.push(head);
+        self.heads.insert(h, id);
         id
     }
 
@@ -1006,20 +1036,18 @@ impl TokenPolicy {
         // Per node and entry state: (reached set, ranges id, rules id).
         let mut res: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); nd];
         let mut pos = vec![0u32; ns];
-        let mut root_bits = vec![0u64; ns * words];
-        let (mut dense, mut dense_of): (Vec<u64>, Vec<u32>) = (Vec::new(), Vec::new());
+        // The root's `ANY`, transposed: bit q of row x is set if a token takes q to x.
+        let wq = ns.div_ceil(64);
+        let mut tbits = vec![0u64; ns * wq];
         let mut vl: Vec<Vec<(u32, u32)>> = Vec::new();
         let mut rl: Vec<Vec<RuleIndex>> = Vec::new();
         for u in 0..nd {
-            if !inner(u) {
+            if !inner(u) || u == root {
                 continue;
             }
             let du = &entry[u];
             let n = du.len();
-            let is_root = u == root;
-            let mut r: Vec<u32> = if is_root {
-                Vec::new()
-            } else if dag.fin[u] {
+            let mut r: Vec<u32> = if dag.fin[u] {
                 du.iter().map(|&s| ReachedSets::single(s)).collect()
             } else {
                 vec![ReachedSets::EMPTY; n]
@@ -1034,13 +1062,10 @@ impl TokenPolicy {
             for x in &mut rl[..n] {
                 x.clear();
             }
-            // Offset of the current child's tokens (absolute at the root).
+            // Offset of the current child's tokens.
             let mut off = dag.own[u];
-            for (ei, &(b, v)) in dag.edges(u).iter().enumerate() {
+            for &(b, v) in dag.edges(u) {
                 let v = v as usize;
-                if is_root {
-                    off = trie.lo[trie.roots[ei] as usize];
-                }
                 let span = (off, off + dag.size[v]);
                 off += dag.size[v];
                 let col = col(b);
@@ -1058,40 +1083,12 @@ impl TokenPolicy {
                         add_rules(&mut rl[i], m.violation_rules(StateId(s), b));
                         continue;
                     }
-                    let (rset, rr, ru) = if leafy || stays(t, v) {
-                        (ReachedSets::single(t), 0, 0)
-                    } else {
-                        rv[pos[t as usize] as usize]
-                    };
-                    if is_root {
-                        let bits = &mut root_bits[i * words..(i + 1) * words];
-                        let el = sets.elements(rset);
-                        if el.len() <= words {
-                            for &x in el {
-                                states::insert(bits, x as usize);
-                            }
-                        } else {
-                            // Large sets are ORed in as bitsets (made once per set).
-                            let slot = rset as usize;
-                            if dense_of.len() <= slot {
-                                dense_of.resize(slot + 1, u32::MAX);
-                            }
-                            if dense_of[slot] == u32::MAX {
-                                dense_of[slot] = (dense.len() / words) as u32;
-                                let at = dense.len();
-                                dense.resize(at + words, 0);
-                                for &x in el {
-                                    states::insert(&mut dense[at..], x as usize);
-                                }
-                            }
-                            let at = dense_of[slot] as usize * words;
-                            for (o, d) in bits.iter_mut().zip(&dense[at..at + words]) {
-                                *o |= d;
-                            }
-                        }
-                    } else {
-                        r[i] = sets.union(r[i], rset);
+                    if leafy || stays(t, v) {
+                        r[i] = sets.union(r[i], ReachedSets::single(t));
+                        continue;
                     }
+                    let (rset, rr, ru) = rv[pos[t as usize] as usize];
+                    r[i] = sets.union(r[i], rset);
                     if rr != 0 {
                         for &(a, z) in ranges.get(rr) {
                             push_range(&mut vl[i], (a + span.0, z + span.0));
@@ -1102,14 +1099,93 @@ impl TokenPolicy {
                     }
                 }
             }
-            if !is_root {
-                res[u] = (0..n)
-                    .map(|i| (r[i], ranges.intern(&vl[i]), rule_lists.intern(&rl[i])))
-                    .collect();
+            res[u] = (0..n)
+                .map(|i| (r[i], ranges.intern(&vl[i]), rule_lists.intern(&rl[i])))
+                .collect();
+        }
+        let dbg_tr = dbg_t0.elapsed();
+        // The root (every state): per root child, the states are grouped by their state
+        // after its byte, so each group's result is looked up once and applied to its
+        // members.
+        vl.clear();
+        rl.clear();
+        vl.resize_with(ns, Vec::new);
+        rl.resize_with(ns, Vec::new);
+        // Per byte class: the states sorted by their successor, and where each successor's
+        // run starts.
+        let mut groups: Vec<Option<(Vec<u32>, Vec<(u32, u32)>)>> = vec![None; nc];
+        for (ei, &(b, v)) in dag.edges(root).iter().enumerate() {
+            let v = v as usize;
+            let base = trie.lo[trie.roots[ei] as usize];
+            let span = (base, base + dag.size[v]);
+            let c = classes[b as usize] as usize;
+            let (members, runs) = groups[c].get_or_insert_with(|| {
+                let col = &cols[c * ns..][..ns];
+                let mut members: Vec<u32> = (0..ns as u32).collect();
+                members.sort_unstable_by_key(|&q| col[q as usize]);
+                let mut runs: Vec<(u32, u32)> = Vec::new();
+                for (i, &q) in members.iter().enumerate() {
+                    let t = col[q as usize];
+                    if runs.last().is_none_or(|&(x, _)| x != t) {
+                        runs.push((t, i as u32));
+                    }
+                }
+                (members, runs)
+            });
+            let leafy = !inner(v);
+            if !leafy {
+                for (k, &t) in entry[v].iter().enumerate() {
+                    pos[t as usize] = k as u32;
+                }
+            }
+            for (ri, &(t, from)) in runs.iter().enumerate() {
+                let to = runs.get(ri + 1).map_or(ns, |r| r.1 as usize);
+                let group = &members[from as usize..to];
+                if t == viol {
+                    for &q in group {
+                        push_range(&mut vl[q as usize], span);
+                        add_rules(&mut rl[q as usize], m.violation_rules(StateId(q), b));
+                    }
+                    continue;
+                }
+                let (rset, rr, ru) = if leafy || stays(t, v) {
+                    (ReachedSets::single(t), 0, 0)
+                } else {
+                    res[v][pos[t as usize] as usize]
+                };
+                // Transposed: row x holds the states whose row reaches x, so a group's
+                // writes stay in a few cache lines.
+                for &x in sets.elements(rset) {
+                    let row = &mut tbits[x as usize * wq..][..wq];
+                    for &q in group {
+                        row[q as usize / 64] |= 1 << (q % 64);
+                    }
+                }
+                if rr != 0 {
+                    let list = ranges.get(rr);
+                    for &q in group {
+                        for &(a, z) in list {
+                            push_range(&mut vl[q as usize], (a + span.0, z + span.0));
+                        }
+                    }
+                }
+                if ru != 0 {
+                    let list = rule_lists.get(ru);
+                    for &q in group {
+                        add_rules(&mut rl[q as usize], list);
+                    }
+                }
             }
         }
         drop(res);
         let dbg_t2 = dbg_t0.elapsed();
+        let mut root_bits = vec![0u64; ns * words];
+        for x in 0..ns {
+            states::for_each(&tbits[x * wq..][..wq], |q| {
+                states::insert(&mut root_bits[q * words..][..words], x)
+            });
+        }
+        drop(tbits);
         let mut rows = Vec::with_capacity(ns);
         for q in 0..ns {
             let qs = StateId(q as u32);
@@ -1143,7 +1219,7 @@ impl TokenPolicy {
             });
         }
         if std::env::var_os("WARD_LIFT_DEBUG").is_some() {
-            eprintln!("module {mi}: {ns} states: pass1 {dbg_t1:?} pass2 {dbg_t2:?} all {:?}; pairs {dbg_pairs} unions {:?} sets {} ranges {} rules {}", dbg_t0.elapsed(), sets.dbg, sets.sets.len(), ranges.lists.len(), rule_lists.lists.len());
+            eprintln!("module {mi}: {ns} states: pass1 {dbg_t1:?} inner {dbg_tr:?} pass2 {dbg_t2:?} all {:?}; pairs {dbg_pairs} entries {} unions {:?} sets {} ranges {} rules {}", dbg_t0.elapsed(), entry.iter().map(|e| e.len()).sum::<usize>(), sets.dbg, sets.sets.lists.len(), ranges.lists.len(), rule_lists.lists.len());
         }
         rows
     }
