@@ -18,6 +18,10 @@ use crate::mask::{states, TokenMask};
 use crate::sets::FxHasher;
 use crate::vocab::{TokenKind, Vocab};
 
+/// Modules whose state sets have at most this many `u64` words keep the bulk lift's
+/// reached sets as bitsets.
+const DENSE_WORDS: usize = 8;
+
 /// Root subtrees with fewer nodes than this are walked in place when a row is built; larger
 /// ones through the memo of subtree walks.
 const SMALL_SUBTREE: usize = 64;
@@ -996,13 +1000,26 @@ impl TokenPolicy {
                 }
             }
         }
+        // A class each state does not loop on (a quick refusal), or none.
+        let leave: Vec<u16> = loops
+            .iter()
+            .map(|lp| (0..nc).find(|&c| lp[c / 64] >> (c % 64) & 1 == 0).map_or(u16::MAX, |c| c as u16))
+            .collect();
         let stays = |t: u32, v: usize| {
-            let (a, lp) = (&alph[v], &loops[t as usize]);
+            let a = &alph[v];
+            let c = leave[t as usize] as usize;
+            if c < 256 && a[c / 64] >> (c % 64) & 1 != 0 {
+                return false;
+            }
+            let lp = &loops[t as usize];
             (a[0] & !lp[0]) | (a[1] & !lp[1]) | (a[2] & !lp[2]) | (a[3] & !lp[3]) == 0
         };
         // Pass 1: distinct entry states per node (sorted), for nodes with edges.
         let mut entry: Vec<Vec<u32>> = vec![Vec::new(); nd];
         entry[root] = (0..ns as u32).collect();
+        // Per edge, the states already pushed (`seen[t] == gen`).
+        let mut seen = vec![0u32; ns];
+        let mut gen = 0u32;
         for u in (0..nd).rev() {
             let mut du = std::mem::take(&mut entry[u]);
             if u != root {
@@ -1016,9 +1033,11 @@ impl TokenPolicy {
                 }
                 let col = col(b);
                 let ev = &mut entry[v];
+                gen += 1;
                 for &s in &du {
                     let t = col[s as usize];
-                    if t != viol && !stays(t, v) {
+                    if t != viol && seen[t as usize] != gen && !stays(t, v) {
+                        seen[t as usize] = gen;
                         ev.push(t);
                     }
                 }
@@ -1041,17 +1060,31 @@ impl TokenPolicy {
         let mut tbits = vec![0u64; ns * wq];
         let mut vl: Vec<Vec<(u32, u32)>> = Vec::new();
         let mut rl: Vec<Vec<RuleIndex>> = Vec::new();
+        // Modules with few states keep the reached sets of inner nodes as bitsets (an OR is
+        // cheaper than a memoized union there); larger ones as hash-consed sparse sets.
+        let dense = words <= DENSE_WORDS;
+        let mut pool: Vec<u64> = Vec::new();
+        let mut rd: Vec<u64> = Vec::new();
         for u in 0..nd {
             if !inner(u) || u == root {
                 continue;
             }
             let du = &entry[u];
             let n = du.len();
-            let mut r: Vec<u32> = if dag.fin[u] {
-                du.iter().map(|&s| ReachedSets::single(s)).collect()
-            } else {
+            let mut r: Vec<u32> = if dense || !dag.fin[u] {
                 vec![ReachedSets::EMPTY; n]
+            } else {
+                du.iter().map(|&s| ReachedSets::single(s)).collect()
             };
+            if dense {
+                rd.clear();
+                rd.resize(n * words, 0);
+                if dag.fin[u] {
+                    for (i, &s) in du.iter().enumerate() {
+                        states::insert(&mut rd[i * words..][..words], s as usize);
+                    }
+                }
+            }
             if vl.len() < n {
                 vl.resize_with(n, Vec::new);
                 rl.resize_with(n, Vec::new);
@@ -1084,11 +1117,22 @@ impl TokenPolicy {
                         continue;
                     }
                     if leafy || stays(t, v) {
-                        r[i] = sets.union(r[i], ReachedSets::single(t));
+                        if dense {
+                            states::insert(&mut rd[i * words..][..words], t as usize);
+                        } else {
+                            r[i] = sets.union(r[i], ReachedSets::single(t));
+                        }
                         continue;
                     }
                     let (rset, rr, ru) = rv[pos[t as usize] as usize];
-                    r[i] = sets.union(r[i], rset);
+                    if dense {
+                        let from = &pool[rset as usize * words..][..words];
+                        for (o, x) in rd[i * words..][..words].iter_mut().zip(from) {
+                            *o |= x;
+                        }
+                    } else {
+                        r[i] = sets.union(r[i], rset);
+                    }
                     if rr != 0 {
                         for &(a, z) in ranges.get(rr) {
                             push_range(&mut vl[i], (a + span.0, z + span.0));
@@ -1097,6 +1141,12 @@ impl TokenPolicy {
                     if ru != 0 {
                         add_rules(&mut rl[i], rule_lists.get(ru));
                     }
+                }
+            }
+            if dense {
+                for (i, x) in r.iter_mut().enumerate() {
+                    *x = (pool.len() / words) as u32;
+                    pool.extend_from_slice(&rd[i * words..][..words]);
                 }
             }
             res[u] = (0..n)
@@ -1120,15 +1170,23 @@ impl TokenPolicy {
             let span = (base, base + dag.size[v]);
             let c = classes[b as usize] as usize;
             let (members, runs) = groups[c].get_or_insert_with(|| {
+                // A counting sort of the states by successor.
                 let col = &cols[c * ns..][..ns];
-                let mut members: Vec<u32> = (0..ns as u32).collect();
-                members.sort_unstable_by_key(|&q| col[q as usize]);
+                let mut count = vec![0u32; ns + 1];
+                for &t in col {
+                    count[t as usize + 1] += 1;
+                }
                 let mut runs: Vec<(u32, u32)> = Vec::new();
-                for (i, &q) in members.iter().enumerate() {
-                    let t = col[q as usize];
-                    if runs.last().is_none_or(|&(x, _)| x != t) {
-                        runs.push((t, i as u32));
+                for t in 0..ns {
+                    if count[t + 1] > 0 {
+                        runs.push((t as u32, count[t]));
                     }
+                    count[t + 1] += count[t];
+                }
+                let mut members = vec![0u32; ns];
+                for (q, &t) in col.iter().enumerate() {
+                    members[count[t as usize] as usize] = q as u32;
+                    count[t as usize] += 1;
                 }
                 (members, runs)
             });
@@ -1148,19 +1206,28 @@ impl TokenPolicy {
                     }
                     continue;
                 }
-                let (rset, rr, ru) = if leafy || stays(t, v) {
-                    (ReachedSets::single(t), 0, 0)
-                } else {
-                    res[v][pos[t as usize] as usize]
-                };
                 // Transposed: row x holds the states whose row reaches x, so a group's
                 // writes stay in a few cache lines.
-                for &x in sets.elements(rset) {
-                    let row = &mut tbits[x as usize * wq..][..wq];
+                let mut mark = |x: usize| {
+                    let row = &mut tbits[x * wq..][..wq];
                     for &q in group {
                         row[q as usize / 64] |= 1 << (q % 64);
                     }
-                }
+                };
+                let (rr, ru) = if leafy || stays(t, v) {
+                    mark(t as usize);
+                    (0, 0)
+                } else {
+                    let (rset, rr, ru) = res[v][pos[t as usize] as usize];
+                    if dense {
+                        states::for_each(&pool[rset as usize * words..][..words], &mut mark);
+                    } else {
+                        for &x in sets.elements(rset) {
+                            mark(x as usize);
+                        }
+                    }
+                    (rr, ru)
+                };
                 if rr != 0 {
                     let list = ranges.get(rr);
                     for &q in group {
