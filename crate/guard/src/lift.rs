@@ -2,10 +2,13 @@
 //!
 //! The text tokens are put in one byte trie shared by every module (per-module tries over
 //! byte-class strings barely collapsed a real vocabulary: 500k–600k nodes each at 152k, against
-//! about as many for the shared byte trie). Per automaton state, a row is filled lazily on
-//! first use by one walk of that trie: the set of live states one token can reach (`ANY(q)`),
-//! the tokens that complete a violation from `q`, and the rules they complete. Subtrees are
-//! cut as soon as a prefix enters the absorbing violated state.
+//! about as many for the shared byte trie). Per automaton state, a row holds the set of live
+//! states one token can reach (`ANY(q)`), the tokens that complete a violation from `q`, and
+//! the rules they complete. All rows of a module are built at once ([`TokenPolicy::new`]
+//! needs the start state's row for the level-1 mask, so it builds them all) by the bulk lift
+//! over the trie minimized to a DAG (`TokenPolicy::bulk_rows`); they equal, bit for bit, the
+//! rows the walk of the trie from each state alone builds (checked by the tests against that
+//! walk, kept as `reference_row`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -248,7 +251,7 @@ impl TokenDag {
     }
 }
 
-/// What one token does from one state, per module: the lazily filled row of a state.
+/// What one token does from one state, per module: the row of a state.
 #[derive(Debug)]
 pub(crate) struct StateRow {
     /// Live states reachable by one token, sorted (may include the end pseudo-state).
@@ -296,7 +299,6 @@ struct ReachedSets {
     sets: Lists<u32>,
     unions: HashMap<(u32, u32), u32, BuildHasherDefault<FxHasher>>,
     scratch: Vec<u32>,
-    dbg: [usize; 3],
 }
 
 impl ReachedSets {
@@ -309,7 +311,6 @@ impl ReachedSets {
             sets: Lists::new(),
             unions: HashMap::default(),
             scratch: Vec::new(),
-            dbg: [0; 3],
         }
     }
 
@@ -341,12 +342,9 @@ impl ReachedSets {
             return b;
         }
         let key = (a.min(b), a.max(b));
-        self.dbg[0] += 1;
         if let Some(&r) = self.unions.get(&key) {
             return r;
         }
-        self.dbg[1] += 1;
-        self.dbg[2] += self.elements(a).len() + self.elements(b).len();
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         let (x, y) = (self.elements(a), self.elements(b));
@@ -485,9 +483,11 @@ pub(crate) struct ModuleLift {
     pub(crate) forbidden_everywhere: Vec<u32>,
     /// Bytes to the nearest violation, per state (`u32::MAX`: none reachable).
     pub(crate) danger: OnceLock<Vec<u32>>,
-    /// Memoized subtree walks, by (root child, state after its byte).
+    /// Memoized subtree walks, by (root child, state after its byte): only for full masks
+    /// whose states are not saturated (`text_forbidden_from`) and the reference rows of the
+    /// tests; the rows themselves come from the bulk lift.
     memo: Mutex<HashMap<(u32, u32), Arc<SubWalk>>>,
-    /// States whose row is filled and has a live successor / has none.
+    /// States whose row has a live successor / has none (every row once filled).
     pub(crate) any_nonempty: Vec<AtomicU64>,
     pub(crate) any_empty: Vec<AtomicU64>,
     /// States whose only one-token successor is the end pseudo-state.
@@ -531,8 +531,8 @@ pub struct LiftStats {
 /// A compiled policy lifted to a vocabulary: computed once per (policy, vocabulary) and
 /// shared (through `Arc`) by every [`crate::Guard`] that uses them.
 ///
-/// Token rows per automaton state are filled lazily, so the first generations pay for the
-/// states they reach and later ones reuse them.
+/// The token rows of every automaton state are built by `new` (one bulk pass per module),
+/// so guards never wait for a row.
 pub struct TokenPolicy {
     pub(crate) policy: Arc<CompiledPolicy>,
     pub(crate) vocab: Arc<Vocab>,
@@ -691,8 +691,9 @@ impl TokenPolicy {
         s
     }
 
-    /// Fills the token rows of every state reachable from the start state by tokens
-    /// (ahead of time, e.g. to measure the full lift). Returns the number of rows filled.
+    /// Visits the token rows of every state reachable from the start state by tokens (they
+    /// are all built by [`TokenPolicy::new`]; this was the way to fill them ahead of time
+    /// when rows were built one by one). Returns the number of rows visited.
     pub fn lift_reachable(&self) -> usize {
         let mut n = 0;
         for (mi, l) in self.lifts.iter().enumerate() {
@@ -976,7 +977,6 @@ impl TokenPolicy {
         let nd = dag.num_nodes();
         let root = dag.root as usize;
         let inner = |v: usize| dag.start[v] < dag.start[v + 1];
-        let dbg_t0 = std::time::Instant::now();
         // The byte classes below each node, and the classes each state loops on: a state
         // that loops on every class below a node stays put through all its tokens (no
         // violation, reaches only itself), so it is never carried into that node.
@@ -1044,8 +1044,6 @@ impl TokenPolicy {
             }
             entry[u] = du;
         }
-        let dbg_t1 = dbg_t0.elapsed();
-        let dbg_pairs: usize = (0..nd).map(|u| entry[u].len() * dag.edges(u).len()).sum();
         // Pass 2, children first: per (node, entry state), the states its tokens reach, its
         // violating token ranges (relative to the node's first token: every trie node of a
         // DAG node has the same token layout) and their rules in walk order.
@@ -1153,7 +1151,6 @@ impl TokenPolicy {
                 .map(|i| (r[i], ranges.intern(&vl[i]), rule_lists.intern(&rl[i])))
                 .collect();
         }
-        let dbg_tr = dbg_t0.elapsed();
         // The root (every state): per root child, the states are grouped by their state
         // after its byte, so each group's result is looked up once and applied to its
         // members.
@@ -1245,7 +1242,6 @@ impl TokenPolicy {
             }
         }
         drop(res);
-        let dbg_t2 = dbg_t0.elapsed();
         let mut root_bits = vec![0u64; ns * words];
         for x in 0..ns {
             states::for_each(&tbits[x * wq..][..wq], |q| {
@@ -1284,9 +1280,6 @@ impl TokenPolicy {
                 viol_count,
                 viol_rules,
             });
-        }
-        if std::env::var_os("WARD_LIFT_DEBUG").is_some() {
-            eprintln!("module {mi}: {ns} states: pass1 {dbg_t1:?} inner {dbg_tr:?} pass2 {dbg_t2:?} all {:?}; pairs {dbg_pairs} entries {} unions {:?} sets {} ranges {} rules {}", dbg_t0.elapsed(), entry.iter().map(|e| e.len()).sum::<usize>(), sets.dbg, sets.sets.lists.len(), ranges.lists.len(), rule_lists.lists.len());
         }
         rows
     }
