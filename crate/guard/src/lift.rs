@@ -4,11 +4,11 @@
 //! byte-class strings barely collapsed a real vocabulary: 500k–600k nodes each at 152k, against
 //! about as many for the shared byte trie). Per automaton state, a row holds the set of live
 //! states one token can reach (`ANY(q)`), the tokens that complete a violation from `q`, and
-//! the rules they complete. All rows of a module are built at once ([`TokenPolicy::new`]
-//! needs the start state's row for the level-1 mask, so it builds them all) by the bulk lift
-//! over the trie minimized to a DAG (`TokenPolicy::bulk_rows`); they equal, bit for bit, the
-//! rows the walk of the trie from each state alone builds (checked by the tests against that
-//! walk, kept as `reference_row`).
+//! the rules they complete. All rows of a module are built at once, when a guard first needs
+//! one, by the bulk lift over the trie minimized to a DAG (`TokenPolicy::bulk_rows`); they
+//! equal, bit for bit, the rows the walk of the trie from each state alone builds
+//! (`walk_row`, used for the start state's row of the level-1 mask and checked against in
+//! the tests).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -271,6 +271,19 @@ pub(crate) struct StateRow {
 }
 
 impl StateRow {
+    /// The tokens that complete a violation (unsorted), given the trie's token order and
+    /// the end tokens.
+    fn violating(&self, order: &[u32], end_tokens: &[u32]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.viol_count);
+        for &(a, b) in &self.viol_ranges {
+            out.extend_from_slice(&order[a as usize..b as usize]);
+        }
+        if self.viol_end {
+            out.extend_from_slice(end_tokens);
+        }
+        out
+    }
+
     /// Heap bytes (the row itself is counted by its container).
     fn memory_bytes(&self) -> usize {
         (self.any.capacity() + self.viol_rules.capacity()) * 4
@@ -531,8 +544,8 @@ pub struct LiftStats {
 /// A compiled policy lifted to a vocabulary: computed once per (policy, vocabulary) and
 /// shared (through `Arc`) by every [`crate::Guard`] that uses them.
 ///
-/// The token rows of every automaton state are built by `new` (one bulk pass per module),
-/// so guards never wait for a row.
+/// The token rows of every automaton state of a module are built at once (one bulk pass)
+/// the first time a guard needs one of them, usually in the first `Guard::new`.
 pub struct TokenPolicy {
     pub(crate) policy: Arc<CompiledPolicy>,
     pub(crate) vocab: Arc<Vocab>,
@@ -616,7 +629,8 @@ impl TokenPolicy {
         let mut out: Vec<u32> = if start == StateId::VIOLATED {
             Vec::new()
         } else {
-            self.violating_tokens(mi, start.as_usize())
+            self.walk_row(mi, start.as_usize())
+                .violating(&self.trie.order, &self.end_tokens)
                 .into_iter()
                 .filter(|&t| self.vocab.kind(t) == TokenKind::Text)
                 .filter(|&t| {
@@ -691,9 +705,9 @@ impl TokenPolicy {
         s
     }
 
-    /// Visits the token rows of every state reachable from the start state by tokens (they
-    /// are all built by [`TokenPolicy::new`]; this was the way to fill them ahead of time
-    /// when rows were built one by one). Returns the number of rows visited.
+    /// Fills the token rows of every module ahead of time (e.g. to measure the full lift)
+    /// and visits those of every state reachable from the start state by tokens. Returns
+    /// the number of rows visited.
     pub fn lift_reachable(&self) -> usize {
         let mut n = 0;
         for (mi, l) in self.lifts.iter().enumerate() {
@@ -832,16 +846,7 @@ impl TokenPolicy {
 
     /// The tokens that complete a violation from state `q` (unsorted).
     pub(crate) fn violating_tokens(&self, mi: usize, q: usize) -> Vec<u32> {
-        let row = self.row(mi, q);
-        let order = &self.trie.order;
-        let mut out = Vec::with_capacity(row.viol_count);
-        for &(a, b) in &row.viol_ranges {
-            out.extend_from_slice(&order[a as usize..b as usize]);
-        }
-        if row.viol_end {
-            out.extend_from_slice(&self.end_tokens);
-        }
-        out
+        self.row(mi, q).violating(&self.trie.order, &self.end_tokens)
     }
 
     /// Where a token from `q` first enters the violated state: the rules completed.
@@ -939,7 +944,7 @@ impl TokenPolicy {
     }
 
     /// Every row of module `mi` at once, exactly as the walk of each state alone would fill it
-    /// ([`TokenPolicy::reference_row`] in the tests), in three passes over the token DAG:
+    /// ([`TokenPolicy::walk_row`] in the tests), in three passes over the token DAG:
     ///
     /// 1. top-down (parents first), the distinct states each DAG node can be entered in,
     ///    starting with every state at the root. Automaton states converge (different
@@ -1284,11 +1289,11 @@ impl TokenPolicy {
         rows
     }
 
-    /// The row of one state built the way rows were built before the bulk lift: one walk of
-    /// the trie from `q`, root subtrees through the memo of subtree walks. Kept as the
-    /// reference the bulk rows are checked against.
-    #[cfg(test)]
-    pub(crate) fn reference_row(&self, mi: usize, q: usize) -> StateRow {
+    /// The row of one state by one walk of the trie from `q` (root subtrees through the memo
+    /// of subtree walks), the way every row was built before the bulk lift. `new` uses it
+    /// for the start state's row (the level-1 mask) so that the modules' rows are built only
+    /// when a guard first needs them; the tests check the bulk rows against it.
+    pub(crate) fn walk_row(&self, mi: usize, q: usize) -> StateRow {
         let l = &self.lifts[mi];
         let m = self.module(mi);
         let trie = &self.trie;
@@ -1418,7 +1423,7 @@ mod tests {
     use super::*;
 
     /// Asserts that every row of `tp` built by the bulk lift equals the row built by the walk
-    /// of that one state ([`TokenPolicy::reference_row`]), for the states `pick` selects.
+    /// of that one state ([`TokenPolicy::walk_row`]), for the states `pick` selects.
     fn assert_rows_match_reference(tp: &TokenPolicy, pick: impl Fn(usize, usize) -> bool) -> usize {
         let mut checked = 0;
         for mi in 0..tp.num_modules() {
@@ -1428,7 +1433,7 @@ mod tests {
                 if !pick(mi, q) {
                     continue;
                 }
-                let r = tp.reference_row(mi, q);
+                let r = tp.walk_row(mi, q);
                 let at = format!("module {mi}, state {q}");
                 assert_eq!(row.any, r.any, "ANY, {at}");
                 assert_eq!(row.any_bits, r.any_bits, "ANY bits, {at}");
@@ -1446,7 +1451,7 @@ mod tests {
     /// vocabulary (every 5th state of every module and each start state; all states with
     /// `WARD_LIFT_ALL_STATES=1`, best in release).
     #[test]
-    fn bulk_rows_equal_reference_rows_on_the_python_pack() {
+    fn bulk_rows_equal_walk_rows_on_the_python_pack() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
         let policy = ward_policy::PolicyBuilder::new()
             .compile_path(format!("{root}/policies/python"))
@@ -1465,7 +1470,7 @@ mod tests {
     /// (prefix-sharing tokens, repeated byte strings, with and without end and text-free
     /// tokens), every state.
     #[test]
-    fn bulk_rows_equal_reference_rows_on_random_packs() {
+    fn bulk_rows_equal_walk_rows_on_random_packs() {
         const PATTERNS: &[&str] = &[
             r"eval\(",
             r"\bexec\b",
@@ -1535,13 +1540,14 @@ mod tests {
         let tp = TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
         let before = tp.stats();
         assert!(before.trie_bytes > 0 && before.vocab_bytes > 0 && before.index_bytes > 0);
-        // Rows are filled a module at a time, all at once (the level-1 mask needs the start
-        // state's row, so `new` fills them).
-        assert_eq!(before.lifted_states, vec![tp.lifts[0].num_states]);
-        assert!(before.row_bytes > 0, "rows are filled");
+        // Rows are built a module at a time, on first use (not by `new`).
+        assert_eq!(before.lifted_states, vec![0]);
+        assert_eq!(before.row_bytes, 0);
         assert!(tp.lift_reachable() > 0);
         let s = tp.stats();
-        assert_eq!(s, before, "nothing left to fill");
+        assert_eq!(s.lifted_states, vec![tp.lifts[0].num_states]);
+        assert!(s.row_bytes > 0, "rows are filled");
+        assert!(s.memory_bytes > before.memory_bytes);
         assert_eq!(
             s.memory_bytes,
             s.trie_bytes + s.row_bytes + s.memo_bytes + s.index_bytes + s.vocab_bytes
