@@ -302,6 +302,10 @@ pub(crate) struct SubWalk {
 }
 
 
+/// The states sorted by their successor under one byte class, and the runs: (successor,
+/// index of its first state).
+type Groups = (Vec<u32>, Vec<(u32, u32)>);
+
 /// Hash-consed sets of states for the bulk walk: id 0 is the empty set, ids `1..=ns` the
 /// singletons, larger ids sorted sets of two or more states; unions are memoized.
 struct ReachedSets {
@@ -1165,7 +1169,7 @@ impl TokenPolicy {
         rl.resize_with(ns, Vec::new);
         // Per byte class: the states sorted by their successor, and where each successor's
         // run starts.
-        let mut groups: Vec<Option<(Vec<u32>, Vec<(u32, u32)>)>> = vec![None; nc];
+        let mut groups: Vec<Option<Groups>> = vec![None; nc];
         for (ei, &(b, v)) in dag.edges(root).iter().enumerate() {
             let v = v as usize;
             let base = trie.lo[trie.roots[ei] as usize];
