@@ -173,8 +173,6 @@ pub(crate) struct TokenDag {
     own: Vec<u32>,
     /// Per node: number of tokens below it, its own included.
     size: Vec<u32>,
-    /// Per trie node: its DAG node.
-    of_trie: Vec<u32>,
     /// The node of the empty prefix (the highest id: children always have smaller ids).
     root: u32,
 }
@@ -188,7 +186,6 @@ impl TokenDag {
             fin: Vec::new(),
             own: Vec::new(),
             size: Vec::new(),
-            of_trie: vec![0; n],
             root: 0,
         };
         // Node signatures: [own tokens, byte, child, byte, child, ...]; list k + 1 is node k.
@@ -210,6 +207,8 @@ impl TokenDag {
             dag.start.push(dag.edges.len() as u32);
             id
         };
+        // Per trie node: its DAG node (only while building).
+        let mut of_trie = vec![0u32; n];
         let mut sig: Vec<u32> = Vec::new();
         // Reverse pre-order: every child (a later node) is interned before its parent.
         for k in (0..n).rev() {
@@ -218,18 +217,23 @@ impl TokenDag {
             let mut c = k + 1;
             while c < trie.skip[k] as usize {
                 sig.push(trie.byte[c] as u32);
-                sig.push(dag.of_trie[c]);
+                sig.push(of_trie[c]);
                 c = trie.skip[c] as usize;
             }
-            dag.of_trie[k] = intern(&mut dag, &sig);
+            of_trie[k] = intern(&mut dag, &sig);
         }
         sig.clear();
         sig.push(0);
         for &r in &trie.roots {
             sig.push(trie.byte[r as usize] as u32);
-            sig.push(dag.of_trie[r as usize]);
+            sig.push(of_trie[r as usize]);
         }
         dag.root = intern(&mut dag, &sig);
+        dag.start.shrink_to_fit();
+        dag.edges.shrink_to_fit();
+        dag.fin.shrink_to_fit();
+        dag.own.shrink_to_fit();
+        dag.size.shrink_to_fit();
         dag
     }
 
@@ -245,7 +249,7 @@ impl TokenDag {
     }
 
     fn memory_bytes(&self) -> usize {
-        (self.start.capacity() + self.of_trie.capacity() + self.own.capacity() + self.size.capacity()) * 4
+        (self.start.capacity() + self.own.capacity() + self.size.capacity()) * 4
             + self.edges.capacity() * 8
             + self.fin.capacity()
     }
