@@ -7,6 +7,22 @@ use std::time::Instant;
 #[path = "../tests/common/synth.rs"]
 mod synth;
 
+/// CPU time of this thread so far (Linux: `/proc/thread-self/schedstat`), so that timings
+/// on a loaded machine can be compared; `None` elsewhere.
+fn cpu() -> Option<std::time::Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(std::time::Duration::from_nanos(ns))
+}
+
+/// CPU time since `c0`, printable.
+fn cpu_since(c0: Option<std::time::Duration>) -> String {
+    match (c0, cpu()) {
+        (Some(a), Some(b)) => format!(" (CPU {:?})", b - a),
+        _ => String::new(),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let pack = args
@@ -32,12 +48,33 @@ fn main() {
                 .expect("tokenizer")
         }
     };
+    let (policy, vocab) = (Arc::new(policy), Arc::new(vocab));
+    // WARD_LIFT_REPEAT=n: lift n times more and print the fastest full lift (CPU time), to
+    // compare versions on a loaded machine.
+    let repeat: usize = std::env::var("WARD_LIFT_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut best: Option<std::time::Duration> = None;
+    for _ in 0..repeat {
+        let c0 = cpu();
+        let t = Instant::now();
+        let tp = ward_guard::TokenPolicy::new(policy.clone(), vocab.clone());
+        tp.lift_reachable();
+        let d = match (c0, cpu()) {
+            (Some(a), Some(b)) => b - a,
+            _ => t.elapsed(),
+        };
+        best = Some(best.map_or(d, |b| b.min(d)));
+    }
+    if let Some(b) = best {
+        println!("fastest of {repeat} full lifts (TokenPolicy::new + lift_reachable): CPU {b:?}");
+    }
     let t = Instant::now();
-    let tp = ward_guard::TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
+    let c0 = cpu();
+    let tp = ward_guard::TokenPolicy::new(policy, vocab);
     let s = tp.stats();
     println!(
-        "lifted (trie + vocabulary mask) in {:?}: {:.1} MiB (trie {:.1}, rows {:.1}, memoized walks {:.1}, indexes {:.1}, vocabulary {:.1})",
+        "lifted (trie + vocabulary mask) in {:?}{}: {:.1} MiB (trie {:.1}, rows {:.1}, memoized walks {:.1}, indexes {:.1}, vocabulary {:.1})",
         t.elapsed(),
+        cpu_since(c0),
         s.memory_bytes as f64 / 1048576.0,
         s.trie_bytes as f64 / 1048576.0,
         s.row_bytes as f64 / 1048576.0,
@@ -46,7 +83,8 @@ fn main() {
         s.vocab_bytes as f64 / 1048576.0
     );
     let t = Instant::now();
+    let c0 = cpu();
     let n = tp.lift_reachable();
-    println!("filled {n} reachable state rows in {:?}", t.elapsed());
+    println!("filled {n} reachable state rows in {:?}{}", t.elapsed(), cpu_since(c0));
     println!("{:#?}", tp.stats());
 }
