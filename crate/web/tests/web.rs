@@ -25,6 +25,17 @@ fn get(v: &JsValue, k: &str) -> JsValue {
     js_sys::Reflect::get(v, &k.into()).unwrap()
 }
 
+/// Gives the page back to the browser for a moment (a macrotask), so that a long test does
+/// not block the renderer past chromedriver's 30 s limit for one command.
+async fn pause() {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let set_timeout: js_sys::Function =
+            js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().into();
+        set_timeout.call2(&JsValue::NULL, &resolve, &0.into()).unwrap();
+    });
+    wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+}
+
 fn python() -> Policy {
     Policy::new(files_js(), "python").unwrap_or_else(|e| panic!("{e:?}"))
 }
@@ -137,13 +148,16 @@ fn token_guard_refuses_and_explains() {
 }
 
 #[wasm_bindgen_test]
-fn adversary_in_the_browser_gets_no_finding() {
+async fn adversary_in_the_browser_gets_no_finding() {
     let p = python();
+    pause().await;
     let tg = TokenGuardCore::new(p.core().policy.clone(), TOKENIZER_JSON).unwrap();
+    pause().await;
     let attack = attack_tokens(&tg);
     let mut refused = 0;
     let mut commits = 0;
     for (i, prompt) in PROMPTS.iter().enumerate() {
+        pause().await;
         let run = adversarial_run(&tg, &attack, prompt, 24, i as u64 + 1)
             .unwrap_or_else(|e| panic!("{prompt:?}: {e}"));
         refused += run.refused;
@@ -163,10 +177,12 @@ fn adversary_in_the_browser_gets_no_finding() {
 }
 
 #[wasm_bindgen_test]
-fn artefact_loads_in_the_browser_and_bad_ones_throw() {
+async fn artefact_loads_in_the_browser_and_bad_ones_throw() {
     let p = python();
+    pause().await;
     let bytes = p.core().to_artefact(&shipped_files(), "python");
     let q = Policy::from_artefact(&bytes).unwrap_or_else(|e| panic!("{e:?}"));
+    pause().await;
     console_log!(
         "python pack: compiled in {:.1} ms, artefact of {} bytes loaded in {:.1} ms",
         p.load_ms(),
