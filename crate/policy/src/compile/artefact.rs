@@ -314,16 +314,7 @@ impl CompiledPolicy {
         let span_finder = std::sync::Arc::new(crate::span::SpanFinder::build(&rules)?);
         let module_stats = modules
             .iter()
-            .map(|m| ModuleStats {
-                rules: m
-                    .rules
-                    .iter()
-                    .map(|&i| rules[i as usize].id.clone())
-                    .collect(),
-                states: m.num_states(),
-                classes: m.num_classes(),
-                memory_bytes: m.memory_bytes(),
-            })
+            .map(|m| ModuleStats::of(m, &rules))
             .collect();
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum();
         Ok(CompiledPolicy {

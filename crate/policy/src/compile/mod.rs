@@ -116,6 +116,18 @@ pub struct ModuleStats {
     pub memory_bytes: usize,
 }
 
+impl ModuleStats {
+    /// The statistics of `m`, whose rule indices point into `rules`.
+    pub(crate) fn of(m: &Module, rules: &[Rule]) -> ModuleStats {
+        ModuleStats {
+            rules: m.rules.iter().map(|&i| rules[i as usize].id.clone()).collect(),
+            states: m.num_states(),
+            classes: m.num_classes(),
+            memory_bytes: m.memory_bytes(),
+        }
+    }
+}
+
 /// Statistics of a compilation (`ward explain --stats`).
 #[derive(Clone, Debug)]
 pub struct CompileStats {
@@ -482,16 +494,7 @@ impl PolicyBuilder {
         let compile_time = t0.elapsed();
         let module_stats = modules
             .iter()
-            .map(|m| ModuleStats {
-                rules: m
-                    .rules
-                    .iter()
-                    .map(|&i| rules[i as usize].id.clone())
-                    .collect(),
-                states: m.num_states(),
-                classes: m.num_classes(),
-                memory_bytes: m.memory_bytes(),
-            })
+            .map(|m| ModuleStats::of(m, &rules))
             .collect::<Vec<_>>();
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum::<usize>();
         let report = std::sync::Arc::new(ReportSource {
