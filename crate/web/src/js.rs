@@ -75,6 +75,7 @@ pub fn version() -> String {
 
 /// A compiled policy.
 #[wasm_bindgen]
+#[derive(Clone)]
 pub struct Policy {
     core: PolicyCore,
 }

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::browser::*;
 use common::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -19,20 +20,9 @@ const CONFIG: &[u8] = include_bytes!("../../../models/ward-tiny-code/config.json
 const WEIGHTS: &[u8] = include_bytes!("../../../models/ward-tiny-code/model.safetensors");
 const EXPECTED: &str = include_str!("data/expected_cpu.json");
 
-fn get(v: &JsValue, k: &str) -> JsValue {
-    js_sys::Reflect::get(v, &k.into()).unwrap()
-}
-
-fn python() -> Policy {
-    let o = js_sys::Object::new();
-    for (k, v) in shipped_files() {
-        js_sys::Reflect::set(&o, &k.into(), &v.into()).unwrap();
-    }
-    Policy::new(o.into(), "python").unwrap_or_else(|e| panic!("{e:?}"))
-}
-
 async fn generator(backend: &str) -> Generator {
-    Generator::create(
+    pause().await;
+    let g = Generator::create(
         CONFIG.to_vec(),
         WEIGHTS.to_vec(),
         TOKENIZER_JSON.as_bytes().to_vec(),
@@ -40,7 +30,9 @@ async fn generator(backend: &str) -> Generator {
         Some("ward-tiny-code".into()),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    pause().await;
+    g
 }
 
 fn request(prompt: &str, seed: u64) -> JsValue {
@@ -60,6 +52,7 @@ async fn run(g: &Generator, policy: &Policy, req: JsValue) -> (JsValue, f64, f64
     g.start(policy, req, None).unwrap_or_else(|e| panic!("{e:?}"));
     let mut first = None;
     loop {
+        pause().await;
         let ev = g.step().await.unwrap_or_else(|e| panic!("{e:?}"));
         first.get_or_insert_with(|| now() - t0);
         if ev.is_undefined() {
@@ -84,7 +77,7 @@ fn enforced_findings(result: &JsValue) -> f64 {
 
 #[wasm_bindgen_test]
 async fn cpu_generation_matches_native_and_is_clean() {
-    let p = python();
+    let p = python().await;
     let g = generator("cpu").await;
     assert_eq!(get(&g.backend().unwrap(), "backend").as_string().as_deref(), Some("cpu"));
     let (prompt, seed, text) = expected();
@@ -102,7 +95,7 @@ async fn cpu_generation_matches_native_and_is_clean() {
 
 #[wasm_bindgen_test]
 async fn webgpu_generation_is_clean() {
-    let p = python();
+    let p = python().await;
     let g = generator("webgpu").await;
     let b = g.backend().unwrap();
     assert_eq!(get(&b, "backend").as_string().as_deref(), Some("webgpu"));
@@ -141,6 +134,7 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
         panic!("truncated weights accepted")
     };
     assert_eq!(ward_kind(&e), "model");
+    pause().await;
     let msg = js_sys::Error::from(e).message().as_string().unwrap();
     assert!(msg.contains("safetensors"), "{msg}");
     // A tokenizer that does not match the config.
@@ -149,6 +143,7 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
         panic!("mismatched tokenizer accepted")
     };
     assert_eq!(ward_kind(&e), "tokenizer");
+    pause().await;
     let msg = js_sys::Error::from(e).message().as_string().unwrap();
     assert!(msg.contains("8192") && msg.contains("8000"), "{msg}");
     // Bad backend name.
@@ -157,7 +152,7 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     };
     assert_eq!(ward_kind(&e), "argument");
 
-    let p = python();
+    let p = python().await;
     let g = generator("cpu").await;
     // A prompt that already violates.
     let Err(e) = g.start(&p, request("x = eval(user)\n<|hole:4|>", 1), None) else {
@@ -227,7 +222,7 @@ async fn benchmark_generate() {
 #[wasm_bindgen_test]
 async fn oracle_adversary_is_blocked_on_cpu() {
     // The model is made to prefer `shell=True)` in the hole; the guard must block it.
-    let p = python();
+    let p = python().await;
     let g = generator("cpu").await;
     g.start(
         &p,
@@ -235,7 +230,9 @@ async fn oracle_adversary_is_blocked_on_cpu() {
         Some("shell=True)".into()),
     )
     .unwrap();
-    while !g.step().await.unwrap().is_undefined() {}
+    while !g.step().await.unwrap().is_undefined() {
+        pause().await;
+    }
     let r = g.result().unwrap();
     assert_eq!(enforced_findings(&r), 0.0);
     let blocked = get(&r, "blocked_candidates").as_f64().unwrap();

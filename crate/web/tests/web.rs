@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::browser::*;
 use common::*;
 use ward_web::guard::TokenGuardCore;
 use ward_web::js::{Policy, TokenGuard};
@@ -13,36 +14,10 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn files_js() -> JsValue {
-    let o = js_sys::Object::new();
-    for (k, v) in shipped_files() {
-        js_sys::Reflect::set(&o, &k.into(), &v.into()).unwrap();
-    }
-    o.into()
-}
-
-fn get(v: &JsValue, k: &str) -> JsValue {
-    js_sys::Reflect::get(v, &k.into()).unwrap()
-}
-
-/// Gives the page back to the browser for a moment (a macrotask), so that a long test does
-/// not block the renderer past chromedriver's 30 s limit for one command.
-async fn pause() {
-    let p = js_sys::Promise::new(&mut |resolve, _| {
-        let set_timeout: js_sys::Function =
-            js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().into();
-        set_timeout.call2(&JsValue::NULL, &resolve, &0.into()).unwrap();
-    });
-    wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
-}
-
-fn python() -> Policy {
-    Policy::new(files_js(), "python").unwrap_or_else(|e| panic!("{e:?}"))
-}
-
 #[wasm_bindgen_test]
-fn policy_compiles_explains_and_checks() {
-    let p = python();
+async fn policy_compiles_explains_and_checks() {
+    pause().await;
+    let p = python().await;
     assert_eq!(p.name(), "python");
     console_log!("python pack compiled in wasm in {:.1} ms", p.load_ms());
     let e = p.explain().unwrap();
@@ -61,12 +36,14 @@ fn policy_compiles_explains_and_checks() {
 }
 
 #[wasm_bindgen_test]
-fn files_may_be_a_map() {
+async fn files_may_be_a_map() {
+    pause().await;
     let m = js_sys::Map::new();
     for (k, v) in shipped_files() {
         m.set(&k.into(), &v.into());
     }
-    assert_eq!(Policy::new(m.into(), "python").unwrap().name(), "python");
+    // The small base pack: what is under test is reading a Map, not compiling python again.
+    assert_eq!(Policy::new(m.into(), "base").unwrap().name(), "base");
 }
 
 fn ward_error(e: JsValue) -> (String, String, JsValue) {
@@ -80,7 +57,8 @@ fn ward_error(e: JsValue) -> (String, String, JsValue) {
 }
 
 #[wasm_bindgen_test]
-fn compile_errors_are_js_exceptions_naming_rule_and_column() {
+async fn compile_errors_are_js_exceptions_naming_rule_and_column() {
+    pause().await;
     let o = js_sys::Object::new();
     let yaml = "pack: p\nrules:\n  - id: bad.look\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'foo(?=bar)'\n";
     js_sys::Reflect::set(&o, &"p/pack.yaml".into(), &yaml.into()).unwrap();
@@ -113,9 +91,12 @@ fn compile_errors_are_js_exceptions_naming_rule_and_column() {
 }
 
 #[wasm_bindgen_test]
-fn token_guard_refuses_and_explains() {
-    let p = python();
+async fn token_guard_refuses_and_explains() {
+    pause().await;
+    let p = python().await;
+    pause().await;
     let tg = TokenGuard::new(&p, TOKENIZER_JSON).unwrap();
+    pause().await;
     console_log!(
         "lifted to {} tokens in {:.1} ms",
         tg.vocab_size(),
@@ -149,7 +130,8 @@ fn token_guard_refuses_and_explains() {
 
 #[wasm_bindgen_test]
 async fn adversary_in_the_browser_gets_no_finding() {
-    let p = python();
+    pause().await;
+    let p = python().await;
     pause().await;
     let tg = TokenGuardCore::new(p.core().policy.clone(), TOKENIZER_JSON).unwrap();
     pause().await;
@@ -178,7 +160,8 @@ async fn adversary_in_the_browser_gets_no_finding() {
 
 #[wasm_bindgen_test]
 async fn artefact_loads_in_the_browser_and_bad_ones_throw() {
-    let p = python();
+    pause().await;
+    let p = python().await;
     pause().await;
     let bytes = p.core().to_artefact(&shipped_files(), "python");
     let q = Policy::from_artefact(&bytes).unwrap_or_else(|e| panic!("{e:?}"));

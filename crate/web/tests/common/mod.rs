@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+
 use ward_web::guard::{CanvasCore, TokenGuardCore};
 use ward_web::{Kind, WebError};
 
