@@ -10,13 +10,17 @@ test:
 	$(CARGO) test --workspace
 	$(MAKE) test-security
 	$(MAKE) wasm-test
-	$(MAKE) web-test
+	$(MAKE) web-test WARD_WASM_PROFILE=release
 
 ## The wasm package with the generator (crate/web with feature `model`: burn on WebGPU and
 ## the CPU, tokenizers, the sampler; wasm-bindgen --target web) in $(WARD_WASM_DIR); installs
 ## the wasm toolchain first when it is missing (crate/web/scripts/setup.sh). The
 ## policy-and-guard-only package: `bash crate/web/scripts/build.sh` (crate/web/pkg).
+## WARD_WASM_PROFILE (default wasm-release: size, LTO): `make test` builds the web app's package
+## with `release`, the profile of the browser tests, so that burn is built for wasm only once.
 WARD_WASM_DIR ?= crate/web/pkg-model
+WARD_WASM_PROFILE ?= wasm-release
+export WARD_WASM_PROFILE
 wasm:
 	bash crate/web/scripts/setup.sh
 	bash crate/web/scripts/build.sh --model --out $(WARD_WASM_DIR)

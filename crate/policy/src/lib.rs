@@ -26,7 +26,8 @@ pub mod sarif;
 mod span;
 
 pub use compile::{
-    CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder, PolicyConfig, ARTEFACT_FORMAT,
+    artefact_sources, ArtefactSources, CompileStats, CompiledPolicy, ModuleStats, PolicyBuilder,
+    PolicyConfig, ARTEFACT_FORMAT,
 };
 pub use error::{CompileError, ErrorKind};
 pub use finding::{Finding, LineCol};

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ward_policy::{CompiledPolicy, EffectivePolicy, PolicyBuilder, StateId, ARTEFACT_FORMAT};
+use ward_policy::{
+    artefact_sources, CompiledPolicy, EffectivePolicy, PolicyBuilder, StateId, ARTEFACT_FORMAT,
+};
 
 fn shipped() -> BTreeMap<String, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
@@ -82,4 +84,61 @@ fn other_version_bad_checksum_truncation_and_garbage_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a Ward policy artefact"), "{e}");
+}
+
+/// A two-file pack hierarchy, small enough to compile in milliseconds.
+fn small() -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "base/pack.yaml".to_string(),
+        "pack: base\nrules:\n  - id: b.key\n    message: m\n    severity: ERROR\n    languages: [generic]\n    pattern-regex: 'SECRETKEY'\n".to_string(),
+    );
+    files.insert(
+        "app/pack.yaml".to_string(),
+        "pack: app\nextends: [../base]\nrules:\n  - id: a.eval\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'eval\\('\n".to_string(),
+    );
+    files
+}
+
+#[test]
+fn sources_say_what_an_artefact_was_compiled_from_and_match_renamed_files() {
+    let files = small();
+    let eff = EffectivePolicy::from_files(&files, "app/pack.yaml").unwrap();
+    let bytes = PolicyBuilder::new()
+        .compile(&eff)
+        .unwrap()
+        .to_artefact(&files, "app/pack.yaml");
+    let src = artefact_sources(&bytes).unwrap();
+    assert_eq!(src.top, "app/pack.yaml");
+    assert_eq!(src.files, files);
+    assert_eq!(src.writer, env!("CARGO_PKG_VERSION"));
+    // The same files under a page's URL paths match; so do the files as compiled.
+    let served: BTreeMap<String, String> = files
+        .iter()
+        .map(|(k, v)| (format!("docs/policies/{k}"), v.clone()))
+        .collect();
+    src.matches(&served, "docs/policies/app/pack.yaml").unwrap();
+    src.matches(&files, "app/pack.yaml").unwrap();
+    // Another top, an edited file, a missing one or an extra one do not.
+    let e = src.matches(&served, "docs/policies/base/pack.yaml").unwrap_err();
+    assert!(e.contains("top pack"), "{e}");
+    let e = src.matches(&served, "docs/policies/xapp/pack.yaml").unwrap_err();
+    assert!(e.contains("top pack"), "{e}");
+    let mut edited = served.clone();
+    edited.get_mut("docs/policies/base/pack.yaml").unwrap().push_str("# changed\n");
+    let e = src.matches(&edited, "docs/policies/app/pack.yaml").unwrap_err();
+    assert!(e.contains("docs/policies/base/pack.yaml") && e.contains("changed"), "{e}");
+    let mut missing = served.clone();
+    missing.remove("docs/policies/base/pack.yaml");
+    let e = src.matches(&missing, "docs/policies/app/pack.yaml").unwrap_err();
+    assert!(e.contains("not among the given files"), "{e}");
+    let mut extra = served.clone();
+    extra.insert("inline/custom/pack.yaml".into(), "pack: c\nrules: []\n".into());
+    let e = src.matches(&extra, "docs/policies/app/pack.yaml").unwrap_err();
+    assert!(e.contains("inline/custom/pack.yaml"), "{e}");
+    // A corrupt artefact is an error here too, before anything is read.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    assert!(artefact_sources(&bad).unwrap_err().to_string().contains("checksum"));
 }

@@ -86,12 +86,7 @@ impl Policy {
     /// text (e.g. `{"base/pack.yaml": …, "python/pack.yaml": …}`, top `"python"`).
     #[wasm_bindgen(constructor)]
     pub fn new(files: JsValue, top: &str) -> Result<Policy, JsValue> {
-        let files: BTreeMap<String, String> =
-            serde_wasm_bindgen::from_value(files).map_err(|e| {
-                js_err(WebError::argument(format!(
-                    "files: expected an object or a Map of file name → text: {e}"
-                )))
-            })?;
+        let files = file_map(files)?;
         Ok(Policy {
             core: PolicyCore::from_files(&files, top).map_err(js_err)?,
         })
@@ -104,6 +99,20 @@ impl Policy {
     pub fn from_artefact(bytes: &[u8]) -> Result<Policy, JsValue> {
         Ok(Policy {
             core: PolicyCore::from_artefact(bytes).map_err(js_err)?,
+        })
+    }
+
+    /// Loads the artefact `bytes` if it was compiled from exactly the pack files `files`
+    /// (object or `Map`, as for the constructor) with top `top`, up to a common folder prefix
+    /// (`python/pack.yaml` in the artefact is `policies/python/pack.yaml` on a page). Throws
+    /// `kind: "artefact"`, with a message starting `stale artefact:` that says what differs,
+    /// when it was not (then compile the files with `new Policy(files, top)`), and as
+    /// [`Policy::from_artefact`] does for a corrupt one.
+    #[wasm_bindgen(js_name = fromArtefactFor)]
+    pub fn from_artefact_for(bytes: &[u8], files: JsValue, top: &str) -> Result<Policy, JsValue> {
+        let files = file_map(files)?;
+        Ok(Policy {
+            core: PolicyCore::from_artefact_for(bytes, &files, top).map_err(js_err)?,
         })
     }
 
@@ -135,6 +144,15 @@ impl Policy {
     pub fn is_clean(&self, text: &str) -> bool {
         self.core.policy.is_clean_enforced(text.as_bytes())
     }
+}
+
+/// A JS object or `Map` of file name → text, as a map.
+fn file_map(files: JsValue) -> Result<BTreeMap<String, String>, JsValue> {
+    serde_wasm_bindgen::from_value(files).map_err(|e| {
+        js_err(WebError::argument(format!(
+            "files: expected an object or a Map of file name → text: {e}"
+        )))
+    })
 }
 
 impl Policy {

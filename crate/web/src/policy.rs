@@ -48,6 +48,24 @@ impl PolicyCore {
         })
     }
 
+    /// Loads a precompiled artefact on condition that it was compiled from exactly `files` with
+    /// top `top` (up to a common folder prefix: see `ArtefactSources::matches`), so that a
+    /// stale artefact next to edited pack files is never enforced in their place. Another
+    /// artefact is a [`Kind::Artefact`] error whose message starts `stale artefact:` and says
+    /// what differs; the caller then compiles `files`.
+    pub fn from_artefact_for(
+        bytes: &[u8],
+        files: &BTreeMap<String, String>,
+        top: &str,
+    ) -> Result<PolicyCore> {
+        let artefact = |msg: String| WebError::new(Kind::Artefact, msg);
+        let sources = ward_policy::artefact_sources(bytes).map_err(|e| artefact(e.to_string()))?;
+        sources
+            .matches(files, top)
+            .map_err(|why| artefact(format!("stale artefact: {why}")))?;
+        PolicyCore::from_artefact(bytes)
+    }
+
     /// The artefact of this policy, given the files and top it was compiled from.
     pub fn to_artefact(&self, files: &BTreeMap<String, String>, top: &str) -> Vec<u8> {
         self.policy.to_artefact(files, top)

@@ -169,3 +169,35 @@ fn artefact_loads_without_compiling_and_bad_ones_are_artefact_errors() {
     assert_eq!(e.kind, Kind::Artefact);
     assert!(e.message.contains("format version 99"), "{e}");
 }
+
+#[test]
+fn artefact_for_its_own_files_loads_and_a_stale_one_is_refused() {
+    let p = python();
+    let files = shipped_files();
+    let bytes = p.to_artefact(&files, "python");
+    // The page's names: the packs under /policies/.
+    let served: std::collections::BTreeMap<String, String> = files
+        .iter()
+        .map(|(k, v)| (format!("policies/{k}"), v.clone()))
+        .collect();
+    let q = PolicyCore::from_artefact_for(&bytes, &served, "policies/python").unwrap();
+    let text = "x = eval(user)\n";
+    assert_eq!(q.check(text), p.check(text));
+    // An edited pack file: the artefact is not used.
+    let mut edited = served.clone();
+    edited
+        .get_mut("policies/python/pack.yaml")
+        .unwrap()
+        .push_str("\n# edited\n");
+    let e = PolicyCore::from_artefact_for(&bytes, &edited, "policies/python").unwrap_err();
+    assert_eq!(e.kind, Kind::Artefact);
+    assert!(
+        e.message.starts_with("stale artefact:") && e.message.contains("policies/python/pack.yaml"),
+        "{e}"
+    );
+    // A corrupt artefact is refused before any comparison.
+    let mut bad = bytes.clone();
+    bad[40] ^= 1;
+    let e = PolicyCore::from_artefact_for(&bad, &served, "policies/python").unwrap_err();
+    assert!(e.message.contains("checksum"), "{e}");
+}

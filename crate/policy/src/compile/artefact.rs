@@ -242,37 +242,9 @@ impl CompiledPolicy {
     /// without compiling: the pack files are resolved again (YAML only), the tables are read.
     pub fn from_artefact(bytes: &[u8]) -> Result<CompiledPolicy, CompileError> {
         let t0 = crate::clock::Instant::now();
-        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-            return Err(err("not a Ward policy artefact (no `WARDPOL` header)"));
-        }
-        let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
-        let format = word(8);
-        if format != ARTEFACT_FORMAT {
-            return Err(err(format!(
-                "format version {format}, but this build of ward-policy ({}) reads version {ARTEFACT_FORMAT}: rebuild it with `ward compile-policy`",
-                env!("CARGO_PKG_VERSION")
-            )));
-        }
-        let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or([0; 8]));
-        let sum = u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8]));
-        let payload = &bytes[HEADER..];
-        if payload.len() as u64 != len {
-            return Err(err(format!(
-                "the header says {len} payload bytes, the artefact has {} (truncated or padded)",
-                payload.len()
-            )));
-        }
-        if fnv1a64(payload) != sum {
-            return Err(err("checksum mismatch: the artefact is corrupt"));
-        }
+        let payload = checked_payload(bytes)?;
         let mut r = R { b: payload, at: 0 };
-        let _writer = r.str()?;
-        let top = r.str()?;
-        let mut files = BTreeMap::new();
-        for _ in 0..r.len()? {
-            let k = r.str()?;
-            files.insert(k, r.str()?);
-        }
+        let ArtefactSources { top, files, .. } = read_sources(&mut r)?;
         let n_rules = r.len()?;
         let ids: Vec<String> = (0..n_rules).map(|_| r.str()).collect::<Result<_, _>>()?;
         let eff = EffectivePolicy::from_files(&files, &top)?;
@@ -340,6 +312,94 @@ impl CompiledPolicy {
             span_finder,
         })
     }
+}
+
+/// What an artefact was compiled from: the top pack and the pack files (name → text), as given
+/// to [`CompiledPolicy::to_artefact`], and the ward-policy version that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtefactSources {
+    /// The ward-policy version that wrote the artefact.
+    pub writer: String,
+    /// The top pack's file name (a key of `files`).
+    pub top: String,
+    /// The pack files, name → text.
+    pub files: BTreeMap<String, String>,
+}
+
+impl ArtefactSources {
+    /// Whether these are the pack files `files` with top `top`, up to a common folder prefix
+    /// (`ward compile-policy` keys files relative to the folder that holds them all, such as
+    /// `python/pack.yaml`; a web page names them by URL path, such as
+    /// `policies/python/pack.yaml`): the same texts at the same relative paths, and no other
+    /// file. The error names the first difference.
+    pub fn matches(&self, files: &BTreeMap<String, String>, top: &str) -> Result<(), String> {
+        let prefix = top
+            .strip_suffix(self.top.as_str())
+            .filter(|p| p.is_empty() || p.ends_with('/'))
+            .ok_or_else(|| format!("its top pack is `{}`, not `{top}`", self.top))?;
+        for (k, v) in &self.files {
+            let name = format!("{prefix}{k}");
+            match files.get(&name) {
+                None => return Err(format!("it was compiled with `{name}`, which is not among the given files")),
+                Some(text) if text != v => return Err(format!("`{name}` has changed since it was compiled")),
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = files.keys().find(|k| {
+            k.strip_prefix(prefix).is_none_or(|rel| !self.files.contains_key(rel))
+        }) {
+            return Err(format!("`{extra}` is not among the files it was compiled from"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads what an artefact was compiled from, without loading its tables (the header, format
+/// version and checksum are checked as by [`CompiledPolicy::from_artefact`]): a caller with
+/// pack files in hand uses it to tell whether a precompiled artefact is theirs.
+pub fn artefact_sources(bytes: &[u8]) -> Result<ArtefactSources, CompileError> {
+    let payload = checked_payload(bytes)?;
+    read_sources(&mut R { b: payload, at: 0 })
+}
+
+/// The payload of an artefact whose header, format version, length and checksum are right.
+fn checked_payload(bytes: &[u8]) -> Result<&[u8], CompileError> {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(err("not a Ward policy artefact (no `WARDPOL` header)"));
+    }
+    let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
+    let format = word(8);
+    if format != ARTEFACT_FORMAT {
+        return Err(err(format!(
+            "format version {format}, but this build of ward-policy ({}) reads version {ARTEFACT_FORMAT}: rebuild it with `ward compile-policy`",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap_or([0; 8]));
+    let sum = u64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8]));
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != len {
+        return Err(err(format!(
+            "the header says {len} payload bytes, the artefact has {} (truncated or padded)",
+            payload.len()
+        )));
+    }
+    if fnv1a64(payload) != sum {
+        return Err(err("checksum mismatch: the artefact is corrupt"));
+    }
+    Ok(payload)
+}
+
+/// The writer, top and files at the start of a payload.
+fn read_sources(r: &mut R<'_>) -> Result<ArtefactSources, CompileError> {
+    let writer = r.str()?;
+    let top = r.str()?;
+    let mut files = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let k = r.str()?;
+        files.insert(k, r.str()?);
+    }
+    Ok(ArtefactSources { writer, top, files })
 }
 
 /// The rule index type is `u32` in the format.

@@ -44,7 +44,7 @@ mod product;
 mod reduce;
 mod report;
 
-pub use artefact::ARTEFACT_FORMAT;
+pub use artefact::{artefact_sources, ArtefactSources, ARTEFACT_FORMAT};
 
 use std::path::Path;
 use std::time::Duration;
