@@ -31,11 +31,15 @@ wasm-test:
 	bash crate/web/scripts/setup.sh
 	bash crate/web/scripts/test-browser.sh --features model
 
-## The web app (web/): npm packages, the wasm package, then web/dist (web/README.md).
+## The web app (web/): npm packages, the wasm package, the policy-only `ward` (its own target
+## folder: no burn, and no rebuild of the full CLI) for the packs' precompiled artefacts, then
+## web/dist (web/README.md).
+WARD_POLICY_CLI_DIR ?= $(CARGO_TARGET_DIR)/policy-cli
 web:
 	bash web/scripts/ensure-deps.sh
 	$(MAKE) wasm
-	WARD_WASM_DIR=$(WARD_WASM_DIR) npm --prefix web run build
+	CARGO_TARGET_DIR=$(WARD_POLICY_CLI_DIR) $(CARGO) build --release -p ward-cli --no-default-features
+	WARD_COMPILE_POLICY=$(WARD_POLICY_CLI_DIR)/release/ward WARD_WASM_DIR=$(WARD_WASM_DIR) npm --prefix web run build
 
 ## Unit tests (vitest) and browser tests (playwright-core + Debian's chromium) of web/.
 web-test: web

@@ -12,6 +12,10 @@
 //                   crate/web/scripts/build.sh --model) and crate/web/pkg (policy and guard only)
 //   WARD_MODEL_DIR  default model folder (default: models/ward-tiny-code)
 //   WARD_POLICIES   policy packs folder (default: policies)
+//   WARD_COMPILE_POLICY  a `ward` binary (the Makefile builds the policy-only CLI): each pack
+//                   is precompiled with `ward compile-policy` into policies/<pack>/pack.wardpol,
+//                   which the worker loads instead of compiling in wasm (seconds saved at
+//                   start); without it the packs are compiled in the browser
 // A missing wasm package is not fatal: the pages then say "the wasm package is not built".
 
 import { execFileSync } from "node:child_process";
@@ -70,8 +74,27 @@ function findWasm() {
   return null;
 }
 
-/** Files a site serves: the wasm package, the default model and the policy packs. */
-async function addAssets(site, wasmDir) {
+/**
+ * `ward compile-policy` of every pack folder into `out/<pack>/pack.wardpol`, when
+ * WARD_COMPILE_POLICY names a `ward` binary; returns the folder, or null.
+ */
+async function compilePolicies(policies, out) {
+  const ward = process.env.WARD_COMPILE_POLICY;
+  if (!ward) {
+    log("WARD_COMPILE_POLICY not set: no precompiled policy artefacts (the browser compiles the packs)");
+    return null;
+  }
+  for (const pack of await fs.readdir(policies, { withFileTypes: true })) {
+    if (!pack.isDirectory() || !existsSync(path.join(policies, pack.name, "pack.yaml"))) continue;
+    const file = path.join(out, pack.name, "pack.wardpol");
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    execFileSync(ward, ["compile-policy", "--policy", path.join(policies, pack.name), "-o", file], { stdio: "inherit" });
+  }
+  return out;
+}
+
+/** Files a site serves: the wasm package, the default model, the policy packs and their artefacts. */
+async function addAssets(site, wasmDir, artefacts) {
   if (wasmDir) await copyDir(wasmDir, path.join(site, "wasm"), (p, ent) => ent.isDirectory() || /\.(js|wasm|d\.ts)$/.test(p));
   const modelDir = path.resolve(repo, process.env.WARD_MODEL_DIR ?? "models/ward-tiny-code");
   const modelName = path.basename(modelDir);
@@ -82,12 +105,13 @@ async function addAssets(site, wasmDir) {
   }
   const policies = path.resolve(repo, process.env.WARD_POLICIES ?? "policies");
   for (const pack of await fs.readdir(policies, { withFileTypes: true })) {
-    if (!pack.isDirectory() || pack.name === "cases") continue;
+    if (!pack.isDirectory() || !existsSync(path.join(policies, pack.name, "pack.yaml"))) continue;
     const dir = path.join(policies, pack.name);
     for (const f of await fs.readdir(dir)) {
-      // pack.yaml, plus precompiled artefacts that the wasm build may put next to them.
-      if (/\.(ya?ml|wardpol|bin)$/.test(f)) await copyFile(path.join(dir, f), path.join(site, "policies", pack.name, f));
+      if (/\.ya?ml$/.test(f)) await copyFile(path.join(dir, f), path.join(site, "policies", pack.name, f));
     }
+    const artefact = artefacts && path.join(artefacts, pack.name, "pack.wardpol");
+    if (artefact && existsSync(artefact)) await copyFile(artefact, path.join(site, "policies", pack.name, "pack.wardpol"));
   }
 }
 
@@ -113,15 +137,19 @@ async function main() {
   const lib = path.join(dist, "lib");
   if (wasmDir) await copyDir(wasmDir, path.join(lib, "wasm"), (p, ent) => ent.isDirectory() || /\.(js|wasm|d\.ts)$/.test(p));
 
+  log("policy artefacts (ward compile-policy → dist/.artefacts)");
+  const policies = path.resolve(repo, process.env.WARD_POLICIES ?? "policies");
+  const artefacts = await compilePolicies(policies, path.join(dist, ".artefacts"));
+
   const playground = path.join(dist, "playground");
-  await addAssets(playground, wasmDir);
+  await addAssets(playground, wasmDir, artefacts);
   await addServiceWorker(playground);
 
   log("docs demo (static → dist/demo)");
   const demo = path.join(dist, "demo");
   await copyDir(path.join(web, "demo"), demo, (p) => !p.endsWith(".md"));
   await copyDir(lib, path.join(demo, "secure-codegen"), (p, ent) => ent.isDirectory() || !/\.(d\.ts|map)$/.test(p));
-  await addAssets(demo, null);
+  await addAssets(demo, null, artefacts);
   await addServiceWorker(demo);
   log(`done: ${path.relative(repo, dist)}/{lib,playground,demo}`);
 }

@@ -205,6 +205,14 @@ export interface PolicyInfo {
   rules: RuleInfo[];
   /** The human-readable `explain` text, when the wasm gives one. */
   text?: string;
+  /**
+   * How the policy was made: `artefact` (a precompiled `pack.wardpol` loaded, no compile) or
+   * `compiled` (in the worker), and the milliseconds that took.
+   */
+  loadedFrom?: "artefact" | "compiled";
+  loadMs?: number;
+  /** Why an artefact that was there was not used (stale, corrupt, another version). */
+  artefactNote?: string;
 }
 
 /**

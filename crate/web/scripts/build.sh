@@ -5,7 +5,8 @@
 #   crate/web/scripts/build.sh [--model] [--out DIR] [--profile PROFILE]
 # PROFILE (default wasm-release; also $WARD_WASM_PROFILE): `make test` passes `release`, the
 # profile of the browser tests, so that CI builds burn for wasm once instead of twice (the
-# package is then about 10 % larger; the tests check behaviour, not size).
+# package is then larger: 18.4 MB raw, 5.1 MB gzip against 11.0 and 3.2 for the model build;
+# the tests check behaviour, not size).
 # Default: the policy-and-guard-only build into crate/web/pkg; --model adds the generator
 # (burn on WebGPU and the CPU) and writes crate/web/pkg-model unless --out is given.
 set -euo pipefail

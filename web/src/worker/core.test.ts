@@ -31,6 +31,23 @@ describe("worker protocol", () => {
     expect(progress.filter((p) => p.type === "progress" && p.done).length).toBeGreaterThanOrEqual(6);
   });
 
+  it("passes a pack's precompiled artefact to the engine, and compiles when there is none", async () => {
+    const origin = standardOrigin();
+    const art = new Uint8Array([87, 65, 82, 68, 80, 79, 76, 0, 2]);
+    origin.put("/policies/python/pack.wardpol", art);
+    const { worker, progress } = await ready(origin);
+    expect(worker.engine.policy!.artefact?.url).toBe(`${ORIGIN}/policies/python/pack.wardpol`);
+    expect([...worker.engine.policy!.artefact!.bytes]).toEqual([...art]);
+    expect(progress.some((p) => p.type === "progress" && p.asset === "python/pack.wardpol" && p.done)).toBe(true);
+    // The standard origin has none: a 404 is no error, the engine gets only the files.
+    const plain = await ready();
+    expect(plain.worker.engine.policy!.artefact).toBeUndefined();
+    // Inline YAML or a combination of packs is never precompiled: nothing is fetched for it.
+    await plain.client.setPolicy({ packs: [`${ORIGIN}/policies/python/pack.yaml`], disable: ["python.os-system"] });
+    expect(plain.worker.engine.policy!.artefact).toBeUndefined();
+    expect(plain.worker.engine.policy!.root).toBe("inline/root/pack.yaml");
+  });
+
   it("generate streams start, one step per commit, then the result", async () => {
     const { client, worker } = await ready();
     const steps: number[] = [];

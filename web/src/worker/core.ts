@@ -18,7 +18,7 @@ import type {
 import { validateCommand } from "../protocol.js";
 import { AssetError, loadAsset, sameOriginUrl } from "./assets.js";
 import { checkModelFiles, Engine, EngineLoader, ModelBytes, ModelFileError, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
-import { gatherPolicy, GatheredPolicy } from "./policy-files.js";
+import { artefactUrl, gatherPolicy, GatheredPolicy } from "./policy-files.js";
 
 /** Where the worker runs: its origin, how it fetches and how it waits between steps. */
 export interface CoreEnv {
@@ -128,6 +128,17 @@ export class WorkerCore {
       return new TextDecoder().decode(buf);
     });
     this.policyOffset = gathered.inlineLineOffset;
+    // A precompiled artefact next to the root pack, when the server has one; none (404) or
+    // one that cannot be fetched means compiling, which is always correct.
+    const au = artefactUrl(gathered, this.env.base);
+    if (au && au.origin === this.env.origin) {
+      try {
+        const bytes = new Uint8Array(await loadAsset(au, (p) => this.post({ type: "progress", id, asset: au.pathname.split("/").slice(-2).join("/"), url: au.href, ...p }), this.env.fetch));
+        gathered.artefact = { url: au.href, bytes };
+      } catch (e) {
+        if (!(e instanceof AssetError)) throw e;
+      }
+    }
     return gathered;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { gatherPolicy, INLINE_PACK, parseExtends, relativePath, ROOT_PACK } from "./policy-files.js";
+import { artefactUrl, gatherPolicy, INLINE_PACK, parseExtends, relativePath, ROOT_PACK } from "./policy-files.js";
 
 const files: Record<string, string> = {
   "/policies/base/pack.yaml": "pack: base\nrules: []\n",
@@ -47,5 +47,13 @@ describe("relativePath", () => {
   it("walks up from the file's folder", () => {
     expect(relativePath("inline/root/pack.yaml", "policies/python/pack.yaml")).toBe("../../policies/python/pack.yaml");
     expect(relativePath("a/b/pack.yaml", "a/c/pack.yaml")).toBe("../c/pack.yaml");
+  });
+
+  it("names the artefact next to a single root pack, and none for synthesised roots", () => {
+    const g = (root: string) => ({ files: {}, root, inlineLineOffset: 0 });
+    expect(artefactUrl(g("policies/python/pack.yaml"), BASE)?.pathname).toBe("/policies/python/pack.wardpol");
+    expect(artefactUrl(g("docs/p/app.yml"), BASE)?.pathname).toBe("/docs/p/app.wardpol");
+    expect(artefactUrl(g("inline/root/pack.yaml"), BASE)).toBeNull();
+    expect(artefactUrl(g("inline/custom/pack.yaml"), BASE)).toBeNull();
   });
 });

@@ -83,6 +83,22 @@ export interface GatheredPolicy {
   root: string;
   /** Lines added in front of the inline YAML (to map error lines back to the editor). */
   inlineLineOffset: number;
+  /**
+   * A precompiled artefact (`ward compile-policy`, `pack.wardpol` next to the root
+   * `pack.yaml`), when the server has one: the engine loads it instead of compiling, but only
+   * if it was compiled from exactly these files (else it compiles them).
+   */
+  artefact?: { url: string; bytes: Uint8Array };
+}
+
+/**
+ * The URL of the precompiled artefact that may sit next to the root pack file, or null when
+ * the root is synthesised or inline (nothing was precompiled for it): `policies/python/pack.yaml`
+ * → `/policies/python/pack.wardpol`.
+ */
+export function artefactUrl(gathered: GatheredPolicy, base: string): URL | null {
+  if (gathered.root.startsWith("inline/") || !/\.ya?ml$/i.test(gathered.root)) return null;
+  return new URL("/" + gathered.root.replace(/\.ya?ml$/i, ".wardpol"), base);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { locatePolicyError, normalisePolicy, plain, policyErrorInfo } from "./wasm-engine.js";
+import { locatePolicyError, normalisePolicy, plain, policyErrorInfo, WasmEngine } from "./wasm-engine.js";
 
 describe("wasm adapter", () => {
   it("normalises `ward explain --json` into PolicyInfo", () => {
@@ -41,5 +41,41 @@ describe("wasm adapter", () => {
   it("turns Maps and JSON text into plain data", () => {
     expect(plain(new Map<string, unknown>([["a", new Map([["b", 1]])]]))).toEqual({ a: { b: 1 } });
     expect(plain('{"x":[1,2]}')).toEqual({ x: [1, 2] });
+  });
+
+  it("loads a matching artefact, and compiles (saying why) when the wasm refuses it", () => {
+    const made: string[] = [];
+    const explain = { pack: "python", rules: [{ id: "python.eval", severity: "ERROR", enabled: true, enforced: true }], stats: { compile_ms: 3.5, modules: [{ states: 9 }] } };
+    class FakePolicy {
+      loadMs = 3.5;
+      constructor(_files: Record<string, string>, top: string) {
+        made.push(`compiled ${top}`);
+      }
+      static fromArtefactFor(bytes: Uint8Array, _files: Record<string, string>, top: string): FakePolicy {
+        if (bytes[0] !== 1) throw Object.assign(new Error("stale artefact: `policies/python/pack.yaml` has changed since it was compiled"), { name: "WardError", kind: "artefact" });
+        made.push(`artefact ${top}`);
+        return Object.create(FakePolicy.prototype, { loadMs: { value: 0.5 } });
+      }
+      explain() {
+        return explain;
+      }
+      check() {
+        return [];
+      }
+    }
+    const engine = new WasmEngine({ default: async () => undefined, Policy: FakePolicy as never });
+    const root = "policies/python/pack.yaml";
+    const ok = engine.setPolicy({ files: { [root]: "" }, root, inlineLineOffset: 0, artefact: { url: "/policies/python/pack.wardpol", bytes: new Uint8Array([1]) } });
+    expect(ok.loadedFrom).toBe("artefact");
+    expect(ok.loadMs).toBe(0.5);
+    expect(ok.text).toContain("loaded from the precompiled artefact in 3.5 ms");
+    const stale = engine.setPolicy({ files: { [root]: "" }, root, inlineLineOffset: 0, artefact: { url: "/policies/python/pack.wardpol", bytes: new Uint8Array([2]) } });
+    expect(stale.loadedFrom).toBe("compiled");
+    expect(stale.artefactNote).toContain("has changed since it was compiled");
+    expect(stale.text).toContain("artefact not used: /policies/python/pack.wardpol: stale artefact");
+    const none = engine.setPolicy({ files: { [root]: "" }, root, inlineLineOffset: 0 });
+    expect(none.loadedFrom).toBe("compiled");
+    expect(none.artefactNote).toBeUndefined();
+    expect(made).toEqual([`artefact ${root}`, `compiled ${root}`, `compiled ${root}`]);
   });
 });

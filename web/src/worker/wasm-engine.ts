@@ -25,12 +25,18 @@ interface WardWebModule {
   Generator?: WasmGeneratorClass;
 }
 
-/** `new Policy(files, top)`: files is a plain object of file name → YAML text. */
+/**
+ * `new Policy(files, top)`: files is a plain object of file name → YAML text;
+ * `Policy.fromArtefactFor(bytes, files, top)` loads a precompiled artefact of those files.
+ */
 interface WasmPolicyClass {
   new (files: Record<string, string>, top: string): WasmPolicy;
+  fromArtefactFor?(bytes: Uint8Array, files: Record<string, string>, top: string): WasmPolicy;
 }
 
 interface WasmPolicy {
+  /** Milliseconds the compile (or the artefact load) took. */
+  readonly loadMs?: number;
   explain(): unknown;
   check(text: string): unknown;
   free?(): void;
@@ -223,7 +229,8 @@ function guard<T>(f: () => T): T {
   }
 }
 
-class WasmEngine implements Engine {
+/** The engine over a loaded wasm-bindgen module (exported for tests with a stand-in module). */
+export class WasmEngine implements Engine {
   private policy: WasmPolicy | null = null;
   private generator: WasmGenerator | null = null;
 
@@ -234,17 +241,40 @@ class WasmEngine implements Engine {
     if (typeof Policy !== "function") {
       throw new WasmUnavailableError("wasm-api-missing", "the wasm package has no `Policy` export");
     }
-    let p: WasmPolicy;
-    try {
-      p = new Policy(gathered.files, gathered.root);
-    } catch (e) {
-      const err = jsError(e);
-      if (err instanceof WasmCrashError) throw err;
-      throw new PolicyCompileError(policyErrorInfo(e, gathered));
+    let p: WasmPolicy | null = null;
+    let artefactNote: string | undefined;
+    if (gathered.artefact && typeof Policy.fromArtefactFor === "function") {
+      try {
+        p = Policy.fromArtefactFor(gathered.artefact.bytes, gathered.files, gathered.root);
+      } catch (e) {
+        const err = jsError(e);
+        if (err instanceof WasmCrashError) throw err;
+        // Stale, corrupt or from another version: compile the files instead, and say why.
+        artefactNote = `${gathered.artefact.url}: ${err.message}`;
+      }
+    } else if (gathered.artefact) {
+      artefactNote = "this wasm package cannot load artefacts (no Policy.fromArtefactFor)";
     }
+    const loadedFrom = p ? "artefact" : "compiled";
+    if (!p) {
+      try {
+        p = new Policy(gathered.files, gathered.root);
+      } catch (e) {
+        const err = jsError(e);
+        if (err instanceof WasmCrashError) throw err;
+        throw new PolicyCompileError(policyErrorInfo(e, gathered));
+      }
+    }
+    const made = p;
     this.policy?.free?.();
-    this.policy = p;
-    return normalisePolicy(plain(guard(() => p.explain())));
+    this.policy = made;
+    const info = normalisePolicy(plain(guard(() => made.explain())));
+    info.loadedFrom = loadedFrom;
+    if (loadedFrom === "artefact" && info.text) info.text = info.text.replace(/compiled in ([\d.]+ ms)/, "loaded from the precompiled artefact in $1");
+    if (artefactNote !== undefined && info.text) info.text = `${info.text.split("\n")[0]}\nartefact not used: ${artefactNote}\n${info.text.split("\n").slice(1).join("\n")}`;
+    if (typeof made.loadMs === "number") info.loadMs = made.loadMs;
+    if (artefactNote !== undefined) info.artefactNote = artefactNote;
+    return info;
   }
 
   check(text: string): Finding[] {

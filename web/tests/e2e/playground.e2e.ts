@@ -146,6 +146,11 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     const page = await open();
     await waitState(page, ["ready", "error"]);
     await page.waitForFunction(() => document.querySelectorAll("#rules li").length > 10);
+    // The python pack came from its precompiled artefact (the build's `ward compile-policy`),
+    // not from a compile in the worker.
+    const effective = (await page.locator("#effective").textContent()) ?? "";
+    expect(effective, effective).toContain("loaded from the precompiled artefact");
+    expect(effective).not.toContain("artefact not used");
     // Paste insecure code into the editor: the finding is listed and underlined.
     await paste(page, "#prompt-editor", "import os\nos.system(user_input)\n");
     await page.waitForFunction(() => document.getElementById("prompt-findings")?.dataset.count === "1");
