@@ -71,13 +71,16 @@ fn model_error(e: ward_model::Error) -> WebError {
 
 /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from bytes onto `device`
 /// and checks that they fit together (the in-memory twin of `LoadedModel::load`). `name`
-/// goes into the certificate.
+/// goes into the certificate, with `digest` (`sha256_hex(&[config, weights])`) when the caller
+/// has it already (the browser's SubtleCrypto computes it ten times faster than wasm on a
+/// cold page), else it is computed here.
 pub fn load_model(
     config: &[u8],
     weights: Vec<u8>,
     tokenizer: &[u8],
     name: &str,
     device: &Device,
+    digest: Option<String>,
 ) -> Result<LoadedModel> {
     let cfg_text = std::str::from_utf8(config)
         .map_err(|e| WebError::new(Kind::Model, format!("config.json: not UTF-8: {e}")))?;
@@ -102,7 +105,7 @@ pub fn load_model(
         .map_err(|e| WebError::new(Kind::Tokenizer, format!("tokenizer.json: {e}")))?;
     let special = special_tokens(&cfg, &vocab, std::path::Path::new("tokenizer.json"))
         .map_err(sampler_error)?;
-    let digest = sha256_hex(&[config, &weights]);
+    let digest = digest.unwrap_or_else(|| sha256_hex(&[config, &weights]));
     let src = ward_model::weights::WeightSource::from_bytes(PathBuf::from("model.safetensors"), weights)
         .map_err(model_error)?;
     let net = ward_model::weights::build_transformer(&cfg, src, device).map_err(model_error)?;

@@ -26,6 +26,38 @@ thread_local! {
     static WEBGPU: RefCell<Option<Result<WebGpu, String>>> = const { RefCell::new(None) };
 }
 
+/// `ward_sampler::certificate::sha256_hex(parts)` computed by the browser's `crypto.subtle`
+/// (the same bytes: each part's length as a little-endian `u64`, then the part), or None where
+/// there is no SubtleCrypto (an insecure context) or it fails; the caller then hashes in wasm.
+/// On a cold page the wasm SHA-256 of the default model's 20 MB took about 1 s (V8 runs it
+/// before it is optimised), SubtleCrypto a few tens of milliseconds.
+pub async fn subtle_sha256_hex(parts: &[&[u8]]) -> Option<String> {
+    use js_sys::{Function, Promise, Reflect, Uint8Array};
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    let subtle = Reflect::get(&crypto, &"subtle".into()).ok()?;
+    if subtle.is_undefined() || subtle.is_null() {
+        return None;
+    }
+    let digest: Function = Reflect::get(&subtle, &"digest".into()).ok()?.dyn_into().ok()?;
+    let total: usize = parts.iter().map(|p| 8 + p.len()).sum();
+    let buf = Uint8Array::new_with_length(u32::try_from(total).ok()?);
+    let mut at = 0u32;
+    for p in parts {
+        let n = p.len() as u32;
+        buf.subarray(at, at + 8).copy_from(&(p.len() as u64).to_le_bytes());
+        buf.subarray(at + 8, at + 8 + n).copy_from(p);
+        at += 8 + n;
+    }
+    let promise: Promise = digest.call2(&subtle, &"SHA-256".into(), &buf).ok()?.dyn_into().ok()?;
+    let out = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let bytes = Uint8Array::new(&out).to_vec();
+    let mut s = String::from("sha256:");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    Some(s)
+}
+
 /// The WebGPU device, initialised on first use and kept for the page.
 async fn webgpu() -> Result<WebGpu, String> {
     if let Some(r) = WEBGPU.with(|w| w.borrow().clone()) {
@@ -109,7 +141,9 @@ impl Generator {
             }
         };
         let name = name.unwrap_or_else(|| "model".to_string());
-        let loaded = load_model(&config, weights, &tokenizer, &name, &device).map_err(js_err)?;
+        let digest = subtle_sha256_hex(&[&config, &weights]).await;
+        let loaded =
+            load_model(&config, weights, &tokenizer, &name, &device, digest).map_err(js_err)?;
         let webgpu = report.backend == "webgpu";
         Ok(Generator {
             core: Rc::new(RefCell::new(GeneratorCore::new(loaded, report))),

@@ -220,6 +220,20 @@ async fn benchmark_generate() {
 }
 
 #[wasm_bindgen_test]
+async fn subtle_crypto_digest_equals_the_certificate_digest() {
+    // The generator hashes the model with the browser's SubtleCrypto: the same digest as the
+    // sampler's own SHA-256 (what native `ward generate` writes into the certificate).
+    let parts: [&[u8]; 2] = [CONFIG, WEIGHTS];
+    let web = ward_web::js_generator::subtle_sha256_hex(&parts).await.expect("SubtleCrypto");
+    assert_eq!(web, ward_sampler::certificate::sha256_hex(&parts));
+    let empty: [&[u8]; 2] = [b"", b"x"];
+    assert_eq!(
+        ward_web::js_generator::subtle_sha256_hex(&empty).await.unwrap(),
+        ward_sampler::certificate::sha256_hex(&empty)
+    );
+}
+
+#[wasm_bindgen_test]
 async fn oracle_adversary_is_blocked_on_cpu() {
     // The model is made to prefer `shell=True)` in the hole; the guard must block it.
     let p = python().await;
