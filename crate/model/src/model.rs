@@ -66,13 +66,28 @@ impl Linear {
     /// - `x`: `[batch, seq, d_input]`
     /// - output: `[batch, seq, d_output]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let w = self.weight.val().transpose().unsqueeze::<D>();
-        let y = x.matmul(w);
+        let y = matmul_transposed(x, self.weight.val());
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<D>(),
             None => y,
         }
     }
+}
+
+/// `x · wᵀ` for `x: [..., k]` and `w: [n, k]` (PyTorch's weight layout), as one 2-D matmul
+/// over the flattened leading dimensions: `wᵀ` stays a strided view, which the backends'
+/// matmuls read in place. (Broadcasting `wᵀ` to rank `D` with `unsqueeze` instead made
+/// burn-flex copy every weight matrix, the LM head's 8 192 × d included, on every forward
+/// pass: 42 % of `ward bench generate`'s time went to that copy.)
+pub fn matmul_transposed<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
+    let dims = x.dims();
+    let k = dims[D - 1];
+    let rows: usize = dims[..D - 1].iter().product();
+    let n = w.dims()[0];
+    let y = x.reshape([rows, k]).matmul(w.transpose());
+    let mut out = dims;
+    out[D - 1] = n;
+    y.reshape(out)
 }
 
 /// Configuration of an [`RmsNorm`] layer.
@@ -427,7 +442,7 @@ impl Transformer {
             Some(w) => w.val(),
             None => self.embed_tokens.val(),
         };
-        h.matmul(w.transpose().unsqueeze::<D>())
+        matmul_transposed(h, w)
     }
 
     /// Logits for every position.
