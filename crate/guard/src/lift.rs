@@ -565,6 +565,20 @@ pub struct TokenPolicy {
     pub(crate) empty_tokens: Vec<u32>,
     pub(crate) end_tokens: Vec<u32>,
     vocab_mask: TokenMask,
+    /// The set tables of the last guard dropped (per module, with the `small_set` and
+    /// `end_in_holes` they were built for), handed to the next guard with the same settings:
+    /// a table only memoises pure functions of interned sets (images, preimages,
+    /// intersections) under this token policy, so a later guard starts with the work of the
+    /// earlier ones instead of from nothing (the next request in a session, a remask retry).
+    pub(crate) table_pool: Mutex<Option<PooledTables>>,
+}
+
+/// Set tables kept between guards (see `TokenPolicy::table_pool`).
+#[derive(Debug)]
+pub(crate) struct PooledTables {
+    pub(crate) small_set: usize,
+    pub(crate) end_in_holes: bool,
+    pub(crate) tables: Vec<crate::sets::SetTable>,
 }
 
 impl TokenPolicy {
@@ -608,6 +622,7 @@ impl TokenPolicy {
             empty_tokens,
             end_tokens,
             vocab_mask,
+            table_pool: Mutex::new(None),
         };
         for mi in 0..tp.lifts.len() {
             let f = tp.compute_forbidden_everywhere(mi);

@@ -242,6 +242,8 @@ rules:
     /// scratch on the same slots.
     fn assert_same_as_fresh(g: &Guard, cfg: &GuardConfig, ctx: &str) {
         let canvas = Canvas::from_slots(g.slots.iter().copied());
+        // Really from scratch: not with the tables an earlier guard left behind.
+        *g.token_policy().table_pool.lock().unwrap() = None;
         let fresh = Guard::with_config(g.token_policy().clone(), &canvas, cfg)
             .unwrap_or_else(|e| panic!("{ctx}: a reachable state is refused from scratch: {e}"));
         let v = g.token_policy().vocab().len() as u32;
@@ -327,5 +329,50 @@ rules:
             crossed >= 20,
             "only {crossed} restores of a snapshot taken before a table rebuild"
         );
+    }
+
+    #[test]
+    fn a_guard_on_tables_left_by_earlier_guards_equals_one_from_scratch() {
+        let tp = token_policy();
+        let prefix = tp.vocab().tokenize_greedy(b"x = ").unwrap();
+        let mut reused = 0;
+        for seed in 0..16u64 {
+            let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (seed + 1).wrapping_mul(0x9E37_79B9));
+            let cfg = GuardConfig {
+                end_in_holes: seed % 4 < 2,
+                ..GuardConfig::default()
+            };
+            let canvas = Canvas::infill(&prefix, 4 + rng.below(10), &[]);
+            let pooled = tp
+                .table_pool
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|p| p.end_in_holes == cfg.end_in_holes);
+            let Ok(mut g) = Guard::with_config(tp.clone(), &canvas, &cfg) else {
+                continue;
+            };
+            reused += pooled as usize;
+            for step in 0..12 {
+                let ctx = format!("seed {seed} step {step} (pooled tables: {pooled})");
+                assert_same_as_fresh(&g, &cfg, &ctx);
+                let holes = g.holes();
+                if holes.is_empty() {
+                    break;
+                }
+                let h = holes[rng.below(holes.len())];
+                match g.mask(h) {
+                    Ok(m) => {
+                        let allowed: Vec<u32> = m.iter_allowed().collect();
+                        g.commit(h, allowed[rng.below(allowed.len())])
+                            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Dropping `g` leaves its tables (grown by its commits) to the next guard.
+            drop(g);
+        }
+        assert!(reused >= 6, "only {reused} guards started on pooled tables");
     }
 }

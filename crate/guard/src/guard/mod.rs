@@ -169,7 +169,8 @@ impl Guard {
                 w: vec![NO_STATE; n + 1],
             })
             .collect();
-        let mut tables = Self::new_tables(&tp, config.small_set, config.end_in_holes);
+        let mut tables = Self::pooled_tables(&tp, config.small_set, config.end_in_holes)
+            .unwrap_or_else(|| Self::new_tables(&tp, config.small_set, config.end_in_holes));
         let mut f0 = vec![vec![0; n + 1]; tp.lifts.len()];
         for (mi, tab) in tables.iter_mut().enumerate() {
             let m = tp.module(mi);
@@ -233,6 +234,19 @@ impl Guard {
             }
         }
         Ok(None)
+    }
+
+    /// The tables the last guard of `tp` left behind, when they were built for the same
+    /// settings.
+    fn pooled_tables(tp: &TokenPolicy, small: usize, end_in_holes: bool) -> Option<Vec<SetTable>> {
+        let mut pool = tp.table_pool.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.take() {
+            Some(p) if p.small_set == small && p.end_in_holes == end_in_holes => Some(p.tables),
+            other => {
+                *pool = other;
+                None
+            }
+        }
     }
 
     fn new_tables(tp: &TokenPolicy, small: usize, end_in_holes: bool) -> Vec<SetTable> {
@@ -412,5 +426,23 @@ impl std::fmt::Debug for Guard {
             .field("modules", &self.num_mods())
             .field("commits", &self.log.len())
             .finish()
+    }
+}
+
+impl Drop for Guard {
+    /// Leaves the set tables to the next guard of the same token policy (unless they have
+    /// grown past the rebuild limit: then the next guard starts fresh).
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        if inner.tables.iter().any(|t| t.len() > SET_LIMIT) {
+            return;
+        }
+        let tables = std::mem::take(&mut inner.tables);
+        let mut pool = self.tp.table_pool.lock().unwrap_or_else(|e| e.into_inner());
+        *pool = Some(crate::lift::PooledTables {
+            small_set: self.small_set,
+            end_in_holes: self.end_in_holes,
+            tables,
+        });
     }
 }
