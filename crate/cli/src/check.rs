@@ -193,6 +193,8 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
     // Always compiled, so that explain reports every error check would (a regex that does
     // not parse or translate, a rule over the state budget); the statistics only with --stats.
     let compiled = builder.compile(&eff).map_err(|e| e.to_string())?;
+    // The certificate's policy digest: the same rules enforced give the same digest.
+    let digest = ward_policy::digest::policy_digest(&compiled);
     let compiled = args.stats.then_some(compiled);
     if args.json {
         let rules: Vec<Value> = eff
@@ -207,7 +209,7 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
                 })
             })
             .collect();
-        let mut v = json!({ "pack": eff.name, "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "rules": rules });
+        let mut v = json!({ "pack": eff.name, "digest": digest, "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "rules": rules });
         if let Some(c) = &compiled {
             v["stats"] = stats_json(c);
         }
@@ -215,7 +217,7 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
         return Ok(0);
     }
     let mut s = String::new();
-    let _ = writeln!(s, "pack {} — resolved from (bases first):", eff.name);
+    let _ = writeln!(s, "pack {} — policy digest {digest} — resolved from (bases first):", eff.name);
     for f in &eff.files {
         let _ = writeln!(s, "  {}", f.display());
     }

@@ -22,6 +22,7 @@ mod nfa;
 mod pack;
 mod pcre;
 mod regex_check;
+pub mod digest;
 pub mod sarif;
 mod span;
 

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use ward_policy::{CompiledPolicy, Finding, RegexChecker};
 
 use crate::request::GenerateRequest;
@@ -11,37 +10,7 @@ use crate::request::GenerateRequest;
 /// Format tag of the certificate.
 pub const CERTIFICATE_FORMAT: &str = "ward-certificate/1";
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_hex(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    let d = h.finalize();
-    let mut s = String::from("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// Digest of an effective policy: every rule's id, severity, state (enabled or not), scope
-/// and pattern, in order. Two policies with the same digest enforce the same rules.
-pub fn policy_digest(policy: &CompiledPolicy) -> String {
-    let mut text = String::new();
-    for r in policy.rules() {
-        text.push_str(&format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1e}",
-            r.id,
-            r.severity.as_str(),
-            r.enabled,
-            r.scope.as_str(),
-            r.pattern
-        ));
-    }
-    sha256_hex(&[text.as_bytes()])
-}
+pub use ward_policy::digest::{policy_digest, sha256_hex};
 
 /// Which model generated the text.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -89,7 +89,8 @@ impl PolicyCore {
     }
 }
 
-/// `ward explain --json --stats` of a compiled policy.
+/// `ward explain --json --stats` of a compiled policy, with `digest`: the certificate's
+/// policy digest (`ward_policy::digest::policy_digest`).
 pub fn explain_json(c: &CompiledPolicy, load_ms: f64) -> Value {
     let eff = c.effective();
     let rules: Vec<Value> = eff
@@ -109,6 +110,7 @@ pub fn explain_json(c: &CompiledPolicy, load_ms: f64) -> Value {
     let st = c.stats();
     json!({
         "pack": eff.name,
+        "digest": ward_policy::digest::policy_digest(c),
         "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
         "rules": rules,
         "stats": {

@@ -201,3 +201,14 @@ fn artefact_for_its_own_files_loads_and_a_stale_one_is_refused() {
     let e = PolicyCore::from_artefact_for(&bad, &served, "policies/python").unwrap_err();
     assert!(e.message.contains("checksum"), "{e}");
 }
+
+#[test]
+fn explain_names_the_policy_digest_of_the_certificate() {
+    let p = python();
+    let d = p.explain()["digest"].as_str().unwrap().to_string();
+    assert_eq!(d, ward_policy::digest::policy_digest(&p.policy));
+    assert!(d.starts_with("sha256:") && d.len() == 7 + 64, "{d}");
+    // The artefact gives the same policy, so the same digest.
+    let q = PolicyCore::from_artefact(&p.to_artefact(&shipped_files(), "python")).unwrap();
+    assert_eq!(q.explain()["digest"], p.explain()["digest"]);
+}

@@ -151,6 +151,8 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     const effective = (await page.locator("#effective").textContent()) ?? "";
     expect(effective, effective).toContain("loaded from the precompiled artefact");
     expect(effective).not.toContain("artefact not used");
+    // The effective policy's digest, the one the certificate names.
+    await expect(page.locator("#policy-digest").textContent()).resolves.toMatch(/^sha256:[0-9a-f]{64}$/);
     // Paste insecure code into the editor: the finding is listed and underlined.
     await paste(page, "#prompt-editor", "import os\nos.system(user_input)\n");
     await page.waitForFunction(() => document.getElementById("prompt-findings")?.dataset.count === "1");
