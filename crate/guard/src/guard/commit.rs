@@ -238,6 +238,14 @@ rules:
         Arc::new(TokenPolicy::new(Arc::new(policy), Arc::new(vocab)))
     }
 
+    /// Commits a random token of the mask at hole `h`; the mask's error (a conflict) as is.
+    fn commit_random_allowed(g: &mut Guard, rng: &mut Rng, h: usize, ctx: &str) -> Result<(), crate::GuardError> {
+        let allowed: Vec<u32> = g.mask(h)?.iter_allowed().collect();
+        let t = allowed[rng.below(allowed.len())];
+        g.commit(h, t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        Ok(())
+    }
+
     /// Every mask (and `allows` for every token) of `g` equals that of a guard built from
     /// scratch on the same slots.
     fn assert_same_as_fresh(g: &Guard, cfg: &GuardConfig, ctx: &str) {
@@ -288,12 +296,8 @@ rules:
                             continue;
                         }
                         let h = holes[rng.below(holes.len())];
-                        match g.mask(h) {
-                            Ok(m) => {
-                                let allowed: Vec<u32> = m.iter_allowed().collect();
-                                let t = allowed[rng.below(allowed.len())];
-                                g.commit(h, t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                            }
+                        match commit_random_allowed(&mut g, &mut rng, h, &ctx) {
+                            Ok(()) => {}
                             Err(crate::GuardError::Conflict(c)) => {
                                 if let Some(&p) = c.constraining.first() {
                                     g.uncommit(p).unwrap();
@@ -361,13 +365,8 @@ rules:
                     break;
                 }
                 let h = holes[rng.below(holes.len())];
-                match g.mask(h) {
-                    Ok(m) => {
-                        let allowed: Vec<u32> = m.iter_allowed().collect();
-                        g.commit(h, allowed[rng.below(allowed.len())])
-                            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                    }
-                    Err(_) => break,
+                if commit_random_allowed(&mut g, &mut rng, h, &ctx).is_err() {
+                    break;
                 }
             }
             // Dropping `g` leaves its tables (grown by its commits) to the next guard.
