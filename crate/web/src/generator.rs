@@ -249,6 +249,17 @@ impl GeneratorCore {
         Ok(&self.engine.as_ref().expect("set above").1)
     }
 
+    /// Builds the engine for `policy` and fills every module's token rows now (the work the
+    /// first `start` with this policy would do: the lift), so that the first generation
+    /// starts quickly. Returns the milliseconds it took.
+    pub fn prepare(&mut self, policy: Option<Arc<CompiledPolicy>>) -> Result<f64> {
+        let t0 = clock::now_ms();
+        if let Some(tp) = self.engine(policy)?.token_policy() {
+            tp.lift_reachable();
+        }
+        Ok(clock::now_ms() - t0)
+    }
+
     /// Starts a generation (a previous one is dropped). Enforcing needs a policy. `oracle`:
     /// hole-fill text whose tokens the model is made to prefer at the hole positions in
     /// order, then the end token (the oracle adversary, as `ward generate --oracle-file`).

@@ -177,6 +177,16 @@ impl Generator {
         self.start_with(Some(policy.core().policy.clone()), request, oracle)
     }
 
+    /// Lifts `policy` to this model's vocabulary now (the token rows the first `start` with
+    /// it would build), so that the first generation starts without that wait; the web app's
+    /// worker calls it once a model and a policy are loaded. Returns the milliseconds taken.
+    pub fn prepare(&self, policy: &Policy) -> Result<f64, JsValue> {
+        self.core
+            .borrow_mut()
+            .prepare(Some(policy.core().policy.clone()))
+            .map_err(js_err)
+    }
+
     /// Starts a generation without any policy (`request.enforce` must be false): nothing is
     /// enforced and the certificate has no findings scan. Otherwise as `start`.
     #[wasm_bindgen(js_name = startWithoutPolicy)]

@@ -115,6 +115,14 @@ export class FakeEngine implements Engine {
     return this.model !== null;
   }
 
+  /** Policies (by root) the engine was asked to prepare for the model. */
+  prepared: string[] = [];
+  prepare(): number | null {
+    if (!this.model || !this.policy) return null;
+    this.prepared.push(this.policy.root);
+    return 1;
+  }
+
   /** Set false to stand in for the policy-only build. */
   generator = true;
 

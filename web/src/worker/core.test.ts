@@ -48,6 +48,13 @@ describe("worker protocol", () => {
     expect(plain.worker.engine.policy!.root).toBe("inline/root/pack.yaml");
   });
 
+  it("lifts the policy for the model ahead of the first generate, at init and on a new policy", async () => {
+    const { client, worker } = await ready();
+    expect(worker.engine.prepared).toEqual(["policies/python/pack.yaml"]);
+    await client.setPolicy({ packs: [`${ORIGIN}/policies/base/pack.yaml`] });
+    expect(worker.engine.prepared).toEqual(["policies/python/pack.yaml", "policies/base/pack.yaml"]);
+  });
+
   it("generate streams start, one step per commit, then the result", async () => {
     const { client, worker } = await ready();
     const steps: number[] = [];

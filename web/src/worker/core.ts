@@ -67,6 +67,7 @@ export class WorkerCore {
       case "set-policy": {
         const engine = this.requireEngine();
         const policy = engine.setPolicy(await this.gather(cmd.id, cmd.policy));
+        if (engine.hasModel() && !this.running) engine.prepare?.();
         this.post({ type: "policy", id: cmd.id, policy });
         return;
       }
@@ -118,6 +119,8 @@ export class WorkerCore {
       backend = loaded.backend;
       model = { name: bytes.name, vocab_size: loaded.vocab_size ?? checked.vocab_size };
     }
+    // The lift of the policy to the model's vocabulary, now rather than at the first Generate.
+    engine.prepare?.();
     this.post({ type: "ready", id: cmd.id, backend, policy, model });
   }
 

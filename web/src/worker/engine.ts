@@ -79,6 +79,12 @@ export interface Engine {
   loadModel(model: ModelBytes, backend: BackendChoice): Promise<{ backend: BackendReport; vocab_size?: number }>;
   /** True once a model is loaded. */
   hasModel(): boolean;
+  /**
+   * Does now the per-policy work the first generation would do (the lift of the current
+   * policy to the model's vocabulary); milliseconds taken, or null when there is nothing to
+   * prepare (no model, no policy, or a wasm build without it).
+   */
+  prepare?(): number | null;
   /** True when this wasm build can generate at all (has the `Generator`). */
   canGenerate(): boolean;
   /**

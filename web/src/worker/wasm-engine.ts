@@ -49,6 +49,8 @@ interface WasmGeneratorClass {
 
 interface WasmGenerator {
   backend(): unknown;
+  /** Lifts `policy` to the model's vocabulary ahead of the first start (ms taken). */
+  prepare?(policy: WasmPolicy): number;
   /** Enforces `policy` when `request.enforce`; it also re-scans the output for the certificate. */
   start(policy: WasmPolicy, request: unknown, oracle?: string): unknown;
   /** No policy at all (`request.enforce` must be false). */
@@ -299,6 +301,13 @@ export class WasmEngine implements Engine {
 
   hasModel(): boolean {
     return this.generator !== null;
+  }
+
+  prepare(): number | null {
+    const g = this.generator;
+    const p = this.policy;
+    if (!g || !p || typeof g.prepare !== "function") return null;
+    return guard(() => g.prepare!(p));
   }
 
   canGenerate(): boolean {
