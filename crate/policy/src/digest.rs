@@ -13,9 +13,14 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    let d = h.finalize();
+    sha256_text(&h.finalize())
+}
+
+/// The `sha256:<hex>` text of a SHA-256 digest computed elsewhere (e.g. by the browser's
+/// SubtleCrypto over the bytes [`sha256_hex`] hashes).
+pub fn sha256_text(digest: &[u8]) -> String {
     let mut s = String::from("sha256:");
-    for b in d {
+    for b in digest {
         s.push_str(&format!("{b:02x}"));
     }
     s

@@ -50,12 +50,7 @@ pub async fn subtle_sha256_hex(parts: &[&[u8]]) -> Option<String> {
     }
     let promise: Promise = digest.call2(&subtle, &"SHA-256".into(), &buf).ok()?.dyn_into().ok()?;
     let out = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    let bytes = Uint8Array::new(&out).to_vec();
-    let mut s = String::from("sha256:");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    Some(s)
+    Some(ward_policy::digest::sha256_text(&Uint8Array::new(&out).to_vec()))
 }
 
 /// The WebGPU device, initialised on first use and kept for the page.

@@ -126,8 +126,7 @@ export class WorkerCore {
 
   private async gather(id: number, source: PolicySource): Promise<GatheredPolicy> {
     const gathered = await gatherPolicy(source, this.env.base, async (url) => {
-      const u = sameOriginUrl(url.href, this.env.base, this.env.origin);
-      const buf = await loadAsset(u, (p) => this.post({ type: "progress", id, asset: u.pathname.split("/").slice(-2).join("/"), url: u.href, ...p }), this.env.fetch);
+      const buf = await this.policyAsset(id, sameOriginUrl(url.href, this.env.base, this.env.origin));
       return new TextDecoder().decode(buf);
     });
     this.policyOffset = gathered.inlineLineOffset;
@@ -136,13 +135,18 @@ export class WorkerCore {
     const au = artefactUrl(gathered, this.env.base);
     if (au && au.origin === this.env.origin) {
       try {
-        const bytes = new Uint8Array(await loadAsset(au, (p) => this.post({ type: "progress", id, asset: au.pathname.split("/").slice(-2).join("/"), url: au.href, ...p }), this.env.fetch));
-        gathered.artefact = { url: au.href, bytes };
+        gathered.artefact = { url: au.href, bytes: new Uint8Array(await this.policyAsset(id, au)) };
       } catch (e) {
         if (!(e instanceof AssetError)) throw e;
       }
     }
     return gathered;
+  }
+
+  /** A policy file (pack or artefact), with progress named `<pack folder>/<file>`. */
+  private policyAsset(id: number, u: URL): Promise<ArrayBuffer> {
+    const asset = u.pathname.split("/").slice(-2).join("/");
+    return loadAsset(u, (p) => this.post({ type: "progress", id, asset, url: u.href, ...p }), this.env.fetch);
   }
 
   private async modelBytes(id: number, source: ModelSource): Promise<ModelBytes> {
