@@ -7,6 +7,8 @@ mod compile_policy;
 #[cfg(feature = "model")]
 mod bench_generate;
 #[cfg(feature = "model")]
+mod eval_model;
+#[cfg(feature = "model")]
 mod generate;
 
 use std::path::PathBuf;
@@ -35,6 +37,10 @@ enum Command {
     /// the certificate found a violation of an enforced rule: a bug).
     #[cfg(feature = "model")]
     Generate(generate::GenerateArgs),
+    /// Measure a model on Python files: masked-token accuracy and cross-entropy per masking
+    /// rate, and the share of short function-body infills that parse.
+    #[cfg(feature = "model")]
+    EvalModel(eval_model::EvalModelArgs),
     /// Train the masked-diffusion code model (MDLM objective) on the CPython stdlib.
     #[cfg(feature = "model")]
     Train(ward_model::train::TrainArgs),
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
         Command::CompilePolicy(a) => compile_policy::run_compile_policy(&a),
         #[cfg(feature = "model")]
         Command::Generate(a) => generate::run_generate(&a),
+        #[cfg(feature = "model")]
+        Command::EvalModel(a) => eval_model::run_eval_model(&a),
         #[cfg(feature = "model")]
         Command::Bench(BenchCommand::Generate(a)) => bench_generate::run_bench_generate(&a),
         #[cfg(feature = "model")]

@@ -25,6 +25,7 @@ pub mod bench;
 pub mod config;
 pub mod corpus;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod tokenizer;
 pub mod train;
@@ -36,6 +37,8 @@ pub use burn::tensor::{Device, Int, Tensor, TensorData};
 pub use config::ModelConfig;
 pub use error::{Error, ErrorKind, Result};
 pub use model::Transformer;
+/// The Hugging Face tokenizer type the model crate loads (re-exported for its users).
+pub use tokenizers::Tokenizer;
 
 /// Name of the default model folder under `models/`.
 pub const DEFAULT_MODEL_NAME: &str = "ward-tiny-code";
