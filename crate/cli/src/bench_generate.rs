@@ -100,7 +100,11 @@ struct Snippet {
 }
 
 /// `a.snippets` held-out infill snippets drawn with `seed`.
-fn snippets(loaded: &LoadedModel, a: &BenchGenerateArgs, seed: u64) -> Result<Vec<Snippet>, String> {
+fn snippets(
+    loaded: &LoadedModel,
+    a: &BenchGenerateArgs,
+    seed: u64,
+) -> Result<Vec<Snippet>, String> {
     let root = corpus::python_stdlib_dir().map_err(|e| e.to_string())?;
     let mut files = corpus::split_files(&root, Split::Validation).map_err(|e| e.to_string())?;
     files.sort();
@@ -115,7 +119,8 @@ fn snippets(loaded: &LoadedModel, a: &BenchGenerateArgs, seed: u64) -> Result<Ve
         tries += 1;
         let f = &files[rng.below(files.len())];
         let text = corpus::read_text(f).map_err(|e| e.to_string())?;
-        let ids = ward_model::tokenizer::encode(&loaded.tokenizer, &text).map_err(|e| e.to_string())?;
+        let ids =
+            ward_model::tokenizer::encode(&loaded.tokenizer, &text).map_err(|e| e.to_string())?;
         if ids.len() < need + 8 {
             continue;
         }
@@ -142,7 +147,9 @@ fn run(
     req: &GenerateRequest,
     guard_us: &mut Vec<f64>,
 ) -> Result<(GenerationResult, Vec<u32>), String> {
-    let (mut s, start) = engine.start(req, &loaded.tokenizer).map_err(|e| e.to_string())?;
+    let (mut s, start) = engine
+        .start(req, &loaded.tokenizer)
+        .map_err(|e| e.to_string())?;
     while let Some(ev) = s.step(&mut loaded.source).map_err(|e| e.to_string())? {
         let n = ev.committed.iter().filter(|c| !c.end).count();
         if n > 0 && req.enforce {
@@ -211,11 +218,19 @@ pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, Stri
     // Quality and tokens per forward pass per strategy.
     let mut configs: Vec<(Strategy, Option<usize>)> = vec![(Strategy::LowConfidence, Some(a.hole))];
     for s in Strategy::ALL {
-        configs.push((s, if s == Strategy::Threshold { None } else { Some(steps) }));
+        configs.push((
+            s,
+            if s == Strategy::Threshold {
+                None
+            } else {
+                Some(steps)
+            },
+        ));
     }
     let mut strategies = Vec::new();
     for (strategy, st) in configs {
-        let (mut hit, mut tot, mut lp, mut committed, mut fwd) = (0usize, 0usize, 0.0f64, 0usize, 0usize);
+        let (mut hit, mut tot, mut lp, mut committed, mut fwd) =
+            (0usize, 0usize, 0.0f64, 0usize, 0usize);
         for (i, sn) in snips.iter().enumerate() {
             let req = GenerateRequest {
                 steps: st,
@@ -312,19 +327,27 @@ pub fn run_bench_generate(a: &BenchGenerateArgs) -> Result<u8, String> {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(0);
     }
-    println!("ward bench generate — model {}, backend {}", r.model, r.backend);
+    println!(
+        "ward bench generate — model {}, backend {}",
+        r.model, r.backend
+    );
     println!(
         "guard overhead (wall enforced / unconstrained, {} infill requests): {:.3}",
         r.overhead_requests, r.overhead_ratio
     );
-    println!("enforced warm-up pass over as many other requests: {:.0} ms", r.warmup_ms);
+    println!(
+        "enforced warm-up pass over as many other requests: {:.0} ms",
+        r.warmup_ms
+    );
     println!("| strategy | steps | tokens/forward | infill accuracy | mean log p |");
     println!("|---|---|---|---|---|");
     for s in &r.strategies {
         println!(
             "| {} | {} | {:.2} | {:.3} | {:.3} |",
             s.strategy,
-            s.steps.map(|x| x.to_string()).unwrap_or_else(|| "adaptive".into()),
+            s.steps
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "adaptive".into()),
             s.tokens_per_forward,
             s.infill_accuracy,
             s.mean_logprob

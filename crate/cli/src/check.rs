@@ -217,7 +217,11 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
         return Ok(0);
     }
     let mut s = String::new();
-    let _ = writeln!(s, "pack {} — policy digest {digest} — resolved from (bases first):", eff.name);
+    let _ = writeln!(
+        s,
+        "pack {} — policy digest {digest} — resolved from (bases first):",
+        eff.name
+    );
     for f in &eff.files {
         let _ = writeln!(s, "  {}", f.display());
     }

@@ -20,7 +20,10 @@ pub struct CompilePolicyArgs {
 
 /// The pack files of `eff` keyed by their path relative to the folder that holds them all
 /// (with `/`), and the top pack's key.
-fn pack_files(eff: &EffectivePolicy, top: &Path) -> Result<(BTreeMap<String, String>, String), String> {
+fn pack_files(
+    eff: &EffectivePolicy,
+    top: &Path,
+) -> Result<(BTreeMap<String, String>, String), String> {
     let abs = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
     let paths: Vec<PathBuf> = eff.files.iter().map(|p| abs(p)).collect::<Result<_, _>>()?;
     let top = abs(top)?;
@@ -31,8 +34,13 @@ fn pack_files(eff: &EffectivePolicy, top: &Path) -> Result<(BTreeMap<String, Str
         }
     }
     let key = |p: &Path| -> Result<String, String> {
-        let rel = p.strip_prefix(&root).map_err(|_| format!("{}: outside {}", p.display(), root.display()))?;
-        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let rel = p
+            .strip_prefix(&root)
+            .map_err(|_| format!("{}: outside {}", p.display(), root.display()))?;
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
         Ok(parts.join("/"))
     };
     let mut files = BTreeMap::new();
@@ -46,13 +54,19 @@ fn pack_files(eff: &EffectivePolicy, top: &Path) -> Result<(BTreeMap<String, Str
 /// Runs `ward compile-policy`: exit 0 when the artefact was written.
 pub fn run_compile_policy(args: &CompilePolicyArgs) -> Result<u8, String> {
     let pack = args.policy.clone().unwrap_or_else(crate::default_policy);
-    let top = if pack.is_dir() { pack.join("pack.yaml") } else { pack.clone() };
+    let top = if pack.is_dir() {
+        pack.join("pack.yaml")
+    } else {
+        pack.clone()
+    };
     let eff = EffectivePolicy::load(&pack).map_err(|e| e.to_string())?;
     let (files, top_key) = pack_files(&eff, &top)?;
     // Compile from the same in-memory files the artefact stores, so that loading it (which
     // resolves them again) sees exactly what was compiled.
     let eff = EffectivePolicy::from_files(&files, &top_key).map_err(|e| e.to_string())?;
-    let policy = PolicyBuilder::new().compile(&eff).map_err(|e| e.to_string())?;
+    let policy = PolicyBuilder::new()
+        .compile(&eff)
+        .map_err(|e| e.to_string())?;
     let bytes = policy.to_artefact(&files, &top_key);
     // Round trip before writing: an artefact that does not load is never written.
     let back = CompiledPolicy::from_artefact(&bytes).map_err(|e| e.to_string())?;

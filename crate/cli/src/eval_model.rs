@@ -134,7 +134,8 @@ fn python_parses(sources: &[String]) -> Result<Vec<bool>, String> {
         return Ok(Vec::new());
     }
     let py = std::env::var("WARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let hint = "the infill parse check runs Python's ast.parse; set WARD_PYTHON or pass --infills 0";
+    let hint =
+        "the infill parse check runs Python's ast.parse; set WARD_PYTHON or pass --infills 0";
     let mut child = Command::new(&py)
         .args(["-c", PARSE_SCRIPT])
         .stdin(Stdio::piped())
@@ -157,24 +158,38 @@ fn python_parses(sources: &[String]) -> Result<Vec<bool>, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let v: Vec<bool> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{py}: unexpected output: {e}"))?;
+    let v: Vec<bool> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("{py}: unexpected output: {e}"))?;
     if v.len() != sources.len() {
-        return Err(format!("{py}: {} answers for {} sources", v.len(), sources.len()));
+        return Err(format!(
+            "{py}: {} answers for {} sources",
+            v.len(),
+            sources.len()
+        ));
     }
     Ok(v)
 }
 
 /// Keeps the last lines of `text` (whole lines) within `budget` tokens, or the first ones when
 /// `from_end` is false.
-fn trim_lines(tok: &ward_model::Tokenizer, text: &str, budget: usize, from_end: bool) -> Result<String, String> {
+fn trim_lines(
+    tok: &ward_model::Tokenizer,
+    text: &str,
+    budget: usize,
+    from_end: bool,
+) -> Result<String, String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut used = 0;
     let mut keep = 0;
-    let order: Box<dyn Iterator<Item = &&str>> =
-        if from_end { Box::new(lines.iter().rev()) } else { Box::new(lines.iter()) };
+    let order: Box<dyn Iterator<Item = &&str>> = if from_end {
+        Box::new(lines.iter().rev())
+    } else {
+        Box::new(lines.iter())
+    };
     for l in order {
-        let n = ward_model::tokenizer::encode(tok, l).map_err(|e| e.to_string())?.len();
+        let n = ward_model::tokenizer::encode(tok, l)
+            .map_err(|e| e.to_string())?
+            .len();
         if used + n > budget {
             break;
         }
@@ -220,7 +235,11 @@ pub fn eval_model(a: &EvalModelArgs) -> Result<EvalModelReport, String> {
     if wins.is_empty() || stream.len() <= texts.len() {
         return Err(format!(
             "--data {}: the files hold no text to measure",
-            a.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            a.data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut masked = Vec::new();
@@ -267,7 +286,12 @@ fn infills(
                 .map_err(|e| e.to_string())?
                 .len();
             if n >= 2 && n <= a.infill_max_tokens && n + 16 < window {
-                cands.push(Candidate { file: i, start: b.start, end: b.end, tokens: n });
+                cands.push(Candidate {
+                    file: i,
+                    start: b.start,
+                    end: b.end,
+                    tokens: n,
+                });
             }
         }
     }
@@ -284,7 +308,12 @@ fn infills(
         let text = &texts[c.file].1;
         let room = window - c.tokens - 8;
         let prefix = trim_lines(&loaded.tokenizer, &text[..c.start], room * 2 / 3, true)?;
-        let suffix = trim_lines(&loaded.tokenizer, &text[c.end..], room - room * 2 / 3, false)?;
+        let suffix = trim_lines(
+            &loaded.tokenizer,
+            &text[c.end..],
+            room - room * 2 / 3,
+            false,
+        )?;
         let req = GenerateRequest {
             seed: a.seed.wrapping_add(k as u64),
             enforce: false,
@@ -293,7 +322,11 @@ fn infills(
         let (mut s, _) = engine
             .start(&req, &loaded.tokenizer)
             .map_err(|e| format!("infill {k} ({}): {e}", texts[c.file].0.display()))?;
-        while s.step(&mut loaded.source).map_err(|e| e.to_string())?.is_some() {}
+        while s
+            .step(&mut loaded.source)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {}
         let r = s.result().map_err(|e| e.to_string())?;
         let fill = r.holes.first().cloned().unwrap_or_default();
         if fill == text[c.start..c.end] {
@@ -325,7 +358,10 @@ pub fn run_eval_model(a: &EvalModelArgs) -> Result<u8, String> {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(0);
     }
-    println!("ward eval-model — model {} ({}), backend {}", r.model, r.model_digest, r.backend);
+    println!(
+        "ward eval-model — model {} ({}), backend {}",
+        r.model, r.model_digest, r.backend
+    );
     println!(
         "data: {} files, {} tokens, {} windows of {} tokens (seed {})",
         r.data.files, r.data.tokens, r.data.windows, r.data.window, r.seed

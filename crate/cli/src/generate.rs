@@ -106,8 +106,9 @@ pub(crate) fn load_model(dir: Option<&PathBuf>, backend: &str) -> Result<LoadedM
 pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
     let prompt = match (&a.prompt, &a.prompt_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| format!("--prompt-file {}: {e}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).map_err(|e| format!("--prompt-file {}: {e}", f.display()))?
+        }
         (None, None) => return Err("give --prompt TEXT or --prompt-file FILE".into()),
     };
     let strategy = Strategy::parse(&a.strategy).ok_or_else(|| {
@@ -134,13 +135,16 @@ pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
     req.validate().map_err(|e| e.to_string())?;
     let oracle_text = match &a.oracle_file {
         Some(f) => Some(
-            std::fs::read_to_string(f).map_err(|e| format!("--oracle-file {}: {e}", f.display()))?,
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("--oracle-file {}: {e}", f.display()))?,
         ),
         None => None,
     };
     let policy = Arc::new(crate::check::compile(&a.policy)?);
     let mut loaded = load_model(a.model.as_ref(), &a.backend)?;
-    let engine = loaded.engine(Some(policy.clone())).map_err(|e| e.to_string())?;
+    let engine = loaded
+        .engine(Some(policy.clone()))
+        .map_err(|e| e.to_string())?;
     let (mut session, start) = engine
         .start(&req, &loaded.tokenizer)
         .map_err(|e| e.to_string())?;
@@ -155,11 +159,16 @@ pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
     }
     let mut source: Box<dyn LogitsSource + '_> = match &oracle_text {
         Some(t) => {
-            let ids = ward_model::tokenizer::encode(&loaded.tokenizer, t).map_err(|e| e.to_string())?;
+            let ids =
+                ward_model::tokenizer::encode(&loaded.tokenizer, t).map_err(|e| e.to_string())?;
             let mut target = vec![None; start.canvas.len()];
             let mut it = ids.into_iter();
             for &h in &start.holes {
-                target[h] = Some(it.next().or(engine.special().eos).unwrap_or(engine.special().mask));
+                target[h] = Some(
+                    it.next()
+                        .or(engine.special().eos)
+                        .unwrap_or(engine.special().mask),
+                );
             }
             Box::new(OracleSource::new(&mut loaded.source, target))
         }
@@ -196,13 +205,19 @@ pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
     let result = session.result().map_err(|e| e.to_string())?;
     let cert = &result.certificate;
     if let Some(f) = &a.certificate {
-        std::fs::write(f, serde_json::to_string_pretty(cert).unwrap_or_default() + "\n")
-            .map_err(|e| format!("--certificate {}: {e}", f.display()))?;
+        std::fs::write(
+            f,
+            serde_json::to_string_pretty(cert).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| format!("--certificate {}: {e}", f.display()))?;
     }
     if let Some(f) = &a.sarif {
         let s = cert.to_sarif(&policy, &result.bytes, "generated.py");
-        std::fs::write(f, serde_json::to_string_pretty(&s).unwrap_or_default() + "\n")
-            .map_err(|e| format!("--sarif {}: {e}", f.display()))?;
+        std::fs::write(
+            f,
+            serde_json::to_string_pretty(&s).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| format!("--sarif {}: {e}", f.display()))?;
     }
     if json {
         line(&mut out, &result)?;

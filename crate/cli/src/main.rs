@@ -2,10 +2,10 @@
 //! the effective policy of a pack, train and benchmark the model (feature `model`).
 #![deny(missing_docs)]
 
-mod check;
-mod compile_policy;
 #[cfg(feature = "model")]
 mod bench_generate;
+mod check;
+mod compile_policy;
 #[cfg(feature = "model")]
 mod eval_model;
 #[cfg(feature = "model")]

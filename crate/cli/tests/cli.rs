@@ -150,7 +150,10 @@ fn explain_reports_the_compile_errors_check_would() {
         let f = f.to_string_lossy().to_string();
         let (code, out, err) = ward(&["explain", "--policy", &f]);
         assert_eq!(code, 2, "{pattern}: {out}{err}");
-        assert!(err.contains("t.bad") && err.contains(&format!("column {col}")), "{pattern}: {err}");
+        assert!(
+            err.contains("t.bad") && err.contains(&format!("column {col}")),
+            "{pattern}: {err}"
+        );
         let (code, _, err2) = ward(&["check", "--policy", &f, "tests/samples/clean.py"]);
         assert_eq!(code, 2, "{err2}");
     }
@@ -173,7 +176,10 @@ fn check_honours_paths_and_languages() {
     let (code, out, err) = ward(&["check", "--policy", &f, "tests/samples/insecure.py"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("t.any"), "{out}");
-    assert!(!out.contains("t.pickle") && !out.contains("t.apex"), "{out}");
+    assert!(
+        !out.contains("t.pickle") && !out.contains("t.apex"),
+        "{out}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -214,7 +220,10 @@ mod generate {
         assert_eq!(code, 0, "{err}");
         assert!(out.starts_with("def f(x):\n    "), "{out:?}");
         assert!(out.ends_with("\n\nprint(f(2))\n"), "{out:?}");
-        assert!(err.contains("tokens") && err.contains("blocked candidates"), "{err}");
+        assert!(
+            err.contains("tokens") && err.contains("blocked candidates"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -237,10 +246,14 @@ mod generate {
             cert.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{err}");
-        let lines: Vec<serde_json::Value> =
-            out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["type"], "start");
-        assert!(lines[1..lines.len() - 1].iter().all(|l| l["type"] == "step"));
+        assert!(lines[1..lines.len() - 1]
+            .iter()
+            .all(|l| l["type"] == "step"));
         let last = lines.last().unwrap();
         assert_eq!(last["type"], "result");
         assert_eq!(last["certificate"]["enforced_findings"], 0);
@@ -266,9 +279,16 @@ mod generate {
 
     #[test]
     fn bad_input_exits_2_naming_the_cause() {
-        let (code, _, err) = ward(&["generate", "--prompt", "import os\nos.system(c)\n<|hole:2|>"]);
+        let (code, _, err) = ward(&[
+            "generate",
+            "--prompt",
+            "import os\nos.system(c)\n<|hole:2|>",
+        ]);
         assert_eq!(code, 2);
-        assert!(err.contains("python.os-system") && err.contains("bytes"), "{err}");
+        assert!(
+            err.contains("python.os-system") && err.contains("bytes"),
+            "{err}"
+        );
         let (code, _, err) = ward(&["generate", "--prompt", "x = <|hole:two|>"]);
         assert_eq!(code, 2);
         assert!(err.contains("byte 4"), "{err}");
@@ -289,9 +309,18 @@ fn compile_policy_writes_an_artefact_that_checks_like_the_pack() {
     let dir = std::env::temp_dir().join(format!("ward-compile-policy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("python.wardpol");
-    let (code, _, err) = ward(&["compile-policy", "--policy", "policies/python", "-o", out.to_str().unwrap()]);
+    let (code, _, err) = ward(&[
+        "compile-policy",
+        "--policy",
+        "policies/python",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("46 enabled rules") || err.contains("enabled rules"), "{err}");
+    assert!(
+        err.contains("46 enabled rules") || err.contains("enabled rules"),
+        "{err}"
+    );
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..8], b"WARDPOL\0");
     let loaded = ward_policy::CompiledPolicy::from_artefact(&bytes).unwrap();
@@ -300,13 +329,22 @@ fn compile_policy_writes_an_artefact_that_checks_like_the_pack() {
         .unwrap();
     let sample = std::fs::read(root().join("tests/samples/insecure.py")).unwrap();
     let ids = |p: &ward_policy::CompiledPolicy| -> Vec<(String, usize)> {
-        p.check(&sample).iter().map(|f| (f.rule_id.clone(), f.start)).collect()
+        p.check(&sample)
+            .iter()
+            .map(|f| (f.rule_id.clone(), f.start))
+            .collect()
     };
     assert!(!ids(&compiled).is_empty());
     assert_eq!(ids(&loaded), ids(&compiled));
     // A pack that does not exist: exit 2 naming it, nothing written.
     let missing = dir.join("missing.wardpol");
-    let (code, _, err) = ward(&["compile-policy", "--policy", "no/such/pack", "-o", missing.to_str().unwrap()]);
+    let (code, _, err) = ward(&[
+        "compile-policy",
+        "--policy",
+        "no/such/pack",
+        "-o",
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("no/such/pack"), "{err}");
     assert!(!missing.exists());

@@ -102,8 +102,23 @@ pub fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The files of one split, sorted.
+/// Whether `root` is split by package: it has `train/` and `valid/` folders (as
+/// `crate/model/scripts/build_corpus.py` writes it).
+pub fn is_package_split(root: &Path) -> bool {
+    root.join("train").is_dir() && root.join("valid").is_dir()
+}
+
+/// The files of one split, sorted. A package-split corpus (`train/` and `valid/` folders)
+/// gives every `.py` file of the split's folder, tests included; any other root is split by a
+/// hash of the relative path, without test suites.
 pub fn split_files(root: &Path, split: Split) -> Result<Vec<PathBuf>> {
+    if is_package_split(root) {
+        let dir = root.join(match split {
+            Split::Train => "train",
+            Split::Validation => "valid",
+        });
+        return crate::eval::collect_files(&[dir]);
+    }
     Ok(list_files(root)?
         .into_iter()
         .filter(|p| split_of(p.strip_prefix(root).unwrap_or(p)) == split)
@@ -128,5 +143,24 @@ mod tests {
             .filter(|i| split_of(Path::new(&format!("m{i}.py"))) == Split::Validation)
             .count();
         assert!((20..100).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn package_split_roots_use_their_folders() {
+        let root = std::env::temp_dir().join(format!("ward-corpus-split-{}", std::process::id()));
+        for (d, f) in [
+            ("train/a", "x.py"),
+            ("train/a/tests", "test_x.py"),
+            ("valid/b", "y.py"),
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+            std::fs::write(root.join(d).join(f), "x = 1\n").unwrap();
+        }
+        assert!(is_package_split(&root));
+        let train = split_files(&root, Split::Train).unwrap();
+        assert_eq!(train.len(), 2, "{train:?}");
+        let valid = split_files(&root, Split::Validation).unwrap();
+        assert_eq!(valid, vec![root.join("valid/b/y.py")]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

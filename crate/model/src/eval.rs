@@ -151,7 +151,10 @@ pub fn masked_figures(
     let mut groups: Vec<&[Vec<u32>]> = Vec::new();
     let mut start = 0;
     for i in 1..=windows.len() {
-        if i == windows.len() || windows[i].len() != windows[start].len() || i - start == chunk.max(1) {
+        if i == windows.len()
+            || windows[i].len() != windows[start].len()
+            || i - start == chunk.max(1)
+        {
             groups.push(&windows[start..i]);
             start = i;
         }

@@ -38,7 +38,8 @@ pub struct TrainArgs {
     /// The trained tokenizer (`tokenizer.json`); its vocabulary fixes `vocab_size`.
     #[arg(long, default_value = "models/ward-tiny-code/tokenizer.json")]
     pub tokenizer: PathBuf,
-    /// Root of the Python sources (default: the stdlib of `python3`).
+    /// Root of the Python sources (default: the stdlib of `python3`, split by a hash of the
+    /// path); a folder with `train/` and `valid/` (build_corpus.py) is split by package.
     #[arg(long)]
     pub corpus: Option<PathBuf>,
     /// Folder for the log, checkpoints, curves and the exported model.
@@ -47,6 +48,11 @@ pub struct TrainArgs {
     /// Resume from `<run-dir>/checkpoint` if it exists.
     #[arg(long)]
     pub resume: bool,
+    /// Warm start from the weights of this model folder (Hugging Face layout, e.g. the shipped
+    /// default model); its `config.json` then fixes the shape and the shape flags are ignored.
+    /// The optimiser state starts afresh. A checkpoint found with `--resume` takes precedence.
+    #[arg(long, value_name = "DIR")]
+    pub init: Option<PathBuf>,
     /// Residual width.
     #[arg(long, default_value_t = 256)]
     pub hidden_size: usize,
@@ -394,17 +400,27 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
     let tok = tokenizer::load_tokenizer(&args.tokenizer)?;
     let (eos_id, mask_id) = tokenizer::special_ids(&tok, Some(&args.tokenizer))?;
     let vocab = tok.get_vocab_size(true);
-    let mut cfg = ModelConfig::small(
-        vocab,
-        args.hidden_size,
-        args.intermediate_size,
-        args.layers,
-        args.heads,
-        args.kv_heads,
-    );
+    let mut cfg = match &args.init {
+        Some(dir) => ModelConfig::from_file(dir.join(crate::CONFIG_FILE))?,
+        None => ModelConfig::small(
+            vocab,
+            args.hidden_size,
+            args.intermediate_size,
+            args.layers,
+            args.heads,
+            args.kv_heads,
+        ),
+    };
+    if cfg.vocab_size != vocab {
+        return Err(Error::invalid(format!(
+            "--init: the model has vocab_size {} but the tokenizer {} has {vocab} tokens",
+            cfg.vocab_size,
+            args.tokenizer.display()
+        )));
+    }
     cfg.mask_token_id = Some(mask_id);
     cfg.eos_token_id = Some(eos_id);
-    cfg.max_position_embeddings = args.seq_len;
+    cfg.max_position_embeddings = cfg.max_position_embeddings.max(args.seq_len);
     let params = cfg.num_params();
 
     let root = match &args.corpus {
@@ -444,7 +460,14 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
         .with_weight_decay(args.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(args.clip)))
         .init();
-    let mut net = Transformer::init(&cfg, &device);
+    let mut net = match &args.init {
+        Some(dir) => {
+            let src = crate::weights::WeightSource::open_dir(dir)?;
+            eprintln!("warm start from {}", dir.display());
+            crate::weights::build_transformer(&cfg, src, &device)?
+        }
+        None => Transformer::init(&cfg, &device),
+    };
     let ckpt = run.join("checkpoint");
     let mut state = State::default();
     if args.resume && ckpt.join("state.json").exists() {

@@ -255,3 +255,86 @@ fn shipped_model_loads_and_keeps_its_accuracy() {
     .unwrap();
     assert!(acc >= card - 0.01, "accuracy {acc} < card {card} - 0.01");
 }
+
+#[derive(clap::Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    args: ward_model::train::TrainArgs,
+}
+
+/// `ward train --init DIR` starts from the weights of a model folder (its shape, not the shape
+/// flags), trains every tensor, and reads a package-split corpus (`train/`, `valid/`).
+#[test]
+fn warm_start_trains_from_the_given_weights() {
+    use clap::Parser;
+    let tmp = std::env::temp_dir().join(format!("ward-warm-start-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let corpus = tmp.join("corpus");
+    for (d, body) in [
+        ("train/p", "def add(a, b):\n    return a + b\n"),
+        ("valid/q", "x = [i for i in range(3)]\n"),
+    ] {
+        std::fs::create_dir_all(corpus.join(d)).unwrap();
+        std::fs::write(corpus.join(d).join("m.py"), body.repeat(40)).unwrap();
+    }
+    let tok = ward_model::default_model_dir()
+        .unwrap()
+        .join("tokenizer.json");
+    let mut cfg = ModelConfig::small(8192, 32, 64, 1, 2, 1);
+    cfg.mask_token_id = Some(1);
+    cfg.eos_token_id = Some(0);
+    cfg.max_position_embeddings = 32;
+    let init = tmp.join("init");
+    Model::random(cfg.clone(), &Device::flex())
+        .save(&init)
+        .unwrap();
+    let run = tmp.join("run");
+    let args = TrainCli::parse_from([
+        "t",
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--init",
+        init.to_str().unwrap(),
+        // Shape flags that --init must override.
+        "--hidden-size",
+        "64",
+        "--layers",
+        "3",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--eval-every",
+        "1000",
+        "--eval-seqs",
+        "2",
+        "--checkpoint-every",
+        "1000",
+        "--no-progress",
+    ])
+    .args;
+    let report = ward_model::train::run_train(&args).unwrap();
+    assert_eq!(report.steps, 2);
+    assert_eq!(report.params, cfg.num_params());
+    let read = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    let (a, b) = (read(&init), read(&run.join("latest")));
+    let (a, b) = (
+        SafeTensors::deserialize(&a).unwrap(),
+        SafeTensors::deserialize(&b).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for (name, t) in a.tensors() {
+        let u = b.tensor(&name).unwrap();
+        assert_eq!(t.shape(), u.shape(), "{name}");
+        assert_ne!(t.data(), u.data(), "{name} was not trained");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
