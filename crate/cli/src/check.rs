@@ -197,22 +197,8 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
     let digest = ward_policy::digest::policy_digest(&compiled);
     let compiled = args.stats.then_some(compiled);
     if args.json {
-        let rules: Vec<Value> = eff
-            .rules
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id, "severity": r.severity.as_str(), "enabled": r.enabled, "enforced": r.enforced(),
-                    "scope": r.scope.as_str(), "pack": r.pack, "source": r.source.display().to_string(),
-                    "line": r.line, "cwe": r.cwe, "message": r.message.trim(), "history": r.history,
-                    "alternatives": r.pattern.alternatives().iter().map(|a| json!({"regex": a.regex, "not": a.not})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let mut v = json!({ "pack": eff.name, "digest": digest, "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), "rules": rules });
-        if let Some(c) = &compiled {
-            v["stats"] = stats_json(c);
-        }
+        let stats = compiled.as_ref().map(stats_json);
+        let v = ward_policy::explain::explain_json(&eff, &digest, stats);
         emit(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         return Ok(0);
     }
@@ -310,13 +296,8 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
 }
 
 fn stats_json(c: &CompiledPolicy) -> Value {
-    let st = c.stats();
-    json!({
-        "compile_ms": st.compile_time.as_secs_f64() * 1e3,
-        "memory_bytes": st.memory_bytes,
-        "modules": st.modules.iter().map(|m| json!({"rules": m.rules, "states": m.states, "classes": m.classes, "memory_bytes": m.memory_bytes})).collect::<Vec<_>>(),
-        "rule_states": c.rules().iter().zip(&c.reporting_states()).map(|(r, n)| json!({"id": r.id, "states": n})).collect::<Vec<_>>(),
-    })
+    let ms = c.stats().compile_time.as_secs_f64() * 1e3;
+    ward_policy::explain::stats_json(c, ms)
 }
 
 /// Write `text` to standard output. A closed pipe (`ward check … | head`) is not an error:

@@ -23,6 +23,7 @@ mod pack;
 mod pcre;
 mod regex_check;
 pub mod digest;
+pub mod explain;
 pub mod sarif;
 mod span;
 

@@ -92,36 +92,11 @@ impl PolicyCore {
 /// `ward explain --json --stats` of a compiled policy, with `digest`: the certificate's
 /// policy digest (`ward_policy::digest::policy_digest`).
 pub fn explain_json(c: &CompiledPolicy, load_ms: f64) -> Value {
-    let eff = c.effective();
-    let rules: Vec<Value> = eff
-        .rules
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "severity": r.severity.as_str(), "enabled": r.enabled,
-                "enforced": r.enforced(), "scope": r.scope.as_str(), "pack": r.pack,
-                "source": r.source.display().to_string(), "line": r.line, "cwe": r.cwe,
-                "message": r.message.trim(), "history": r.history,
-                "alternatives": r.pattern.alternatives().iter()
-                    .map(|a| json!({"regex": a.regex, "not": a.not})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let st = c.stats();
-    json!({
-        "pack": eff.name,
-        "digest": ward_policy::digest::policy_digest(c),
-        "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-        "rules": rules,
-        "stats": {
-            "compile_ms": load_ms,
-            "memory_bytes": st.memory_bytes,
-            "modules": st.modules.iter().map(|m| json!({
-                "rules": m.rules, "states": m.states, "classes": m.classes,
-                "memory_bytes": m.memory_bytes,
-            })).collect::<Vec<_>>(),
-        },
-    })
+    ward_policy::explain::explain_json(
+        c.effective(),
+        &ward_policy::digest::policy_digest(c),
+        Some(ward_policy::explain::stats_json(c, load_ms)),
+    )
 }
 
 /// One finding as JSON: `rule_id`, `message`, `severity`, `enforced`, `cwe`, `start`, `end`
