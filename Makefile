@@ -1,4 +1,4 @@
-# Ward: the two README commands are `make demo` (main job) and `make test` (every test).
+# Ward: the two README commands are `make run` (main job: the playground) and `make test` (every test).
 CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo

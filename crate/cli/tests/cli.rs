@@ -302,6 +302,110 @@ mod generate {
         assert_eq!(code, 2);
         assert!(err.contains("--prompt"), "{err}");
     }
+
+    #[test]
+    fn eval_model_measures_real_files_as_json() {
+        let (code, out, err) = ward(&[
+            "eval-model",
+            "--data",
+            "tests/samples",
+            "--max-windows",
+            "4",
+            "--infills",
+            "2",
+            "--mask",
+            "0.15,0.5",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["data"]["files"].as_u64().unwrap() >= 2, "{v}");
+        assert_eq!(v["data"]["window"], 256);
+        let masked = v["masked"].as_array().unwrap();
+        assert_eq!(masked.len(), 2);
+        for m in masked {
+            let acc = m["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&acc), "{m}");
+            assert!(m["cross_entropy"].as_f64().unwrap() > 0.0, "{m}");
+            assert!(m["masked_tokens"].as_u64().unwrap() > 0, "{m}");
+        }
+        let i = &v["infill"];
+        assert_eq!(i["measured"], 2, "{i}");
+        assert!(i["parsed"].as_u64().unwrap() <= 2, "{i}");
+        assert!(v["model_digest"].as_str().unwrap().starts_with("sha256:"));
+        // The same seed gives the same figures.
+        let (_, again, _) = ward(&[
+            "eval-model",
+            "--data",
+            "tests/samples",
+            "--max-windows",
+            "4",
+            "--infills",
+            "2",
+            "--mask",
+            "0.15,0.5",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out, again);
+    }
+
+    #[test]
+    fn eval_model_bad_input_exits_2_naming_the_cause() {
+        let (code, _, err) = ward(&["eval-model", "--data", "/nonexistent/code"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("/nonexistent/code"), "{err}");
+        let dir = std::env::temp_dir().join(format!("ward-eval-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, _, err) = ward(&["eval-model", "--data", dir.to_str().unwrap()]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no Python"), "{err}");
+        std::fs::write(dir.join("empty.py"), "").unwrap();
+        let (code, _, err) = ward(&[
+            "eval-model",
+            "--data",
+            dir.to_str().unwrap(),
+            "--infills",
+            "0",
+        ]);
+        assert_eq!(code, 2);
+        assert!(err.contains("no text"), "{err}");
+        let (code, _, err) = ward(&["eval-model", "--data", "tests/samples", "--mask", "1.5"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--mask 1.5"), "{err}");
+        // A model whose tokenizer does not match its config.
+        let model = dir.join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        let src = root().join("models/ward-tiny-code");
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(src.join(f), model.join(f)).unwrap();
+        }
+        // GPT-2's byte-level BPE (a fixture of the guard's decoding tests): not 8192 tokens.
+        let fixture: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join("crate/guard/tests/hf/gpt2_byte_level.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            model.join("tokenizer.json"),
+            fixture["tokenizer"].to_string(),
+        )
+        .unwrap();
+        let (code, _, err) = ward(&[
+            "eval-model",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            "tests/samples",
+        ]);
+        assert_eq!(code, 2);
+        assert!(
+            err.contains("vocab_size") && err.contains("tokenizer"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[test]
