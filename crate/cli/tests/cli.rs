@@ -305,7 +305,7 @@ mod generate {
 
     #[test]
     fn eval_model_measures_real_files_as_json() {
-        let (code, out, err) = ward(&[
+        let args = [
             "eval-model",
             "--data",
             "tests/samples",
@@ -317,7 +317,8 @@ mod generate {
             "0.15,0.5",
             "--format",
             "json",
-        ]);
+        ];
+        let (code, out, err) = ward(&args);
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert!(v["data"]["files"].as_u64().unwrap() >= 2, "{v}");
@@ -335,19 +336,7 @@ mod generate {
         assert!(i["parsed"].as_u64().unwrap() <= 2, "{i}");
         assert!(v["model_digest"].as_str().unwrap().starts_with("sha256:"));
         // The same seed gives the same figures.
-        let (_, again, _) = ward(&[
-            "eval-model",
-            "--data",
-            "tests/samples",
-            "--max-windows",
-            "4",
-            "--infills",
-            "2",
-            "--mask",
-            "0.15,0.5",
-            "--format",
-            "json",
-        ]);
+        let (_, again, _) = ward(&args);
         assert_eq!(out, again);
     }
 

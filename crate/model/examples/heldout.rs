@@ -12,7 +12,8 @@ fn main() {
     let n: usize = a.next().map_or(32, |s| s.parse().expect("N"));
     let run = || -> ward_model::Result<f64> {
         let model = ward_model::Model::load(&dir, &ward_model::Device::flex())?;
-        let tok = ward_model::tokenizer::load_tokenizer_for(dir.join("tokenizer.json"), model.config())?;
+        let tok =
+            ward_model::tokenizer::load_tokenizer_for(dir.join("tokenizer.json"), model.config())?;
         let files = ward_model::eval::collect_files(&[data.clone()])?;
         let texts = ward_model::eval::read_files(&files)?;
         let refs: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
@@ -21,7 +22,12 @@ fn main() {
         let wins = ward_model::eval::windows(&stream, model.config().max_position_embeddings, n);
         let json = serde_json::to_string(&wins).unwrap_or_default();
         std::fs::write(dir.join("heldout.json"), json + "\n").expect("write heldout.json");
-        ward_model::train::model_masked_accuracy(&model, &wins, 0.15, ward_model::train::HELDOUT_SEED)
+        ward_model::train::model_masked_accuracy(
+            &model,
+            &wins,
+            0.15,
+            ward_model::train::HELDOUT_SEED,
+        )
     };
     match run() {
         Ok(acc) => println!("{{\"heldout_windows\": {n}, \"heldout_acc15\": {acc}}}"),

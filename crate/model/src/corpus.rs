@@ -74,6 +74,29 @@ fn is_test_file(name: &str) -> bool {
 
 /// All `.py` files under `root`, sorted, without test suites.
 pub fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = walk_py(
+        root,
+        |dir| !EXCLUDED_DIRS.contains(&dir),
+        |file| !is_test_file(file),
+    )?;
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::invalid(format!(
+            "no Python files under {}",
+            root.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The `*.py` files under `root` (unsorted): folders whose name `enter_dir` accepts are
+/// searched, files whose name `keep_file` accepts are kept. An unreadable folder is an error
+/// naming it.
+pub fn walk_py(
+    root: &Path,
+    enter_dir: impl Fn(&str) -> bool,
+    keep_file: impl Fn(&str) -> bool,
+) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -84,20 +107,13 @@ pub fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
             let name = entry.file_name().to_string_lossy().to_string();
             let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
             if ft.is_dir() {
-                if !EXCLUDED_DIRS.contains(&name.as_str()) {
+                if enter_dir(&name) {
                     stack.push(path);
                 }
-            } else if ft.is_file() && name.ends_with(".py") && !is_test_file(&name) {
+            } else if ft.is_file() && name.ends_with(".py") && keep_file(&name) {
                 out.push(path);
             }
         }
-    }
-    out.sort();
-    if out.is_empty() {
-        return Err(Error::invalid(format!(
-            "no Python files under {}",
-            root.display()
-        )));
     }
     Ok(out)
 }

@@ -35,23 +35,11 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             continue;
         }
         let before = out.len();
-        let mut stack = vec![p.clone()];
-        while let Some(dir) = stack.pop() {
-            let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-            for entry in rd {
-                let entry = entry.map_err(|e| Error::io(&dir, e))?;
-                let path = entry.path();
-                let name = entry.file_name().to_string_lossy().to_string();
-                let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
-                if ft.is_dir() {
-                    if !name.starts_with('.') && name != "__pycache__" {
-                        stack.push(path);
-                    }
-                } else if ft.is_file() && name.ends_with(".py") {
-                    out.push(path);
-                }
-            }
-        }
+        out.extend(crate::corpus::walk_py(
+            p,
+            |dir| !dir.starts_with('.') && dir != "__pycache__",
+            |_| true,
+        )?);
         if out.len() == before {
             return Err(Error::invalid(format!(
                 "{}: no Python (*.py) files in this folder",
