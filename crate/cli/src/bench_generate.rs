@@ -39,6 +39,11 @@ pub struct BenchGenerateArgs {
     /// Context on each side of the hole, in tokens.
     #[arg(long, default_value_t = 48)]
     context: usize,
+    /// Python files or folders to draw the snippets from (default: the validation split of
+    /// the standard library, by a hash of the path). Pass code the model has not trained on,
+    /// e.g. the held-out packages of the default model's card (`/var/tmp/ward-corpus/valid`).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    data: Vec<PathBuf>,
     /// Seed of the snippet choice and of every generation.
     #[arg(long, default_value_t = 1234)]
     seed: u64,
@@ -105,12 +110,17 @@ fn snippets(
     a: &BenchGenerateArgs,
     seed: u64,
 ) -> Result<Vec<Snippet>, String> {
-    let root = corpus::python_stdlib_dir().map_err(|e| e.to_string())?;
-    let mut files = corpus::split_files(&root, Split::Validation).map_err(|e| e.to_string())?;
+    let mut files = if a.data.is_empty() {
+        let root = corpus::python_stdlib_dir().map_err(|e| e.to_string())?;
+        let f = corpus::split_files(&root, Split::Validation).map_err(|e| e.to_string())?;
+        if f.is_empty() {
+            return Err(format!("no validation files under {}", root.display()));
+        }
+        f
+    } else {
+        ward_model::eval::collect_files(&a.data).map_err(|e| format!("--data: {e}"))?
+    };
     files.sort();
-    if files.is_empty() {
-        return Err(format!("no validation files under {}", root.display()));
-    }
     let mut rng = Rng::new(seed);
     let need = 2 * a.context + a.hole;
     let mut out = Vec::new();
