@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -168,8 +169,6 @@ def save_model(m: Model, folder: Path, tokenizer: Path, step: int):
 
 
 def encode_folder(tok, root: Path, eos: int, cache: Path):
-    import numpy as np
-
     if cache.exists():
         return np.fromfile(cache, dtype="<u4")
     files = sorted(p for p in root.rglob("*.py") if p.is_file())
@@ -203,8 +202,8 @@ def windows(stream, seq, n):
     total = len(stream) // seq
     n = min(n, total)
     stride = max(total // max(n, 1), 1)
-    return torch.tensor(
-        [stream[i * stride * seq : (i * stride + 1) * seq].astype("int64") for i in range(n)]
+    return torch.from_numpy(
+        np.stack([stream[i * stride * seq : (i * stride + 1) * seq].astype("int64") for i in range(n)])
     )
 
 
@@ -335,14 +334,14 @@ def main():
 
     started = time.time()
     base_wall = state["wall_seconds"]
-    n_windows = len(train) // 1 - args.seq_len - 1
+    n_windows = len(train) - args.seq_len - 1
     step = state["step"]
     recent = []
     while step < args.steps:
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         rs = random.Random(args.seed * 1_000_003 + step)
         starts = [rs.randrange(0, n_windows) for _ in range(args.batch_size)]
-        batch = torch.tensor([train[s : s + args.seq_len].astype("int64") for s in starts])
+        batch = torch.from_numpy(np.stack([train[s : s + args.seq_len].astype("int64") for s in starts]))
         lr = lr_at(args, step)
         ts = time.perf_counter()
         loss, ce = step_once(model, opt, batch, args, mask_id, gen, lr)

@@ -11,10 +11,8 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -132,68 +130,30 @@ pub fn masked_figures(
         )));
     }
     let shift = model.config().shifted_logits();
-    let device = model.device();
-    let net = model.net();
     let mut rng = StdRng::seed_from_u64(seed ^ (rate * 1e6) as u64);
     let (mut ce, mut correct, mut count) = (0.0f64, 0usize, 0usize);
-    let mut groups: Vec<&[Vec<u32>]> = Vec::new();
+    // Consecutive windows of one length, at most `chunk` at a time.
     let mut start = 0;
     for i in 1..=windows.len() {
         if i == windows.len()
             || windows[i].len() != windows[start].len()
             || i - start == chunk.max(1)
         {
-            groups.push(&windows[start..i]);
+            let part = &windows[start..i];
+            let (c, k, n) = crate::train::masked_counts(
+                model.net(),
+                part,
+                rate,
+                mask,
+                &mut rng,
+                shift,
+                model.device(),
+            )?;
+            ce += c;
+            correct += k;
+            count += n;
             start = i;
         }
-    }
-    for part in groups {
-        let s = part[0].len();
-        let mut inputs = Vec::with_capacity(part.len() * s);
-        let (mut read_at, mut targets) = (Vec::new(), Vec::new());
-        for (b, seq) in part.iter().enumerate() {
-            let mut any = false;
-            let first = inputs.len();
-            for (j, &t) in seq.iter().enumerate() {
-                if rng.random::<f64>() < rate {
-                    inputs.push(mask as i64);
-                    read_at.push((b * s + if shift { j.saturating_sub(1) } else { j }) as i64);
-                    targets.push(t as i64);
-                    any = true;
-                } else {
-                    inputs.push(t as i64);
-                }
-            }
-            if !any {
-                let j = rng.random_range(0..s);
-                inputs[first + j] = mask as i64;
-                read_at.push((b * s + if shift { j.saturating_sub(1) } else { j }) as i64);
-                targets.push(seq[j] as i64);
-            }
-        }
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(inputs, [part.len(), s]), device);
-        let h = net.hidden(ids);
-        let [_, _, d] = h.dims();
-        let n = read_at.len();
-        let pos = Tensor::<1, Int>::from_data(TensorData::new(read_at, [n]), device);
-        let logits = net.head(h.reshape([part.len() * s, d]).select(0, pos));
-        let am: Vec<i64> = logits
-            .clone()
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(|e| Error::invalid(format!("reading the argmax: {e:?}")))?;
-        let tgt = Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), [n, 1]), device);
-        let lp: Vec<f32> = log_softmax(logits, 1)
-            .gather(1, tgt)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .map_err(|e| Error::invalid(format!("reading the log-probabilities: {e:?}")))?;
-        ce -= lp.iter().map(|&x| x as f64).sum::<f64>();
-        correct += am.iter().zip(&targets).filter(|(a, b)| a == b).count();
-        count += n;
     }
     Ok(MaskedFigures {
         rate,

@@ -179,14 +179,12 @@ pub fn encode_split(
     split: Split,
     eos: u32,
 ) -> Result<Vec<u32>> {
-    let files = corpus::split_files(root, split)?;
-    let mut out = Vec::new();
-    for f in files {
-        let text = corpus::read_text(&f)?;
-        out.extend(tokenizer::encode(tok, &text)?);
-        out.push(eos);
-    }
-    Ok(out)
+    let texts = corpus::split_files(root, split)?
+        .iter()
+        .map(|f| corpus::read_text(f))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    crate::eval::token_stream(tok, &refs, eos)
 }
 
 fn load_or_encode(
@@ -227,14 +225,20 @@ fn ids_tensor(batch: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
 
 /// A masked batch: inputs with `[MASK]`, the flat indices of masked positions, their targets
 /// and their loss weights.
-struct Masked {
+pub(crate) struct Masked {
     inputs: Vec<Vec<u32>>,
     positions: Vec<i64>,
     targets: Vec<i64>,
     weights: Vec<f32>,
 }
 
-fn mask_batch(batch: &[Vec<u32>], rates: &[f64], mask_id: u32, rng: &mut StdRng) -> Masked {
+/// Masks each token of `batch[i]` with probability `rates[i]` (at least one per sequence).
+pub(crate) fn mask_batch(
+    batch: &[Vec<u32>],
+    rates: &[f64],
+    mask_id: u32,
+    rng: &mut StdRng,
+) -> Masked {
     let mut m = Masked {
         inputs: Vec::with_capacity(batch.len()),
         positions: Vec::new(),
@@ -267,16 +271,32 @@ fn mask_batch(batch: &[Vec<u32>], rates: &[f64], mask_id: u32, rng: &mut StdRng)
 }
 
 /// Log-probabilities of the targets at the masked positions, and the logits' argmax there.
+/// With `shift` (Dream-family checkpoints), the prediction of position `i` is read at `i − 1`
+/// (at 0 for the first position of a sequence).
 ///
 /// # Shapes
 /// - output: (`[masked]` log-probabilities, `[masked]` argmax ids)
-fn masked_logprobs(net: &Transformer, m: &Masked, device: &Device) -> (Tensor<1>, Tensor<1, Int>) {
+fn masked_logprobs(
+    net: &Transformer,
+    m: &Masked,
+    shift: bool,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1, Int>) {
     let b = m.inputs.len();
     let s = m.inputs[0].len();
     let h = net.hidden(ids_tensor(&m.inputs, device));
     let [_, _, d] = h.dims();
     let n = m.positions.len();
-    let pos = Tensor::<1, Int>::from_data(TensorData::new(m.positions.clone(), [n]), device);
+    let read_at: Vec<i64> = if shift {
+        let s = s as i64;
+        m.positions
+            .iter()
+            .map(|&p| if p % s == 0 { p } else { p - 1 })
+            .collect()
+    } else {
+        m.positions.clone()
+    };
+    let pos = Tensor::<1, Int>::from_data(TensorData::new(read_at, [n]), device);
     let hm = h.reshape([b * s, d]).select(0, pos);
     let logits = net.head(hm);
     let argmax = logits.clone().argmax(1).reshape([n]);
@@ -288,10 +308,40 @@ fn masked_logprobs(net: &Transformer, m: &Masked, device: &Device) -> (Tensor<1>
 /// The diffusion loss of a masked batch: `-Σ log p(x_i) / t / (batch·seq)`.
 fn diffusion_loss(net: &Transformer, m: &Masked, device: &Device) -> Tensor<1> {
     let n = m.positions.len();
-    let (lp, _) = masked_logprobs(net, m, device);
+    let (lp, _) = masked_logprobs(net, m, false, device);
     let w = Tensor::<1>::from_data(TensorData::new(m.weights.clone(), [n]), device);
     let denom = (m.inputs.len() * m.inputs[0].len()) as f64;
     (lp * w).sum().neg() / denom
+}
+
+/// Masks every sequence of `part` (all of one length) with probability `ratio` from `rng`
+/// and returns the summed cross-entropy of the originals at the masked positions, how many of
+/// them are the logits' argmax, and how many were masked. `shift`: see [`masked_logprobs`].
+pub(crate) fn masked_counts(
+    net: &Transformer,
+    part: &[Vec<u32>],
+    ratio: f64,
+    mask_id: u32,
+    rng: &mut StdRng,
+    shift: bool,
+    device: &Device,
+) -> Result<(f64, usize, usize)> {
+    let rates = vec![ratio; part.len()];
+    let m = mask_batch(part, &rates, mask_id, rng);
+    let (lp, am) = masked_logprobs(net, &m, shift, device);
+    let lp: Vec<f32> = lp
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| Error::invalid(format!("reading the log-probabilities: {e:?}")))?;
+    let am: Vec<i64> = am
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .map_err(|e| Error::invalid(format!("reading the argmax: {e:?}")))?;
+    let ce = -lp.iter().map(|&x| x as f64).sum::<f64>();
+    let correct = am.iter().zip(&m.targets).filter(|(a, b)| a == b).count();
+    Ok((ce, correct, m.targets.len()))
 }
 
 /// Mean cross-entropy and accuracy on the masked tokens when each token of `seqs` is masked
@@ -304,31 +354,19 @@ pub fn masked_token_metrics(
     seed: u64,
     chunk: usize,
     device: &Device,
-) -> (f64, f64) {
+) -> Result<(f64, f64)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut ce, mut correct, mut count) = (0.0f64, 0usize, 0usize);
     for part in seqs.chunks(chunk.max(1)) {
-        let rates = vec![ratio; part.len()];
-        let m = mask_batch(part, &rates, mask_id, &mut rng);
-        let (lp, am) = masked_logprobs(net, &m, device);
-        let lp: Vec<f32> = lp
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .unwrap_or_default();
-        let am: Vec<i64> = am
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap_or_default();
-        ce -= lp.iter().map(|&x| x as f64).sum::<f64>();
-        correct += am.iter().zip(&m.targets).filter(|(a, b)| a == b).count();
-        count += m.targets.len();
+        let (c, k, n) = masked_counts(net, part, ratio, mask_id, &mut rng, false, device)?;
+        ce += c;
+        correct += k;
+        count += n;
     }
-    (
+    Ok((
         ce / count.max(1) as f64,
         correct as f64 / count.max(1) as f64,
-    )
+    ))
 }
 
 /// Masked-token accuracy at `ratio` of a loaded model on `seqs` (used by the model tests).
@@ -341,7 +379,7 @@ pub fn model_masked_accuracy(
     let mask = model
         .mask_token_id()
         .ok_or_else(|| Error::invalid("the model config has no mask_token_id"))?;
-    let (_, acc) = masked_token_metrics(model.net(), seqs, ratio, mask, seed, 8, model.device());
+    let (_, acc) = masked_token_metrics(model.net(), seqs, ratio, mask, seed, 8, model.device())?;
     Ok(acc)
 }
 
@@ -351,7 +389,7 @@ fn evaluate(
     args: &TrainArgs,
     mask_id: u32,
     device: &Device,
-) -> EvalMetrics {
+) -> Result<EvalMetrics> {
     let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed_0000_0000_0001);
     let mut loss = 0.0;
     let mut n = 0usize;
@@ -373,7 +411,7 @@ fn evaluate(
         args.seed + 15,
         args.batch_size,
         device,
-    );
+    )?;
     let (ce50, acc50) = masked_token_metrics(
         net,
         val,
@@ -382,14 +420,14 @@ fn evaluate(
         args.seed + 50,
         args.batch_size,
         device,
-    );
-    EvalMetrics {
+    )?;
+    Ok(EvalMetrics {
         val_loss: loss / n.max(1) as f64,
         ce15,
         acc15,
         ce50,
         acc50,
-    }
+    })
 }
 
 /// Trains (or resumes) a model as described by `args`. See the module docs for the outputs.
@@ -557,7 +595,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
         let mut eval_cols = ",,,,,".to_string();
         let last = state.step == args.steps;
         if state.step % args.eval_every == 0 || last {
-            let ev = evaluate(&net.valid(), &val, args, mask_id, &inner);
+            let ev = evaluate(&net.valid(), &val, args, mask_id, &inner)?;
             bar.println(format!(
                 "step {} val_loss {:.4} acc15 {:.4} acc50 {:.4} ce15 {:.4} ce50 {:.4}",
                 state.step, ev.val_loss, ev.acc15, ev.acc50, ev.ce15, ev.ce50
