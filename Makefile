@@ -3,12 +3,13 @@ CARGO_TARGET_DIR ?= /var/tmp/ward-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: test demo bench bench-generate bench-policy check-sample fuzz run web web-test wasm wasm-test test-security eval-security
+.PHONY: test demo bench bench-generate bench-policy check-sample fuzz run web web-test wasm wasm-test test-security test-semgrep eval-security
 
 ## Every test of every layer.
 test:
 	$(CARGO) test --workspace
 	$(MAKE) test-security
+	$(MAKE) test-semgrep
 	$(MAKE) wasm-test
 	$(MAKE) web-test WARD_WASM_PROFILE=release
 
@@ -92,6 +93,12 @@ fuzz:
 ## a-d, ward check as judge) with the `ward` that `cargo test` built. Python 3 + PyYAML, no network.
 test-security:
 	WARD_BIN=$(CARGO_TARGET_DIR)/debug/ward python3 -m unittest discover -s tests/security -v
+
+## The Semgrep-fidelity harness's own tests (tests/semgrep): annotations, rule selection,
+## the comparison, and a run on its fixtures (rules written for Ward) from a folder and a bare
+## git repository, with the `ward` that `cargo test` built. Python 3 + PyYAML, no network.
+test-semgrep:
+	WARD_BIN=$(CARGO_TARGET_DIR)/debug/ward python3 -m unittest discover -s tests/semgrep -v
 
 ## The full security evaluation (tests/security/README.md): installs bandit, semgrep and
 ## matplotlib from PyPI into /var/tmp/ward-eval-venv, then writes tests/security/results/.

@@ -57,8 +57,16 @@ fn policies(given: &[PathBuf]) -> Vec<PathBuf> {
     }
 }
 
+/// Print the policy's load warnings on standard error, one `ward: warning: ` line each.
+fn warn(eff: &EffectivePolicy) {
+    for w in eff.warnings() {
+        eprintln!("ward: warning: {w}");
+    }
+}
+
 pub(crate) fn compile(given: &[PathBuf]) -> Result<CompiledPolicy, String> {
     let eff = EffectivePolicy::load_all(&policies(given)).map_err(|e| e.to_string())?;
+    warn(&eff);
     PolicyBuilder::new()
         .compile(&eff)
         .map_err(|e| e.to_string())
@@ -186,6 +194,7 @@ fn json_report(all: &[(PathBuf, Vec<u8>, Vec<Finding>)]) -> Value {
 /// Run `ward explain`.
 pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
     let eff = EffectivePolicy::load_all(&policies(&args.policy)).map_err(|e| e.to_string())?;
+    warn(&eff);
     let mut builder = PolicyBuilder::new();
     if let Some(n) = args.max_states {
         builder = builder.max_states(n);
@@ -246,6 +255,9 @@ pub fn run_explain(args: &ExplainArgs) -> Result<u8, String> {
         );
         for h in &r.history {
             let _ = writeln!(s, "    {h}");
+        }
+        for w in &r.warnings {
+            let _ = writeln!(s, "    warning: {w}");
         }
         if !r.cwe.is_empty() {
             let _ = writeln!(s, "    {}", r.cwe.join("; "));

@@ -3,9 +3,11 @@
 //!
 //! Keys: `pack`, `digest` (the certificate's policy digest), `files` (bases first), `rules`
 //! (per rule: `id`, `severity`, `enabled`, `enforced`, `scope`, `pack`, `source`, `line`,
-//! `cwe`, `message`, `history`, `alternatives` with `regex` and `not`) and, when statistics
-//! are asked for, `stats` (`compile_ms`, `memory_bytes`, `modules` with `rules`, `states`,
-//! `classes`, `memory_bytes`, and `rule_states` with `id` and `states`).
+//! `cwe`, `message`, `history`, `warnings` (where the rule means something else in Semgrep),
+//! `alternatives` with `regex` and `not`), `warnings` (those of the enabled rules, one line
+//! each, naming the rule) and, when statistics are asked for, `stats` (`compile_ms`,
+//! `memory_bytes`, `modules` with `rules`, `states`, `classes`, `memory_bytes`, and
+//! `rule_states` with `id` and `states`).
 
 use serde_json::{json, Value};
 
@@ -17,7 +19,7 @@ pub fn rule_json(r: &Rule) -> Value {
         "id": r.id, "severity": r.severity.as_str(), "enabled": r.enabled,
         "enforced": r.enforced(), "scope": r.scope.as_str(), "pack": r.pack,
         "source": r.source.display().to_string(), "line": r.line, "cwe": r.cwe,
-        "message": r.message.trim(), "history": r.history,
+        "message": r.message.trim(), "history": r.history, "warnings": r.warnings,
         "alternatives": r.pattern.alternatives().iter()
             .map(|a| json!({"regex": a.regex, "not": a.not})).collect::<Vec<_>>(),
     })
@@ -47,6 +49,7 @@ pub fn explain_json(eff: &EffectivePolicy, digest: &str, stats: Option<Value>) -
         "digest": digest,
         "files": eff.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
         "rules": eff.rules.iter().map(rule_json).collect::<Vec<_>>(),
+        "warnings": eff.warnings(),
     });
     if let Some(s) = stats {
         v["stats"] = s;

@@ -14,7 +14,10 @@
 mod check;
 pub mod clock;
 mod compile;
+pub mod digest;
 mod error;
+pub mod explain;
+mod fidelity;
 mod finding;
 mod lexer;
 mod module;
@@ -22,8 +25,6 @@ mod nfa;
 mod pack;
 mod pcre;
 mod regex_check;
-pub mod digest;
-pub mod explain;
 pub mod sarif;
 mod span;
 

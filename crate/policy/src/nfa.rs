@@ -572,3 +572,120 @@ mod tests {
         assert!(e.is_size_limit_exceeded(), "{e}");
     }
 }
+
+/// A counted repetition (`{n}`, `{n,}`, `{n,m}`) of a pattern, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Counted {
+    /// 1-based column (in characters) of the repeated item in the pattern as written.
+    pub(crate) column: usize,
+    /// The repeated item with its repetition, e.g. `[A-Za-z0-9]{40}`.
+    pub(crate) text: String,
+    /// The largest count it allows (`n` for `{n,}`).
+    pub(crate) count: u32,
+    /// An assertion (`\b`, `$`, ...) directly follows it.
+    pub(crate) then_assertion: Option<String>,
+}
+
+/// The counted repetitions of `pattern`, largest count first (empty when it does not
+/// parse): what the state-budget error names.
+pub(crate) fn counted_repetitions(pattern: &str) -> Vec<Counted> {
+    use regex_syntax::ast::{self, Ast, RepetitionKind, RepetitionRange};
+    let Ok(tr) = crate::pcre::translate(pattern) else {
+        return vec![];
+    };
+    let Ok(parsed) = ast::parse::Parser::new().parse(&tr.pattern) else {
+        return vec![];
+    };
+    let orig = |off: usize| {
+        tr.origin
+            .get(off)
+            .copied()
+            .unwrap_or(pattern.len())
+            .min(pattern.len())
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![&parsed];
+    while let Some(a) = stack.pop() {
+        match a {
+            Ast::Repetition(r) => {
+                if let RepetitionKind::Range(range) = &r.op.kind {
+                    let count = match *range {
+                        RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
+                        RepetitionRange::Bounded(_, m) => m,
+                    };
+                    let (s, e) = (orig(r.span.start.offset), orig(r.span.end.offset));
+                    out.push(Counted {
+                        column: pattern[..s].chars().count() + 1,
+                        text: pattern.get(s..e).unwrap_or("").to_string(),
+                        count,
+                        then_assertion: None,
+                    });
+                }
+                stack.push(&r.ast);
+            }
+            Ast::Group(g) => stack.push(&g.ast),
+            Ast::Alternation(x) => stack.extend(x.asts.iter()),
+            Ast::Concat(c) => {
+                for (i, item) in c.asts.iter().enumerate() {
+                    if let (Ast::Repetition(r), Some(Ast::Assertion(next))) =
+                        (item, c.asts.get(i + 1))
+                    {
+                        if matches!(r.op.kind, RepetitionKind::Range(_)) {
+                            let (s, e) = (orig(next.span.start.offset), orig(next.span.end.offset));
+                            let col = pattern[..orig(r.span.start.offset)].chars().count() + 1;
+                            let text = pattern.get(s..e).unwrap_or("").to_string();
+                            // Recorded on the entry pushed when `item` is visited below.
+                            out.push(Counted {
+                                column: col,
+                                text: String::new(),
+                                count: 0,
+                                then_assertion: Some(text),
+                            });
+                        }
+                    }
+                }
+                stack.extend(c.asts.iter());
+            }
+            _ => {}
+        }
+    }
+    // Fold the assertion markers into their repetitions.
+    let marks: Vec<(usize, String)> = out
+        .iter()
+        .filter(|c| c.text.is_empty())
+        .filter_map(|c| c.then_assertion.clone().map(|t| (c.column, t)))
+        .collect();
+    out.retain(|c| !c.text.is_empty());
+    for c in &mut out {
+        if let Some((_, t)) = marks.iter().find(|(col, _)| *col == c.column) {
+            c.then_assertion = Some(t.clone());
+        }
+    }
+    out.sort_by(|a, b| b.count.cmp(&a.count).then(a.column.cmp(&b.column)));
+    out
+}
+
+#[cfg(test)]
+mod counted_tests {
+    use super::*;
+
+    #[test]
+    fn names_counted_repetitions_with_columns() {
+        let c = counted_repetitions(r"(?i)softlayer.{0,50}[a-z0-9]{64}");
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].column, c[0].text.as_str(), c[0].count),
+            (21, "[a-z0-9]{64}", 64)
+        );
+        assert_eq!(
+            (c[1].column, c[1].text.as_str(), c[1].count),
+            (14, ".{0,50}", 50)
+        );
+        let c = counted_repetitions(r"\bAIzaSy[0-9A-Za-z-_]{33}\b");
+        assert_eq!(c[0].then_assertion.as_deref(), Some(r"\b"));
+        assert_eq!(c[0].column, 9);
+        // PCRE literal braces are not repetitions; columns count characters as written.
+        assert!(counted_repetitions(r"{%\s+autoescape").is_empty());
+        assert!(counted_repetitions("a+b*").is_empty());
+    }
+}

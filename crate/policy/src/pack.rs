@@ -200,6 +200,11 @@ pub struct Rule {
     pub paths_include: Vec<String>,
     /// `paths: exclude:` globs.
     pub paths_exclude: Vec<String>,
+    /// Load warnings: where the rule means something else in Ward than in Semgrep (a
+    /// `pattern-not-regex` that Semgrep also applies around the finding; see
+    /// `policies/README.md`). `ward check` prints them on standard error, `ward explain`
+    /// under the rule and in its JSON.
+    pub warnings: Vec<String>,
 }
 
 impl Rule {
@@ -563,7 +568,8 @@ fn convert_rule(
             "Semgrep AST patterns (`pattern`, `pattern-not`, `pattern-inside`) are not supported; Ward enforces regex rules (pattern-regex, pattern-either, patterns with pattern-not-regex)".into(),
         ));
     }
-    let (paths_include, paths_exclude) = parse_paths(r.paths.as_ref()).map_err(|m| fail(ErrorKind::BadValue, m))?;
+    let (paths_include, paths_exclude) =
+        parse_paths(r.paths.as_ref()).map_err(|m| fail(ErrorKind::BadValue, m))?;
     let _ = (
         &r.fix,
         &r.fix_regex,
@@ -595,9 +601,12 @@ fn convert_rule(
     // `generic` and `regex` rules read any file and need no lexer: their default scope is
     // `any`; a rule for Python (or for several languages) defaults to `code`.
     let untyped = !languages.is_empty()
-        && languages
-            .iter()
-            .all(|l| matches!(l.to_ascii_lowercase().as_str(), "generic" | "regex" | "none"));
+        && languages.iter().all(|l| {
+            matches!(
+                l.to_ascii_lowercase().as_str(),
+                "generic" | "regex" | "none"
+            )
+        });
     let scope = match r.scope.as_deref() {
         None if untyped => RuleScope::Any,
         None | Some("code") => RuleScope::Code,
@@ -655,6 +664,7 @@ fn convert_rule(
         Some(serde_json::Value::Null) | None => vec![],
         Some(other) => vec![other.to_string()],
     };
+    let warnings = crate::fidelity::not_regex_warnings(&pattern);
     let for_python = applies_to_python(&languages);
     let history = if for_python {
         vec![]
@@ -680,6 +690,7 @@ fn convert_rule(
         paths_exclude,
         enabled: for_python,
         history,
+        warnings,
     })
 }
 
@@ -710,7 +721,11 @@ fn parse_paths(v: Option<&serde_yaml::Value>) -> Result<(Vec<String>, Vec<String
         match key {
             "include" => inc = list,
             "exclude" => exc = list,
-            other => return Err(format!("unknown key `paths.{other}`; expected include or exclude")),
+            other => {
+                return Err(format!(
+                    "unknown key `paths.{other}`; expected include or exclude"
+                ))
+            }
         }
     }
     Ok((inc, exc))
@@ -723,7 +738,8 @@ fn glob(pat: &[u8], s: &[u8]) -> bool {
         None => s.is_empty(),
         Some(b'*') if pat.get(1) == Some(&b'*') => {
             let rest = pat[2..].strip_prefix(b"/").unwrap_or(&pat[2..]);
-            (0..=s.len()).any(|i| (i == 0 || s[i - 1] == b'/' || rest.is_empty()) && glob(rest, &s[i..]))
+            (0..=s.len())
+                .any(|i| (i == 0 || s[i - 1] == b'/' || rest.is_empty()) && glob(rest, &s[i..]))
                 || glob(&pat[2..], s)
         }
         Some(b'*') => (0..=s.len())
@@ -854,6 +870,23 @@ impl EffectivePolicy {
     /// The enabled rules.
     pub fn enabled(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(|r| r.enabled)
+    }
+
+    /// The load warnings of the enabled rules, one line each, naming the rule and where it
+    /// is defined: `rule `ID` (FILE:LINE): WARNING`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.enabled()
+            .flat_map(|r| {
+                let at = format!(
+                    "{}{}",
+                    r.source.display(),
+                    r.line.map(|l| format!(":{l}")).unwrap_or_default()
+                );
+                r.warnings
+                    .iter()
+                    .map(move |w| format!("rule `{}` ({at}): {w}", r.id))
+            })
+            .collect()
     }
 }
 
@@ -1110,6 +1143,12 @@ impl EffectivePolicy {
             .last()
             .map(|p| pack_file(p.as_ref()))
             .unwrap_or_default();
-        finish(names.join("+"), loader.order, rules, &top, loader.max_states)
+        finish(
+            names.join("+"),
+            loader.order,
+            rules,
+            &top,
+            loader.max_states,
+        )
     }
 }

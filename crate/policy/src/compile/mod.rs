@@ -120,7 +120,11 @@ impl ModuleStats {
     /// The statistics of `m`, whose rule indices point into `rules`.
     pub(crate) fn of(m: &Module, rules: &[Rule]) -> ModuleStats {
         ModuleStats {
-            rules: m.rules.iter().map(|&i| rules[i as usize].id.clone()).collect(),
+            rules: m
+                .rules
+                .iter()
+                .map(|&i| rules[i as usize].id.clone())
+                .collect(),
             states: m.num_states(),
             classes: m.num_classes(),
             memory_bytes: m.memory_bytes(),
@@ -336,8 +340,9 @@ impl PolicyBuilder {
                     // The reset states can tip a rule over the budget: try without them
                     // (the rule is then reported by the regex engine).
                     Err(e) if e.is_size_limit_exceeded() => (
-                        b.build(&rule_alts[ri], false)
-                            .map_err(|e| rule_error(e, &rules[ri]))?,
+                        b.build(&rule_alts[ri], false).map_err(|e| {
+                            self.budget_error(e, &arena, &alts, &rule_alts[ri], &rules[ri], t0)
+                        })?,
                         false,
                     ),
                     Err(e) => return Err(rule_error(e, &rules[ri])),
@@ -536,6 +541,78 @@ impl PolicyConfig {
                 .min(8),
             n => n,
         }
+    }
+}
+
+/// How far past the budget [`PolicyBuilder::budget_error`] measures a rule's need.
+const MEASURE_FACTOR: usize = 16;
+
+impl PolicyBuilder {
+    /// A rule's own automaton exceeded the state budget: measure what it needs (building it
+    /// again with up to [`MEASURE_FACTOR`] times the budget) and say what to change: the
+    /// pack's `max-states:`, or the counted repetitions of its patterns (with their columns).
+    /// Other errors get the rule's id and place only.
+    fn budget_error(
+        &self,
+        e: CompileError,
+        arena: &Arena,
+        alts: &[AltInfo],
+        alt_ids: &[u32],
+        rule: &Rule,
+        t0: Instant,
+    ) -> CompileError {
+        let budget = self.config.max_states;
+        if !e.is_size_limit_exceeded() || !e.message().contains("states (the per-module limit)") {
+            return rule_error(e, rule);
+        }
+        let mut config = self.config.clone();
+        config.max_states = budget.saturating_mul(MEASURE_FACTOR);
+        let need = match Builder::new(arena, alts, &config, t0).build(alt_ids, false) {
+            Ok(raw) => format!(
+                "needs {} states, more than the module budget of {budget} states: set `max-states: {}` or more in the pack to accept it (its table is then about {} KiB in the guard), or",
+                raw.states.len(),
+                raw.states.len(),
+                raw.trans.len() * 4 / 1024
+            ),
+            Err(_) => format!(
+                "needs more than {} states (measured up to {MEASURE_FACTOR} times the module budget of {budget} states), too many for the guard:",
+                config.max_states
+            ),
+        };
+        let mut reps: Vec<nfa::Counted> = rule
+            .pattern
+            .alternatives()
+            .iter()
+            .flat_map(|a| std::iter::once(&a.regex).chain(a.not.iter()))
+            .flat_map(|p| nfa::counted_repetitions(p))
+            .collect();
+        reps.sort_by_key(|c| std::cmp::Reverse(c.count));
+        let mut seen = std::collections::HashSet::new();
+        reps.retain(|c| seen.insert((c.text.clone(), c.column)));
+        reps.truncate(3);
+        let named = if reps.is_empty() {
+            "narrow the gaps (`.*`, `[^)]*`) in the pattern: each position a candidate match can be at, for every candidate that overlaps another, is a state".to_string()
+        } else {
+            let list: Vec<String> = reps
+                .iter()
+                .map(|c| {
+                    let then = c
+                        .then_assertion
+                        .as_ref()
+                        .map(|a| format!(", followed by `{a}`, which keeps every overlapping candidate alive until it holds: drop it, or keep the repeated class to word bytes"))
+                        .unwrap_or_default();
+                    format!("`{}` at column {} ({} positions{then})", c.text, c.column, c.count)
+                })
+                .collect();
+            format!(
+                "shorten its counted repetitions: {}; each position of a counted repetition is a state for every candidate match that overlaps another, so they multiply with the gaps before them",
+                list.join("; ")
+            )
+        };
+        rule_error(
+            CompileError::new(e.kind().clone(), format!("the automaton {need} {named}")),
+            rule,
+        )
     }
 }
 
