@@ -45,21 +45,22 @@ COVER = {
     "B202": ["python.archive-extract-no-filter"],
     "B301": ["python.pickle-load", "python.shelve-open", "python.import-by-name", "python.module-alias"],
     "B302": ["python.marshal-load", "python.import-by-name"],
-    "B303": ["python.weak-hash", "python.import-by-name", "python.eval-alias"],
+    "B303": ["python.weak-hash", "python.import-by-name", "python.eval-alias", "python.unsafe-call-by-name"],
     "B306": ["python.tempfile-mktemp"],
     "B307": ["python.eval", "python.eval-alias"],
     "B323": ["python.ssl-unverified-context"],
-    "B324": ["python.weak-hash", "python.import-by-name", "python.eval-alias"],
+    "B324": ["python.weak-hash", "python.import-by-name", "python.eval-alias", "python.unsafe-call-by-name"],
     "B501": ["python.tls-verify-disabled"],
     "B506": ["python.yaml-load", "python.yaml-unsafe-load"],
     "B602": ["python.subprocess-shell-true"],
     "B605": ["python.os-system", "python.os-system-alias", "python.import-by-name"],
     "B608": ["python.sql-injection", "python.sql-string-formatting"],
-    "B701": ["python.jinja2-autoescape-off"],
+    "B701": ["python.jinja2-autoescape-off", "python.jinja2-environment-default"],
     "B321": ["python.cleartext-ftp"],
 }
 for i in range(313, 321):
-    COVER[f"B{i}"] = ["python.xml-unsafe-parse", "python.lxml-parse", "python.xml-alias", "python.import-by-name", "python.module-alias"]
+    COVER[f"B{i}"] = ["python.xml-unsafe-parse", "python.lxml-parse", "python.xml-alias", "python.import-by-name", "python.module-alias",
+                        "python.unsafe-call-by-name"]
 
 
 def run(cmd, **kw):
@@ -96,10 +97,17 @@ def setup(work: Path):
     return venv / "bin" / "bandit", src
 
 
-def bandit_findings(bandit, src: Path):
+def bandit_findings(bandit, src: Path, cache: Path):
+    """Bandit's findings of the covered ids, cached in `cache` (keyed by Bandit's version and
+    the ids; delete the file to re-run Bandit)."""
     ids = ",".join(sorted(COVER))
-    p = subprocess.run([bandit, "-r", "-q", "-f", "json", "-t", ids, str(src)], capture_output=True, text=True)
-    data = json.loads(p.stdout)
+    key = f"{BANDIT} {ids}"
+    if cache.exists() and json.loads(cache.read_text()).get("key") == key:
+        data = json.loads(cache.read_text())["data"]
+    else:
+        p = subprocess.run([bandit, "-r", "-q", "-f", "json", "-t", ids, str(src)], capture_output=True, text=True)
+        data = json.loads(p.stdout)
+        cache.write_text(json.dumps({"key": key, "data": data}))
     out = []
     for r in data["results"]:
         out.append({
@@ -121,6 +129,15 @@ def ward_findings(ward, src: Path):
             out.append({"file": os.path.relpath(x["path"], src), "rule": x["rule_id"],
                         "line": x["line"], "end_line": x["end_line"]})
     return out
+
+
+def code_line(src: Path, w):
+    """The first line of a Ward finding's code, stripped."""
+    try:
+        text = (src / w["file"]).read_text(errors="replace").split("\n")
+        return text[w["line"] - 1].strip()
+    except (OSError, IndexError):
+        return ""
 
 
 def compare(bfs, wfs):
@@ -147,8 +164,7 @@ def compare(bfs, wfs):
             s[2] += mh
         else:
             misses.append(b)
-    ward_only = collections.Counter(
-        w["rule"] for f, ws in by_file.items() for k, w in enumerate(ws) if (f, k) not in covered_ward)
+    ward_only = [w for f, ws in by_file.items() for k, w in enumerate(ws) if (f, k) not in covered_ward]
     return per_id, misses, ward_only
 
 
@@ -161,14 +177,15 @@ def main():
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     bandit, src = setup(work)
-    bfs = bandit_findings(bandit, src)
+    bfs = bandit_findings(bandit, src, work / "bandit.json")
     wfs = ward_findings(a.ward, src)
     per_id, misses, ward_only = compare(bfs, wfs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     tot = [sum(v[i] for v in per_id.values()) for i in range(4)]
     summary = {"packages": PACKAGES, "bandit": BANDIT, "per_id": per_id, "total": tot,
-               "misses": misses, "ward_only": ward_only}
+               "misses": misses, "ward_only": collections.Counter(w["rule"] for w in ward_only),
+               "ward_only_findings": ward_only}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     lines = ["# Ward against Bandit (tests/bandit/recall.py)", "",
              f"Packages: {', '.join(PACKAGES)}; {BANDIT}.", "",
@@ -182,8 +199,15 @@ def main():
     for m in misses:
         lines.append(f"- {m['id']} {m['severity']} `{m['file']}:{m['line']}`: `{(m['code'] or [''])[0][:120]}`")
     lines += ["", "## Ward-only findings (no Bandit finding of a mapped id on the line)", ""]
-    for r, n in ward_only.most_common():
-        lines.append(f"- {r}: {n}")
+    lines += ["Per rule: the count, then up to five of them with their code line (all of them are in",
+              "`summary.json`, `ward_only_findings`).", ""]
+    by_rule = collections.defaultdict(list)
+    for w in ward_only:
+        by_rule[w["rule"]].append(w)
+    for r, ws in sorted(by_rule.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"- {r}: {len(ws)}")
+        for w in ws[:5]:
+            lines.append(f"  - `{w['file']}:{w['line']}`: `{code_line(src, w)[:120]}`")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:8 + len(per_id)]))
 
