@@ -73,6 +73,7 @@ describe("wasm adapter", () => {
     expect(stale.loadedFrom).toBe("compiled");
     expect(stale.artefactNote).toContain("has changed since it was compiled");
     expect(stale.text).toContain("artefact not used: /policies/python/pack.wardpol: stale artefact");
+    expect(stale.text?.split("\n")[1]).toMatch(/^artefact not used: /);
     const none = engine.setPolicy({ files: { [root]: "" }, root, inlineLineOffset: 0 });
     expect(none.loadedFrom).toBe("compiled");
     expect(none.artefactNote).toBeUndefined();

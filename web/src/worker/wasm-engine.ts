@@ -270,12 +270,8 @@ export class WasmEngine implements Engine {
     const made = p;
     this.policy?.free?.();
     this.policy = made;
-    const info = normalisePolicy(plain(guard(() => made.explain())));
-    info.loadedFrom = loadedFrom;
-    if (loadedFrom === "artefact" && info.text) info.text = info.text.replace(/compiled in ([\d.]+ ms)/, "loaded from the precompiled artefact in $1");
-    if (artefactNote !== undefined && info.text) info.text = `${info.text.split("\n")[0]}\nartefact not used: ${artefactNote}\n${info.text.split("\n").slice(1).join("\n")}`;
+    const info = normalisePolicy(plain(guard(() => made.explain())), { from: loadedFrom, note: artefactNote });
     if (typeof made.loadMs === "number") info.loadMs = made.loadMs;
-    if (artefactNote !== undefined) info.artefactNote = artefactNote;
     return info;
   }
 
@@ -350,7 +346,19 @@ export class WasmEngine implements Engine {
  * `rules` with `enabled`/`enforced`, `stats`) into the protocol's `PolicyInfo`, with a text
  * rendering of the effective policy.
  */
-export function normalisePolicy(raw: unknown): PolicyInfo {
+/** How a policy was loaded: from its precompiled artefact, or compiled (with why the artefact was not used). */
+export interface PolicyLoad {
+  from: "artefact" | "compiled";
+  /** Why an artefact that was offered was not used (stale, corrupt, unsupported). */
+  note?: string;
+}
+
+/**
+ * The wasm `explain()` JSON as a `PolicyInfo`. With `load`, records how the policy was loaded
+ * (`loadedFrom`, `artefactNote`) and says so in the explain text: "loaded from the precompiled
+ * artefact in N ms" instead of "compiled in", and a line "artefact not used: …" after the first.
+ */
+export function normalisePolicy(raw: unknown, load?: PolicyLoad): PolicyInfo {
   const r = (raw ?? {}) as Record<string, unknown>;
   const rules = Array.isArray(r.rules) ? r.rules : [];
   const info: PolicyInfo = {
@@ -371,7 +379,22 @@ export function normalisePolicy(raw: unknown): PolicyInfo {
     }),
   };
   if (info.text === undefined) info.text = explainText(r, info);
+  if (load) {
+    info.loadedFrom = load.from;
+    if (load.note !== undefined) info.artefactNote = load.note;
+    if (info.text) info.text = describeLoad(info.text, load);
+  }
   return info;
+}
+
+function describeLoad(text: string, load: PolicyLoad): string {
+  const lines = text.split("\n");
+  if (load.from === "artefact") {
+    const i = lines.findIndex((l) => /compiled in [\d.]+ ms/.test(l));
+    if (i >= 0) lines[i] = lines[i].replace(/compiled in ([\d.]+ ms)/, "loaded from the precompiled artefact in $1");
+  }
+  if (load.note !== undefined) lines.splice(1, 0, `artefact not used: ${load.note}`);
+  return lines.join("\n");
 }
 
 function explainText(r: Record<string, unknown>, info: PolicyInfo): string {
