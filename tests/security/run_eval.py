@@ -96,6 +96,7 @@ WARD_RULE_CLASS = {
     "python.xml-external-entities": "xml-entities",
     "python.debug-enabled": "debug-mode",
     "python.jinja2-autoescape-off": "templates-xss",
+    "python.jinja2-environment-default": "templates-xss",
     "python.mark-safe": "templates-xss",
     "python.cleartext-telnet": "cleartext-network",
     "python.cleartext-ftp": "cleartext-network",
@@ -1251,9 +1252,19 @@ def check_prompts(tools: Tools, cases: list[Case], judges: Judges, log) -> int:
     rules = judges.rules
     # the prompts' fixed text (each piece between holes on its own) must not already
     # violate an enforced rule: the sampler would refuse the prompt
-    own_files = {(c.id, n): _tmp(str(t)) for c in cases
-                 for n, (k, t) in enumerate(c.segments()) if k == "text"}
+    # A finding that runs to the end of a piece a hole follows is not one: rules that are
+    # violations when the text ends inside a call (`\z`) see the piece's end as the text's
+    # end, but the hole can still complete the call (the guard judges the whole canvas).
+    own_files, open_end = {}, {}
+    for c in cases:
+        segs = c.segments()
+        for n, (k, t) in enumerate(segs):
+            if k == "text":
+                own_files[(c.id, n)] = _tmp(str(t))
+                if n + 1 < len(segs):
+                    open_end[str(own_files[(c.id, n)])] = len(str(t).encode())
     own = ward_check_files(tools, list(own_files.values()))
+    own = {p: [x for x in fs if x.get("end") != open_end.get(p)] for p, fs in own.items()}
     for c in cases:
         for r in c.rules:
             if r not in rules:
