@@ -51,7 +51,10 @@ fn main() {
     let (policy, vocab) = (Arc::new(policy), Arc::new(vocab));
     // WARD_LIFT_REPEAT=n: lift n times more and print the fastest full lift (CPU time), to
     // compare versions on a loaded machine.
-    let repeat: usize = std::env::var("WARD_LIFT_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let repeat: usize = std::env::var("WARD_LIFT_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut best: Option<std::time::Duration> = None;
     for _ in 0..repeat {
         let c0 = cpu();
@@ -85,6 +88,10 @@ fn main() {
     let t = Instant::now();
     let c0 = cpu();
     let n = tp.lift_reachable();
-    println!("filled {n} reachable state rows in {:?}{}", t.elapsed(), cpu_since(c0));
+    println!(
+        "filled {n} reachable state rows in {:?}{}",
+        t.elapsed(),
+        cpu_since(c0)
+    );
     println!("{:#?}", tp.stats());
 }

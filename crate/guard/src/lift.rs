@@ -305,7 +305,6 @@ pub(crate) struct SubWalk {
     rules: Vec<RuleIndex>,
 }
 
-
 /// The states sorted by their successor under one byte class, and the runs: (successor,
 /// index of its first state).
 type Groups = (Vec<u32>, Vec<(u32, u32)>);
@@ -869,7 +868,8 @@ impl TokenPolicy {
 
     /// The tokens that complete a violation from state `q` (unsorted).
     pub(crate) fn violating_tokens(&self, mi: usize, q: usize) -> Vec<u32> {
-        self.row(mi, q).violating(&self.trie.order, &self.end_tokens)
+        self.row(mi, q)
+            .violating(&self.trie.order, &self.end_tokens)
     }
 
     /// Where a token from `q` first enters the violated state: the rules completed.
@@ -1031,7 +1031,11 @@ impl TokenPolicy {
         // A class each state does not loop on (a quick refusal), or none.
         let leave: Vec<u16> = loops
             .iter()
-            .map(|lp| (0..nc).find(|&c| lp[c / 64] >> (c % 64) & 1 == 0).map_or(u16::MAX, |c| c as u16))
+            .map(|lp| {
+                (0..nc)
+                    .find(|&c| lp[c / 64] >> (c % 64) & 1 == 0)
+                    .map_or(u16::MAX, |c| c as u16)
+            })
             .collect();
         let stays = |t: u32, v: usize| {
             let a = &alph[v];
@@ -1295,7 +1299,10 @@ impl TokenPolicy {
                     add_rules(&mut viol_rules, m.end_violation_rules(qs));
                 }
             }
-            let viol_count = viol_ranges.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
+            let viol_count = viol_ranges
+                .iter()
+                .map(|&(a, b)| (b - a) as usize)
+                .sum::<usize>()
                 + if viol_end { self.end_tokens.len() } else { 0 };
             let mut any = Vec::new();
             states::for_each(&any_bits, |s| any.push(s as u32));
@@ -1484,7 +1491,12 @@ mod tests {
         let vocab = crate::vocab::from_tokenizer_json(&json).expect("tokenizer");
         let tp = TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
         let all = std::env::var_os("WARD_LIFT_ALL_STATES").is_some();
-        let starts: Vec<usize> = tp.policy.modules().iter().map(|m| m.start().as_usize()).collect();
+        let starts: Vec<usize> = tp
+            .policy
+            .modules()
+            .iter()
+            .map(|m| m.start().as_usize())
+            .collect();
         let n = assert_rows_match_reference(&tp, |mi, q| all || q % 5 == 0 || q == starts[mi]);
         assert!(n > 4000, "checked {n} rows");
     }
@@ -1505,9 +1517,9 @@ mod tests {
             r"\bx\(",
         ];
         const PIECES: &[&[u8]] = &[
-            b"e", b"v", b"a", b"l", b"(", b")", b"x", b" ", b"\"", b"#", b"\n", b"=", b"b",
-            b"ex", b"ec", b"ev", b"al", b"eval", b"eval(", b"exec", b" x", b"x(", b"((",
-            b"a =", b" b", b"ab", b"ba", b"\"ab", b"# x", b"\n#", b"= b",
+            b"e", b"v", b"a", b"l", b"(", b")", b"x", b" ", b"\"", b"#", b"\n", b"=", b"b", b"ex",
+            b"ec", b"ev", b"al", b"eval", b"eval(", b"exec", b" x", b"x(", b"((", b"a =", b" b",
+            b"ab", b"ba", b"\"ab", b"# x", b"\n#", b"= b",
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {

@@ -224,7 +224,10 @@ mod tests {
 
     #[test]
     fn braces_that_are_not_repetitions_are_literal() {
-        assert_eq!(t(r"{%\s+autoescape\s+off\s+%}"), r"\{%\s+autoescape\s+off\s+%\}");
+        assert_eq!(
+            t(r"{%\s+autoescape\s+off\s+%}"),
+            r"\{%\s+autoescape\s+off\s+%\}"
+        );
         assert_eq!(t(r"a{2}b{1,}c{1,3}"), r"a{2}b{1,}c{1,3}");
         assert_eq!(t(r"a{x}"), r"a\{x\}");
         assert_eq!(t(r"[{}]"), r"[{}]");

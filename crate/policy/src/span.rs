@@ -207,7 +207,11 @@ impl SpanFinder {
         e: usize,
     ) -> Option<usize> {
         let (scope, alts) = &self.rules[r as usize];
-        let text = if *scope == RuleScope::Code { view } else { text };
+        let text = if *scope == RuleScope::Code {
+            view
+        } else {
+            text
+        };
         let lo = Self::first_start(alts, text, p, e)?;
         (lo..e).find(|&s| {
             scope.admits(scopes[s])
@@ -228,7 +232,11 @@ impl SpanFinder {
         p: usize,
     ) -> Option<(usize, usize)> {
         let (scope, alts) = &self.rules[r as usize];
-        let text = if *scope == RuleScope::Code { view } else { text };
+        let text = if *scope == RuleScope::Code {
+            view
+        } else {
+            text
+        };
         let mut best: Option<(usize, usize)> = None;
         let lo = Self::first_start(alts, text, p, text.len())?;
         #[allow(clippy::needless_range_loop)] // `s` is a position in `text` and `scopes`

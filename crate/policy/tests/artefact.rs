@@ -120,25 +120,47 @@ fn sources_say_what_an_artefact_was_compiled_from_and_match_renamed_files() {
     src.matches(&served, "docs/policies/app/pack.yaml").unwrap();
     src.matches(&files, "app/pack.yaml").unwrap();
     // Another top, an edited file, a missing one or an extra one do not.
-    let e = src.matches(&served, "docs/policies/base/pack.yaml").unwrap_err();
+    let e = src
+        .matches(&served, "docs/policies/base/pack.yaml")
+        .unwrap_err();
     assert!(e.contains("top pack"), "{e}");
-    let e = src.matches(&served, "docs/policies/xapp/pack.yaml").unwrap_err();
+    let e = src
+        .matches(&served, "docs/policies/xapp/pack.yaml")
+        .unwrap_err();
     assert!(e.contains("top pack"), "{e}");
     let mut edited = served.clone();
-    edited.get_mut("docs/policies/base/pack.yaml").unwrap().push_str("# changed\n");
-    let e = src.matches(&edited, "docs/policies/app/pack.yaml").unwrap_err();
-    assert!(e.contains("docs/policies/base/pack.yaml") && e.contains("changed"), "{e}");
+    edited
+        .get_mut("docs/policies/base/pack.yaml")
+        .unwrap()
+        .push_str("# changed\n");
+    let e = src
+        .matches(&edited, "docs/policies/app/pack.yaml")
+        .unwrap_err();
+    assert!(
+        e.contains("docs/policies/base/pack.yaml") && e.contains("changed"),
+        "{e}"
+    );
     let mut missing = served.clone();
     missing.remove("docs/policies/base/pack.yaml");
-    let e = src.matches(&missing, "docs/policies/app/pack.yaml").unwrap_err();
+    let e = src
+        .matches(&missing, "docs/policies/app/pack.yaml")
+        .unwrap_err();
     assert!(e.contains("not among the given files"), "{e}");
     let mut extra = served.clone();
-    extra.insert("inline/custom/pack.yaml".into(), "pack: c\nrules: []\n".into());
-    let e = src.matches(&extra, "docs/policies/app/pack.yaml").unwrap_err();
+    extra.insert(
+        "inline/custom/pack.yaml".into(),
+        "pack: c\nrules: []\n".into(),
+    );
+    let e = src
+        .matches(&extra, "docs/policies/app/pack.yaml")
+        .unwrap_err();
     assert!(e.contains("inline/custom/pack.yaml"), "{e}");
     // A corrupt artefact is an error here too, before anything is read.
     let mut bad = bytes.clone();
     let n = bad.len();
     bad[n - 1] ^= 1;
-    assert!(artefact_sources(&bad).unwrap_err().to_string().contains("checksum"));
+    assert!(artefact_sources(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum"));
 }

@@ -63,7 +63,10 @@ fn form_cases_mean_what_they_say_under_cpython() {
         eprintln!("python3 not found: skipped");
         return;
     }
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/cases/python-forms.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/cases/python-forms.yaml"
+    );
     let cf: CaseFile = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let lines: Vec<serde_json::Value> = cf
         .cases

@@ -28,7 +28,11 @@ fn languages_select_rules_and_default_scopes() {
     let eff = EffectivePolicy::from_str(PACK, "l.yaml").unwrap();
     let by_id = |id: &str| eff.rules.iter().find(|r| r.id == id).unwrap();
     assert!(!by_id("l.apex").enabled);
-    assert!(by_id("l.apex").history[0].contains("apex"), "{:?}", by_id("l.apex").history);
+    assert!(
+        by_id("l.apex").history[0].contains("apex"),
+        "{:?}",
+        by_id("l.apex").history
+    );
     assert_eq!(by_id("l.generic").scope, RuleScope::Any);
     assert_eq!(by_id("l.python").scope, RuleScope::Code);
     let p = PolicyBuilder::new().compile(&eff).unwrap();
@@ -80,11 +84,16 @@ fn max_states_is_a_pack_option() {
         .compile_str(&format!("pack: b\n{rule}"), "b.yaml")
         .unwrap_err();
     assert!(e.to_string().contains("4096"), "{e}");
-    let eff = EffectivePolicy::from_str(&format!("pack: b\nmax-states: 20000\n{rule}"), "b.yaml").unwrap();
+    let eff = EffectivePolicy::from_str(&format!("pack: b\nmax-states: 20000\n{rule}"), "b.yaml")
+        .unwrap();
     assert_eq!(eff.max_states, Some(20000));
     let p = PolicyBuilder::new().compile(&eff).unwrap();
     assert!(p.modules()[0].num_states() > 4096);
-    let small = EffectivePolicy::from_str(&format!("pack: b\nmax-states: 100\n{rule}"), "b.yaml").unwrap();
-    let e = PolicyBuilder::new().max_states(100_000).compile(&small).unwrap_err();
+    let small =
+        EffectivePolicy::from_str(&format!("pack: b\nmax-states: 100\n{rule}"), "b.yaml").unwrap();
+    let e = PolicyBuilder::new()
+        .max_states(100_000)
+        .compile(&small)
+        .unwrap_err();
     assert!(e.to_string().contains("100 states"), "{e}");
 }

@@ -49,7 +49,11 @@ fn nested_empty_repetitions_of_any_depth_compile() {
     };
     let mut states = None;
     for n in 1..=45 {
-        let yaml = rule(&format!(r"$^{}\s?{}\,,\-s,s#", "(?:".repeat(n), ")+".repeat(n)));
+        let yaml = rule(&format!(
+            r"$^{}\s?{}\,,\-s,s#",
+            "(?:".repeat(n),
+            ")+".repeat(n)
+        ));
         let p = PolicyBuilder::new()
             .config(config.clone())
             .compile_str(&yaml, "h.yaml")
@@ -63,7 +67,11 @@ fn nested_empty_repetitions_of_any_depth_compile() {
     // One nesting more than the parser allows is a clear error naming the rule.
     let e = PolicyBuilder::new()
         .compile_str(
-            &rule(&format!(r"$^{}\s?{}\,,\-s,s#", "(?:".repeat(150), ")+".repeat(150))),
+            &rule(&format!(
+                r"$^{}\s?{}\,,\-s,s#",
+                "(?:".repeat(150),
+                ")+".repeat(150)
+            )),
             "h.yaml",
         )
         .unwrap_err();

@@ -4,11 +4,16 @@ use ward_sampler::model::LoadedModel;
 use ward_sampler::{GenerateRequest, LogitsSource};
 
 fn main() {
-    let prompt = std::env::args().nth(1).unwrap_or_else(|| "import os\nos.<|hole:4|>".into());
+    let prompt = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "import os\nos.<|hole:4|>".into());
     let dir = ward_model::default_model_dir().unwrap();
     let mut l = LoadedModel::load(&dir, &ward_model::Device::flex()).unwrap();
     let engine = l.engine(None).unwrap();
-    let req = GenerateRequest { enforce: false, ..GenerateRequest::new(prompt) };
+    let req = GenerateRequest {
+        enforce: false,
+        ..GenerateRequest::new(prompt)
+    };
     let (s, start) = engine.start(&req, &l.tokenizer).unwrap();
     let ids = s.model_ids().to_vec();
     println!("canvas: {:?}", ids);
@@ -20,7 +25,13 @@ fn main() {
         idx.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
         let top: Vec<String> = idx[..6]
             .iter()
-            .map(|&t| format!("{:?}:{:.1}", String::from_utf8_lossy(l.vocab.bytes(t as u32)), row[t]))
+            .map(|&t| {
+                format!(
+                    "{:?}:{:.1}",
+                    String::from_utf8_lossy(l.vocab.bytes(t as u32)),
+                    row[t]
+                )
+            })
             .collect();
         println!("{h}: {}", top.join("  "));
     }

@@ -18,7 +18,10 @@ fn main() {
     let mut l = LoadedModel::load(&dir, &ward_model::Device::flex()).expect("loads");
     let t = Instant::now();
     let policy = ward_policy::PolicyBuilder::new()
-        .compile_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/python"))
+        .compile_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../policies/python"
+        ))
         .expect("compiles");
     println!("compile: {:.1} ms", ms(t));
     let policy = std::sync::Arc::new(policy);
@@ -26,7 +29,10 @@ fn main() {
         let t = Instant::now();
         let engine = l.engine(Some(policy.clone())).expect("engine");
         println!("round {round}: engine (lift): {:.1} ms", ms(t));
-        let req = GenerateRequest { seed: 7, ..GenerateRequest::new(prompt.clone()) };
+        let req = GenerateRequest {
+            seed: 7,
+            ..GenerateRequest::new(prompt.clone())
+        };
         let t = Instant::now();
         let (mut s, _) = engine.start(&req, &l.tokenizer).expect("start");
         println!("round {round}: start: {:.1} ms", ms(t));
@@ -35,11 +41,20 @@ fn main() {
             let t = Instant::now();
             let ev = s.step(&mut l.source).expect("step");
             let Some(ev) = ev else { break };
-            println!("round {round}: step {k}: {:.1} ms (model {:.1}, guard {:.1})", ms(t), ev.model_ms, ev.guard_ms);
+            println!(
+                "round {round}: step {k}: {:.1} ms (model {:.1}, guard {:.1})",
+                ms(t),
+                ev.model_ms,
+                ev.guard_ms
+            );
             k += 1;
         }
         let t = Instant::now();
         let r = s.result().expect("result");
-        println!("round {round}: result (certificate): {:.1} ms; timings {:?}", ms(t), r.timings);
+        println!(
+            "round {round}: result (certificate): {:.1} ms; timings {:?}",
+            ms(t),
+            r.timings
+        );
     }
 }

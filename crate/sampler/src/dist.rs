@@ -81,7 +81,10 @@ impl RowDist {
 
     /// Probability of the most likely token minus that of the second.
     pub fn margin(&self) -> f32 {
-        let p1 = self.top.map(|(_, z)| self.prob(z / self.inv_t)).unwrap_or(0.0);
+        let p1 = self
+            .top
+            .map(|(_, z)| self.prob(z / self.inv_t))
+            .unwrap_or(0.0);
         let p2 = if self.second.is_finite() {
             (((self.second - self.m) as f64).exp() / self.s) as f32
         } else {
@@ -150,7 +153,13 @@ pub(crate) fn pick(row: &[f32], d: &RowDist, req: &GenerateRequest, rng: &mut Rn
 }
 
 /// The strategy's confidence of choosing `token` (larger: commit earlier).
-pub(crate) fn confidence(strategy: Strategy, row: &[f32], d: &RowDist, token: u32, rng: &mut Rng) -> f64 {
+pub(crate) fn confidence(
+    strategy: Strategy,
+    row: &[f32],
+    d: &RowDist,
+    token: u32,
+    rng: &mut Rng,
+) -> f64 {
     match strategy {
         Strategy::LowConfidence | Strategy::Threshold => d.prob(row[token as usize]) as f64,
         Strategy::Entropy => -d.entropy(),
@@ -177,10 +186,18 @@ mod tests {
     fn softmax_summary_matches_direct_computation() {
         let row = [1.0f32, 3.0, f32::NEG_INFINITY, 2.0];
         let d = RowDist::of(&row, 1.0);
-        let z: f64 = row.iter().filter(|x| x.is_finite()).map(|&x| (x as f64).exp()).sum();
+        let z: f64 = row
+            .iter()
+            .filter(|x| x.is_finite())
+            .map(|&x| (x as f64).exp())
+            .sum();
         let p: Vec<f64> = row.iter().map(|&x| (x as f64).exp() / z).collect();
         assert!((d.prob(3.0) as f64 - p[1]).abs() < 1e-6);
-        let h: f64 = -p.iter().filter(|&&q| q > 0.0).map(|q| q * q.ln()).sum::<f64>();
+        let h: f64 = -p
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|q| q * q.ln())
+            .sum::<f64>();
         assert!((d.entropy() - h).abs() < 1e-6, "{} vs {h}", d.entropy());
         assert!((d.margin() as f64 - (p[1] - p[3])).abs() < 1e-6);
         assert_eq!(d.top.unwrap().0, 1);
@@ -188,7 +205,10 @@ mod tests {
         let all_out = [f32::NEG_INFINITY; 3];
         let d = RowDist::of(&all_out, 1.0);
         let mut rng = Rng::new(1);
-        assert_eq!(pick(&all_out, &d, &GenerateRequest::default(), &mut rng), None);
+        assert_eq!(
+            pick(&all_out, &d, &GenerateRequest::default(), &mut rng),
+            None
+        );
     }
 
     #[test]

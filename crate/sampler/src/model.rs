@@ -145,7 +145,9 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel").field("info", &self.info).finish()
+        f.debug_struct("LoadedModel")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -281,7 +283,8 @@ pub fn special_tokens(
     let eos = cfg
         .eos_token_id
         .or_else(|| find(&["<|endoftext|>", "</s>", "<|eot_id|>", "<eos>"]));
-    let eos = eos.filter(|&e| vocab.kind(e) == ward_guard::TokenKind::End || (e as usize) >= vocab.len());
+    let eos =
+        eos.filter(|&e| vocab.kind(e) == ward_guard::TokenKind::End || (e as usize) >= vocab.len());
     if let Some(e) = eos {
         if e as usize >= vocab.len() {
             return Err(SamplerError::Tokens(format!(

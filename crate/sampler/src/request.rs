@@ -125,7 +125,11 @@ impl GenerateRequest {
         if self.max_new == 0 || self.max_new > crate::prompt::MAX_HOLE {
             return Err(SamplerError::request(
                 "max_new",
-                format!("{} is outside 1..={}", self.max_new, crate::prompt::MAX_HOLE),
+                format!(
+                    "{} is outside 1..={}",
+                    self.max_new,
+                    crate::prompt::MAX_HOLE
+                ),
             ));
         }
         if self.steps == Some(0) {
@@ -182,6 +186,9 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.to_string().contains("top_p"));
-        assert_eq!(Strategy::parse("low-confidence"), Some(Strategy::LowConfidence));
+        assert_eq!(
+            Strategy::parse("low-confidence"),
+            Some(Strategy::LowConfidence)
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use ward_guard::{Canvas, Conflict, Guard, GuardConfig, GuardError, Slot, TokenKind, TokenPolicy, Vocab};
+use ward_guard::{
+    Canvas, Conflict, Guard, GuardConfig, GuardError, Slot, TokenKind, TokenPolicy, Vocab,
+};
 use ward_policy::CompiledPolicy;
 
 use crate::certificate::{
@@ -91,7 +93,10 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("vocab", &self.vocab.len())
-            .field("policy", &self.policy.as_ref().map(|p| p.name().to_string()))
+            .field(
+                "policy",
+                &self.policy.as_ref().map(|p| p.name().to_string()),
+            )
             .field("special", &self.special)
             .field("model", &self.model)
             .finish()
@@ -382,7 +387,10 @@ impl Session {
                 end_in_holes: req.end_in_holes,
                 ..GuardConfig::default()
             };
-            Some(Guard::with_config(tp, &canvas, &cfg).map_err(|e| prompt_error(engine, &slots, &e))?)
+            Some(
+                Guard::with_config(tp, &canvas, &cfg)
+                    .map_err(|e| prompt_error(engine, &slots, &e))?,
+            )
         } else {
             None
         };
@@ -393,7 +401,9 @@ impl Session {
                 _ => engine.special.mask,
             })
             .collect();
-        let holes: Vec<usize> = (0..slots.len()).filter(|&i| slots[i] == Pos::Hole).collect();
+        let holes: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i] == Pos::Hole)
+            .collect();
         let blocks: Vec<Vec<usize>> = if req.block == 0 || req.block >= holes.len() {
             vec![holes.clone()]
         } else {
@@ -403,7 +413,8 @@ impl Session {
         let block_steps: Vec<usize> = blocks
             .iter()
             .map(|b| {
-                ((total as f64 * b.len() as f64 / holes.len().max(1) as f64).round() as usize).max(1)
+                ((total as f64 * b.len() as f64 / holes.len().max(1) as f64).round() as usize)
+                    .max(1)
             })
             .collect();
         let last_fixed = slots.iter().rposition(|p| matches!(p, Pos::Fixed(_)));
@@ -633,7 +644,10 @@ impl Session {
                 continue;
             }
             let t = self.now();
-            let ok = self.guard.as_ref().is_some_and(|g| g.allows(c.pos, c.token));
+            let ok = self
+                .guard
+                .as_ref()
+                .is_some_and(|g| g.allows(c.pos, c.token));
             guard_ms += self.now() - t;
             if ok {
                 accepted.push(Cand { checked: true, ..c });
@@ -654,7 +668,14 @@ impl Session {
         let mut committed = Vec::new();
         for cand in cands {
             let raw = &logits[cand.row * v..cand.row * v + vl];
-            self.commit_cand(cand, raw, &mut committed, &mut blocked, &mut remasks, &mut guard_ms)?;
+            self.commit_cand(
+                cand,
+                raw,
+                &mut committed,
+                &mut blocked,
+                &mut remasks,
+                &mut guard_ms,
+            )?;
         }
 
         self.step += 1;
@@ -846,8 +867,11 @@ impl Session {
         }
         found.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (t, p) in found {
-            let mut rule_ids: Vec<String> =
-                g.why_forbidden(pos, t).into_iter().map(|b| b.rule_id).collect();
+            let mut rule_ids: Vec<String> = g
+                .why_forbidden(pos, t)
+                .into_iter()
+                .map(|b| b.rule_id)
+                .collect();
             rule_ids.sort();
             rule_ids.dedup();
             for r in &rule_ids {
@@ -1112,7 +1136,12 @@ impl Session {
         let findings: Vec<CertFinding> = self
             .policy
             .as_ref()
-            .map(|p| rescan(p, &bytes).iter().map(CertFinding::from_finding).collect())
+            .map(|p| {
+                rescan(p, &bytes)
+                    .iter()
+                    .map(CertFinding::from_finding)
+                    .collect()
+            })
             .unwrap_or_default();
         let policy_info = match (&self.policy, self.tp_used) {
             (Some(p), true) => Some(PolicyInfo {
@@ -1196,9 +1225,7 @@ impl Session {
 /// the span.
 fn prompt_error(engine: &Engine, slots: &[Pos], e: &GuardError) -> SamplerError {
     match e {
-        GuardError::CanvasViolates {
-            rule_id, span, ..
-        } => {
+        GuardError::CanvasViolates { rule_id, span, .. } => {
             let prefix: Vec<u32> = slots
                 .iter()
                 .take_while(|p| matches!(p, Pos::Fixed(_)))

@@ -8,9 +8,7 @@ mod common;
 
 use common::*;
 use ward_policy::RegexChecker;
-use ward_sampler::{
-    GenerateRequest, OracleSource, Rng, SamplerError, Strategy, UniformSource,
-};
+use ward_sampler::{GenerateRequest, OracleSource, Rng, SamplerError, Strategy, UniformSource};
 
 const PROMPTS: &[&str] = &[
     "import subprocess\nsubprocess.run(cmd, <|hole:12|>",
@@ -100,7 +98,10 @@ fn adversary_runs(end_in_holes: bool) {
     eprintln!("adversary totals (end_in_holes: {end_in_holes}): {totals:?}");
     assert_eq!(totals.stuck, 0, "{totals:?}");
     assert_eq!(totals.refused_prompts, 0, "{totals:?}");
-    assert!(totals.blocked > 0, "the adversary never met the policy: {totals:?}");
+    assert!(
+        totals.blocked > 0,
+        "the adversary never met the policy: {totals:?}"
+    );
 }
 
 #[test]
@@ -158,7 +159,10 @@ fn oracle_that_wants_attack_snippets_is_blocked() {
             .sum();
         assert!(listed >= r.blocked_candidates.min(1) || r.blocked_candidates == 0);
     }
-    assert!(blocked > 0 && attacked > 0, "{blocked} blocked, {attacked} enforced attacks");
+    assert!(
+        blocked > 0 && attacked > 0,
+        "{blocked} blocked, {attacked} enforced attacks"
+    );
 }
 
 #[test]
@@ -174,10 +178,17 @@ fn unconstrained_oracle_writes_the_violation_and_the_certificate_reports_it() {
         },
         target.iter().map(|&t| Some(t)).collect(),
     );
-    let r = f.engine().generate(&req, &f.tokenizer, &mut src, |_| true).unwrap();
+    let r = f
+        .engine()
+        .generate(&req, &f.tokenizer, &mut src, |_| true)
+        .unwrap();
     assert_eq!(r.text, attack);
     assert!(r.certificate.policy.is_none());
-    assert!(r.certificate.enforced_findings > 0, "{:?}", r.certificate.findings);
+    assert!(
+        r.certificate.enforced_findings > 0,
+        "{:?}",
+        r.certificate.findings
+    );
     assert!(!r.certificate.is_violated());
 }
 
@@ -188,10 +199,18 @@ fn a_prompt_that_violates_is_refused_with_rule_and_span() {
     let mut src = UniformSource {
         vocab: f.vocab.len(),
     };
-    let e = f.engine().generate(&req, &f.tokenizer, &mut src, |_| true).unwrap_err();
+    let e = f
+        .engine()
+        .generate(&req, &f.tokenizer, &mut src, |_| true)
+        .unwrap_err();
     match &e {
-        SamplerError::PromptViolates { rule_id, snippet, .. } => {
-            assert!(rule_id.contains("os-system") || rule_id.contains("system"), "{e}");
+        SamplerError::PromptViolates {
+            rule_id, snippet, ..
+        } => {
+            assert!(
+                rule_id.contains("os-system") || rule_id.contains("system"),
+                "{e}"
+            );
             assert!(snippet.contains("os.system"), "{e}");
         }
         other => panic!("{other}"),
@@ -217,7 +236,9 @@ fn same_seed_same_output_and_cancel_stops() {
             rng: Rng::new(seed),
             vocab: f.vocab.len(),
         };
-        engine.generate(&req, &f.tokenizer, &mut src, |_| true).unwrap()
+        engine
+            .generate(&req, &f.tokenizer, &mut src, |_| true)
+            .unwrap()
     };
     let (a, b, c) = (run(5), run(5), run(6));
     assert_eq!(a.text, b.text);

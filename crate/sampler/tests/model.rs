@@ -61,7 +61,10 @@ fn infilling_keeps_prefix_and_suffix_byte_for_byte() {
         assert!(r.text.starts_with(prefix), "{:?}", r.text);
         assert!(r.text.ends_with(suffix), "{:?}", r.text);
         assert_eq!(r.text, format!("{prefix}{}{suffix}", r.holes[0]));
-        assert_eq!(r.tokens, 12, "an infill hole is filled exactly (no end token inside)");
+        assert_eq!(
+            r.tokens, 12,
+            "an infill hole is filled exactly (no end token inside)"
+        );
         assert_eq!(r.certificate.enforced_findings, 0);
     }
 }
@@ -78,7 +81,10 @@ fn same_seed_same_text_and_other_seed_differs() {
     assert_eq!(a.text, b.text);
     assert_eq!(a.certificate.model.digest, b.certificate.model.digest);
     let c = generate(&req(12));
-    assert_ne!(a.text, c.text, "sampling at temperature 1 with another seed");
+    assert_ne!(
+        a.text, c.text,
+        "sampling at temperature 1 with another seed"
+    );
 }
 
 #[test]
@@ -109,9 +115,24 @@ fn insecure_pulling_prompt_completes_securely_and_lists_what_was_blocked() {
     };
     let free = run(l, false);
     let safe = run(l, true);
-    eprintln!("--no-policy: {:?} findings {:?}", free.holes[0], free.certificate.findings.iter().map(|f| &f.rule_id).collect::<Vec<_>>());
-    eprintln!("enforced:    {:?} blocked {}", safe.holes[0], safe.blocked_candidates);
-    assert!(free.holes[0].starts_with("shell=True"), "{:?}", free.holes[0]);
+    eprintln!(
+        "--no-policy: {:?} findings {:?}",
+        free.holes[0],
+        free.certificate
+            .findings
+            .iter()
+            .map(|f| &f.rule_id)
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "enforced:    {:?} blocked {}",
+        safe.holes[0], safe.blocked_candidates
+    );
+    assert!(
+        free.holes[0].starts_with("shell=True"),
+        "{:?}",
+        free.holes[0]
+    );
     assert!(free.certificate.enforced_findings > 0);
     assert!(free.certificate.policy.is_none());
     assert_eq!(safe.certificate.enforced_findings, 0, "{:?}", safe.text);
@@ -131,7 +152,10 @@ fn insecure_pulling_prompt_completes_securely_and_lists_what_was_blocked() {
         .certificate
         .to_sarif(s.engine.policy().unwrap(), &safe.bytes, "generated.py");
     assert_eq!(sarif["version"], "2.1.0");
-    assert_eq!(sarif["runs"][0]["results"].as_array().map(|r| r.len()), Some(0));
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().map(|r| r.len()),
+        Some(0)
+    );
 }
 
 fn tiny(model_type: &str, shift: Option<bool>) -> ModelConfig {
@@ -168,7 +192,11 @@ fn dream_family_logits_are_read_shifted_by_one() {
         let from = pos.saturating_sub(1); // cat(logits[:, :1], logits[:, :-1])
         let want = &p[from * v..(from + 1) * v];
         let got = &s[k * v..(k + 1) * v];
-        let d = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let d = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(d < 1e-5, "position {pos}: max diff {d}");
     }
     // Unshifted: position i reads output i.
@@ -198,7 +226,11 @@ fn canvases_longer_than_the_window_are_served_from_windows() {
     let mut direct = ModelSource::new(m);
     direct.set_window(1000);
     let w = direct.logits(&ids[24..40], &[15]).unwrap();
-    let d = w.iter().zip(&out[4 * 64..5 * 64]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let d = w
+        .iter()
+        .zip(&out[4 * 64..5 * 64])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(d < 1e-5, "{d}");
 }
 
@@ -206,15 +238,21 @@ fn canvases_longer_than_the_window_are_served_from_windows() {
 fn a_model_from_bytes_is_the_model_from_its_folder_and_bad_bytes_name_the_file() {
     let dir = root().join("models/ward-tiny-code");
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-    let (cfg, w, tok) = (read("config.json"), read("model.safetensors"), read("tokenizer.json"));
+    let (cfg, w, tok) = (
+        read("config.json"),
+        read("model.safetensors"),
+        read("tokenizer.json"),
+    );
     let device = Device::flex();
     let m = LoadedModel::from_bytes("ward-tiny-code", &cfg, w.clone(), &tok, &device).unwrap();
     let d = LoadedModel::load(&dir, &device).unwrap();
     assert_eq!(m.info.digest, d.info.digest);
     assert_eq!(m.special, d.special);
-    let e = LoadedModel::from_bytes("m", &cfg, w[..w.len() / 2].to_vec(), &tok, &device).unwrap_err();
+    let e =
+        LoadedModel::from_bytes("m", &cfg, w[..w.len() / 2].to_vec(), &tok, &device).unwrap_err();
     assert!(e.to_string().contains("model.safetensors"), "{e}");
-    let e = LoadedModel::from_bytes("m", b"{\"hidden_size\": \"x\"}", w.clone(), &tok, &device).unwrap_err();
+    let e = LoadedModel::from_bytes("m", b"{\"hidden_size\": \"x\"}", w.clone(), &tok, &device)
+        .unwrap_err();
     assert!(e.to_string().contains("config.json"), "{e}");
     let e = LoadedModel::from_bytes("m", &cfg, w, b"{}", &device).unwrap_err();
     assert!(e.to_string().contains("tokenizer.json"), "{e}");

@@ -16,9 +16,8 @@ use ward_policy::CompiledPolicy;
 use ward_sampler::certificate::sha256_hex;
 use ward_sampler::model::{special_tokens, LoadedModel, ModelSource};
 use ward_sampler::{
-    Engine, GenerateRequest, GenerationResult, LogitsSource, ModelInfo, OracleSource,
-    SamplerError, Session,
-    StartEvent, StepEvent,
+    Engine, GenerateRequest, GenerationResult, LogitsSource, ModelInfo, OracleSource, SamplerError,
+    Session, StartEvent, StepEvent,
 };
 
 use crate::clock;
@@ -45,7 +44,10 @@ pub fn sampler_error(e: SamplerError) -> WebError {
         },
         SamplerError::Request { .. } => WebError::new(Kind::Request, message),
         SamplerError::PromptViolates {
-            rule_id, start, end, ..
+            rule_id,
+            start,
+            end,
+            ..
         } => WebError {
             rule: Some(rule_id.clone()),
             rule_ids: vec![rule_id],
@@ -106,8 +108,9 @@ pub fn load_model(
     let special = special_tokens(&cfg, &vocab, std::path::Path::new("tokenizer.json"))
         .map_err(sampler_error)?;
     let digest = digest.unwrap_or_else(|| sha256_hex(&[config, &weights]));
-    let src = ward_model::weights::WeightSource::from_bytes(PathBuf::from("model.safetensors"), weights)
-        .map_err(model_error)?;
+    let src =
+        ward_model::weights::WeightSource::from_bytes(PathBuf::from("model.safetensors"), weights)
+            .map_err(model_error)?;
     let net = ward_model::weights::build_transformer(&cfg, src, device).map_err(model_error)?;
     let info = ModelInfo {
         name: name.to_string(),
@@ -157,11 +160,7 @@ impl LogitsSource for Precomputed {
 /// The logits of `positions` over the canvas `ids`, read back asynchronously (for WebGPU;
 /// the same computation as the sampler's `ModelSource` for a canvas that fits the model's
 /// window).
-pub async fn forward_async(
-    model: &Model,
-    ids: &[u32],
-    positions: &[usize],
-) -> Result<Vec<f32>> {
+pub async fn forward_async(model: &Model, ids: &[u32], positions: &[usize]) -> Result<Vec<f32>> {
     let window = model.config().max_position_embeddings.max(2);
     if ids.len() > window {
         return Err(WebError::new(
@@ -193,7 +192,11 @@ pub async fn forward_async(
     if all.len() != ids.len() * vocab {
         return Err(WebError::new(
             Kind::Model,
-            format!("the model gave {} logits for {} positions of {vocab}", all.len(), ids.len()),
+            format!(
+                "the model gave {} logits for {} positions of {vocab}",
+                all.len(),
+                ids.len()
+            ),
         ));
     }
     let mut rows = Vec::with_capacity(positions.len() * vocab);
@@ -363,10 +366,9 @@ impl GeneratorCore {
         if self.cancelled {
             return Ok(None);
         }
-        let s = self
-            .session
-            .as_mut()
-            .ok_or_else(|| WebError::new(Kind::Request, "no generation started (call start first)"))?;
+        let s = self.session.as_mut().ok_or_else(|| {
+            WebError::new(Kind::Request, "no generation started (call start first)")
+        })?;
         let ev = match &self.oracle {
             Some(t) => s.step(&mut OracleSource::new(&mut self.loaded.source, t.clone())),
             None => s.step(&mut self.loaded.source),
@@ -417,7 +419,10 @@ impl GeneratorCore {
     pub fn sarif(&self) -> Result<Value> {
         let r = self.result()?;
         let policy = self.policy.as_ref().ok_or_else(|| {
-            WebError::new(Kind::Request, "SARIF needs the policy the text was checked with")
+            WebError::new(
+                Kind::Request,
+                "SARIF needs the policy the text was checked with",
+            )
         })?;
         Ok(r.certificate.to_sarif(policy, &r.bytes, "generated.py"))
     }

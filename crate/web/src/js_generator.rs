@@ -4,9 +4,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasm_bindgen::prelude::*;
 use ward_model::Device;
 use ward_sampler::GenerateRequest;
+use wasm_bindgen::prelude::*;
 
 use crate::error::{Kind, WebError};
 use crate::generator::{forward_async, load_model, BackendReport, GeneratorCore};
@@ -38,19 +38,29 @@ pub async fn subtle_sha256_hex(parts: &[&[u8]]) -> Option<String> {
     if subtle.is_undefined() || subtle.is_null() {
         return None;
     }
-    let digest: Function = Reflect::get(&subtle, &"digest".into()).ok()?.dyn_into().ok()?;
+    let digest: Function = Reflect::get(&subtle, &"digest".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let total: usize = parts.iter().map(|p| 8 + p.len()).sum();
     let buf = Uint8Array::new_with_length(u32::try_from(total).ok()?);
     let mut at = 0u32;
     for p in parts {
         let n = p.len() as u32;
-        buf.subarray(at, at + 8).copy_from(&(p.len() as u64).to_le_bytes());
+        buf.subarray(at, at + 8)
+            .copy_from(&(p.len() as u64).to_le_bytes());
         buf.subarray(at + 8, at + 8 + n).copy_from(p);
         at += 8 + n;
     }
-    let promise: Promise = digest.call2(&subtle, &"SHA-256".into(), &buf).ok()?.dyn_into().ok()?;
+    let promise: Promise = digest
+        .call2(&subtle, &"SHA-256".into(), &buf)
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let out = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
-    Some(ward_policy::digest::sha256_text(&Uint8Array::new(&out).to_vec()))
+    Some(ward_policy::digest::sha256_text(
+        &Uint8Array::new(&out).to_vec(),
+    ))
 }
 
 /// The WebGPU device, initialised on first use and kept for the page.
@@ -65,11 +75,18 @@ async fn webgpu() -> Result<WebGpu, String> {
             let software = format!("{:?}", info.device_type) == "Cpu";
             // SwiftShader reports an empty name; say what it is instead.
             let adapter = if info.name.is_empty() {
-                format!("unnamed {:?} adapter ({:?}, driver {:?})", info.device_type, info.backend, info.driver)
+                format!(
+                    "unnamed {:?} adapter ({:?}, driver {:?})",
+                    info.device_type, info.backend, info.driver
+                )
             } else {
                 info.name
             };
-            Ok(WebGpu { device, adapter, software })
+            Ok(WebGpu {
+                device,
+                adapter,
+                software,
+            })
         }
         Err(e) => Err(format!("no WebGPU device: {e}")),
     };
@@ -205,7 +222,9 @@ impl Generator {
             };
             let model = self.core.borrow().loaded.source.model().clone();
             let t0 = crate::clock::now_ms();
-            let rows = forward_async(&model, &ids, &positions).await.map_err(js_err)?;
+            let rows = forward_async(&model, &ids, &positions)
+                .await
+                .map_err(js_err)?;
             let forward_ms = crate::clock::now_ms() - t0;
             self.core
                 .borrow_mut()
@@ -269,7 +288,10 @@ impl Generator {
             .ok()
             .and_then(|s| s.as_string())
             .ok_or_else(|| {
-                js_err(WebError::new(Kind::Request, "request: not representable as JSON"))
+                js_err(WebError::new(
+                    Kind::Request,
+                    "request: not representable as JSON",
+                ))
             })?;
         let req: GenerateRequest = serde_json::from_str(&json)
             .map_err(|e| js_err(WebError::new(Kind::Request, format!("request: {e}"))))?;

@@ -9,10 +9,10 @@ mod common;
 
 use common::browser::*;
 use common::*;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen_test::*;
 use ward_web::js::Policy;
 use ward_web::js_generator::Generator;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -49,7 +49,8 @@ fn now() -> f64 {
 /// Runs a whole generation; returns (result, first-step ms, total ms).
 async fn run(g: &Generator, policy: &Policy, req: JsValue) -> (JsValue, f64, f64) {
     let t0 = now();
-    g.start(policy, req, None).unwrap_or_else(|e| panic!("{e:?}"));
+    g.start(policy, req, None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     let mut first = None;
     loop {
         pause().await;
@@ -72,14 +73,19 @@ fn expected() -> (String, u64, String) {
 }
 
 fn enforced_findings(result: &JsValue) -> f64 {
-    get(&get(result, "certificate"), "enforced_findings").as_f64().unwrap()
+    get(&get(result, "certificate"), "enforced_findings")
+        .as_f64()
+        .unwrap()
 }
 
 #[wasm_bindgen_test]
 async fn cpu_generation_matches_native_and_is_clean() {
     let p = python().await;
     let g = generator("cpu").await;
-    assert_eq!(get(&g.backend().unwrap(), "backend").as_string().as_deref(), Some("cpu"));
+    assert_eq!(
+        get(&g.backend().unwrap(), "backend").as_string().as_deref(),
+        Some("cpu")
+    );
     let (prompt, seed, text) = expected();
     // The lift ahead of time (what the web app's worker does at init) changes nothing in
     // the output.
@@ -87,10 +93,16 @@ async fn cpu_generation_matches_native_and_is_clean() {
     pause().await;
     console_log!("cpu: prepare (lift) {lift_ms:.0} ms");
     let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
-    assert_eq!(get(&r, "text").as_string().unwrap(), text, "wasm CPU text differs from native");
+    assert_eq!(
+        get(&r, "text").as_string().unwrap(),
+        text,
+        "wasm CPU text differs from native"
+    );
     assert_eq!(enforced_findings(&r), 0.0);
     assert_eq!(
-        get(&get(&r, "certificate"), "verdict").as_string().as_deref(),
+        get(&get(&r, "certificate"), "verdict")
+            .as_string()
+            .as_deref(),
         Some("clean")
     );
     let sarif = g.sarif().unwrap();
@@ -135,7 +147,15 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     // Corrupt safetensors.
     let mut bad = WEIGHTS.to_vec();
     bad.truncate(1000);
-    let Err(e) = Generator::create(CONFIG.to_vec(), bad, TOKENIZER_JSON.as_bytes().to_vec(), "cpu".into(), None).await else {
+    let Err(e) = Generator::create(
+        CONFIG.to_vec(),
+        bad,
+        TOKENIZER_JSON.as_bytes().to_vec(),
+        "cpu".into(),
+        None,
+    )
+    .await
+    else {
         panic!("truncated weights accepted")
     };
     assert_eq!(ward_kind(&e), "model");
@@ -143,8 +163,18 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let msg = js_sys::Error::from(e).message().as_string().unwrap();
     assert!(msg.contains("safetensors"), "{msg}");
     // A tokenizer that does not match the config.
-    let cfg = String::from_utf8(CONFIG.to_vec()).unwrap().replace("8192", "8000");
-    let Err(e) = Generator::create(cfg.into_bytes(), WEIGHTS.to_vec(), TOKENIZER_JSON.as_bytes().to_vec(), "cpu".into(), None).await else {
+    let cfg = String::from_utf8(CONFIG.to_vec())
+        .unwrap()
+        .replace("8192", "8000");
+    let Err(e) = Generator::create(
+        cfg.into_bytes(),
+        WEIGHTS.to_vec(),
+        TOKENIZER_JSON.as_bytes().to_vec(),
+        "cpu".into(),
+        None,
+    )
+    .await
+    else {
         panic!("mismatched tokenizer accepted")
     };
     assert_eq!(ward_kind(&e), "tokenizer");
@@ -152,7 +182,15 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let msg = js_sys::Error::from(e).message().as_string().unwrap();
     assert!(msg.contains("8192") && msg.contains("8000"), "{msg}");
     // Bad backend name.
-    let Err(e) = Generator::create(CONFIG.to_vec(), WEIGHTS.to_vec(), TOKENIZER_JSON.as_bytes().to_vec(), "tpu".into(), None).await else {
+    let Err(e) = Generator::create(
+        CONFIG.to_vec(),
+        WEIGHTS.to_vec(),
+        TOKENIZER_JSON.as_bytes().to_vec(),
+        "tpu".into(),
+        None,
+    )
+    .await
+    else {
         panic!()
     };
     assert_eq!(ward_kind(&e), "argument");
@@ -170,16 +208,25 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     let o = js_sys::Object::new();
     js_sys::Reflect::set(&o, &"prompt".into(), &"x = ".into()).unwrap();
     js_sys::Reflect::set(&o, &"stepz".into(), &3.into()).unwrap();
-    let Err(e) = g.start(&p, o.into(), None) else { panic!("unknown field accepted") };
+    let Err(e) = g.start(&p, o.into(), None) else {
+        panic!("unknown field accepted")
+    };
     assert_eq!(ward_kind(&e), "request");
-    let Err(e) = g.start(&p, request("x = <|hole:|>", 1), None) else { panic!("bad hole accepted") };
+    let Err(e) = g.start(&p, request("x = <|hole:|>", 1), None) else {
+        panic!("bad hole accepted")
+    };
     assert_eq!(ward_kind(&e), "prompt");
     // Malformed YAML does not even make a Policy.
     let o = js_sys::Object::new();
     js_sys::Reflect::set(&o, &"p.yaml".into(), &"rules: [\n".into()).unwrap();
     assert!(Policy::new(o.into(), "p.yaml").is_err());
     // Still usable: a clean generation after all that.
-    let (r, _, _) = run(&g, &p, request("def add(a, b):\n    return <|hole:6|>\n", 3)).await;
+    let (r, _, _) = run(
+        &g,
+        &p,
+        request("def add(a, b):\n    return <|hole:6|>\n", 3),
+    )
+    .await;
     assert_eq!(enforced_findings(&r), 0.0);
     // Cancel: later steps give undefined.
     g.start(&p, request("x = <|hole:24|>\n", 5), None).unwrap();
@@ -229,11 +276,15 @@ async fn subtle_crypto_digest_equals_the_certificate_digest() {
     // The generator hashes the model with the browser's SubtleCrypto: the same digest as the
     // sampler's own SHA-256 (what native `ward generate` writes into the certificate).
     let parts: [&[u8]; 2] = [CONFIG, WEIGHTS];
-    let web = ward_web::js_generator::subtle_sha256_hex(&parts).await.expect("SubtleCrypto");
+    let web = ward_web::js_generator::subtle_sha256_hex(&parts)
+        .await
+        .expect("SubtleCrypto");
     assert_eq!(web, ward_sampler::certificate::sha256_hex(&parts));
     let empty: [&[u8]; 2] = [b"", b"x"];
     assert_eq!(
-        ward_web::js_generator::subtle_sha256_hex(&empty).await.unwrap(),
+        ward_web::js_generator::subtle_sha256_hex(&empty)
+            .await
+            .unwrap(),
         ward_sampler::certificate::sha256_hex(&empty)
     );
 }
@@ -255,6 +306,9 @@ async fn oracle_adversary_is_blocked_on_cpu() {
     let r = g.result().unwrap();
     assert_eq!(enforced_findings(&r), 0.0);
     let blocked = get(&r, "blocked_candidates").as_f64().unwrap();
-    console_log!("oracle: {blocked} candidates blocked, text {:?}", get(&r, "text").as_string());
+    console_log!(
+        "oracle: {blocked} candidates blocked, text {:?}",
+        get(&r, "text").as_string()
+    );
     assert!(blocked > 0.0, "the oracle's shell=True was never blocked");
 }

@@ -176,14 +176,18 @@ async fn artefact_loads_in_the_browser_and_bad_ones_throw() {
     assert_eq!(f.length(), 1);
     let mut bad = bytes.clone();
     bad[8] = 7; // another format version
-    let Err(e) = Policy::from_artefact(&bad) else { panic!("other version accepted") };
+    let Err(e) = Policy::from_artefact(&bad) else {
+        panic!("other version accepted")
+    };
     let (msg, kind, _) = ward_error(e);
     assert_eq!(kind, "artefact");
     assert!(msg.contains("format version 7"), "{msg}");
     let mut bad = bytes.clone();
     let n = bad.len();
     bad[n - 3] ^= 0xff; // a flipped byte
-    let Err(e) = Policy::from_artefact(&bad) else { panic!("corrupt artefact accepted") };
+    let Err(e) = Policy::from_artefact(&bad) else {
+        panic!("corrupt artefact accepted")
+    };
     let (msg, kind, _) = ward_error(e);
     assert_eq!(kind, "artefact");
     assert!(msg.contains("checksum"), "{msg}");

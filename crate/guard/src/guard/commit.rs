@@ -239,7 +239,12 @@ rules:
     }
 
     /// Commits a random token of the mask at hole `h`; the mask's error (a conflict) as is.
-    fn commit_random_allowed(g: &mut Guard, rng: &mut Rng, h: usize, ctx: &str) -> Result<(), crate::GuardError> {
+    fn commit_random_allowed(
+        g: &mut Guard,
+        rng: &mut Rng,
+        h: usize,
+        ctx: &str,
+    ) -> Result<(), crate::GuardError> {
         let allowed: Vec<u32> = g.mask(h)?.iter_allowed().collect();
         let t = allowed[rng.below(allowed.len())];
         g.commit(h, t).unwrap_or_else(|e| panic!("{ctx}: {e}"));

@@ -284,10 +284,7 @@ impl CompiledPolicy {
             return Err(err(format!("{} trailing bytes", payload.len() - r.at)));
         }
         let span_finder = std::sync::Arc::new(crate::span::SpanFinder::build(&rules)?);
-        let module_stats = modules
-            .iter()
-            .map(|m| ModuleStats::of(m, &rules))
-            .collect();
+        let module_stats = modules.iter().map(|m| ModuleStats::of(m, &rules)).collect();
         let memory_bytes = modules.iter().map(|m| m.memory_bytes()).sum();
         Ok(CompiledPolicy {
             name: eff.name.clone(),
@@ -340,15 +337,24 @@ impl ArtefactSources {
         for (k, v) in &self.files {
             let name = format!("{prefix}{k}");
             match files.get(&name) {
-                None => return Err(format!("it was compiled with `{name}`, which is not among the given files")),
-                Some(text) if text != v => return Err(format!("`{name}` has changed since it was compiled")),
+                None => {
+                    return Err(format!(
+                        "it was compiled with `{name}`, which is not among the given files"
+                    ))
+                }
+                Some(text) if text != v => {
+                    return Err(format!("`{name}` has changed since it was compiled"))
+                }
                 Some(_) => {}
             }
         }
         if let Some(extra) = files.keys().find(|k| {
-            k.strip_prefix(prefix).is_none_or(|rel| !self.files.contains_key(rel))
+            k.strip_prefix(prefix)
+                .is_none_or(|rel| !self.files.contains_key(rel))
         }) {
-            return Err(format!("`{extra}` is not among the files it was compiled from"));
+            return Err(format!(
+                "`{extra}` is not among the files it was compiled from"
+            ));
         }
         Ok(())
     }

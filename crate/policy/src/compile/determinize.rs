@@ -705,7 +705,10 @@ impl<'a> Builder<'a> {
                     0
                 };
                 let mslot = ts as usize * tstride + (inj * nctx + mcx) * nc + ci;
-                let vslot = (ts, ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32);
+                let vslot = (
+                    ts,
+                    ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32,
+                );
                 let mut out = if vk == 0 {
                     tmemo[mslot]
                 } else {

@@ -7,9 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use ward_guard::{Canvas, Guard, GuardConfig, Slot, TokenPolicy, Vocab};
 use ward_policy::{CompiledPolicy, PolicyBuilder};
-use ward_sampler::{
-    Engine, LogitsSource, ModelInfo, Rng, SamplerError, SpecialTokens,
-};
+use ward_sampler::{Engine, LogitsSource, ModelInfo, Rng, SamplerError, SpecialTokens};
 
 /// The project root.
 pub fn root() -> PathBuf {
@@ -55,7 +53,10 @@ pub fn fixture() -> &'static Fixture {
             eos: vocab.special_token("<|endoftext|>"),
         };
         let mut attacks = Vec::new();
-        for e in std::fs::read_dir(root().join("policies/cases")).unwrap().flatten() {
+        for e in std::fs::read_dir(root().join("policies/cases"))
+            .unwrap()
+            .flatten()
+        {
             let text = std::fs::read_to_string(e.path()).unwrap();
             let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
             for c in doc["cases"].as_sequence().into_iter().flatten() {
@@ -68,7 +69,13 @@ pub fn fixture() -> &'static Fixture {
         }
         let mut attack_tokens: Vec<u32> = attacks
             .iter()
-            .flat_map(|a| tokenizer.encode_fast(a.as_str(), false).unwrap().get_ids().to_vec())
+            .flat_map(|a| {
+                tokenizer
+                    .encode_fast(a.as_str(), false)
+                    .unwrap()
+                    .get_ids()
+                    .to_vec()
+            })
             .collect();
         attack_tokens.sort_unstable();
         attack_tokens.dedup();
@@ -103,7 +110,11 @@ impl Fixture {
 
     /// Token ids of a text.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.tokenizer.encode_fast(text, false).unwrap().get_ids().to_vec()
+        self.tokenizer
+            .encode_fast(text, false)
+            .unwrap()
+            .get_ids()
+            .to_vec()
     }
 }
 

@@ -6,8 +6,8 @@
 //! microtasks between them: a test that works for long, or several in a row, must give the page
 //! back now and then ([`pause`]), and heavy set-up is shared ([`python`]).
 
-use wasm_bindgen::prelude::*;
 use ward_web::js::Policy;
+use wasm_bindgen::prelude::*;
 
 use super::shipped_files;
 
@@ -29,8 +29,12 @@ pub fn files_js() -> JsValue {
 pub async fn pause() {
     let p = js_sys::Promise::new(&mut |resolve, _| {
         let set_timeout: js_sys::Function =
-            js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).unwrap().into();
-        set_timeout.call2(&JsValue::NULL, &resolve, &0.into()).unwrap();
+            js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+                .unwrap()
+                .into();
+        set_timeout
+            .call2(&JsValue::NULL, &resolve, &0.into())
+            .unwrap();
     });
     wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
 }
