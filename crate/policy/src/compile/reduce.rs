@@ -183,10 +183,15 @@ pub(super) fn reduce_tables(
 
 /// Merge states with the same outputs (end behaviour, attribution row) and the same
 /// successors, repeatedly, until nothing changes (the lexer state is not an output: states
-/// that differ only in it, such as code after a line continuation and plain code, merge). Every merge is sound (the merged
-/// states are bisimilar) but equivalences that only hold around a cycle are not found, so
-/// the result can be larger than the minimal DFA. Returns blocks as the tests' `hopcroft`
-/// does.
+/// that differ only in it, such as code after a line continuation and plain code, merge).
+/// Every merge is sound (the merged states are bisimilar) but equivalences that only hold
+/// around a cycle are not found, so the result can be larger than the minimal DFA. Returns
+/// blocks as the tests' `hopcroft` does.
+///
+/// Each round compares every block's representative with the others under the previous
+/// round's blocks (so the result does not depend on the order states are visited in). A
+/// representative's row only changes when one of its successors changes block, so rows are
+/// hashed again only then: the predecessors of the states that moved are marked.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn merge_equal_rows(
     n: usize,
@@ -198,22 +203,32 @@ pub(super) fn merge_equal_rows(
     viol: &[u32],
     deadline: &Deadline,
 ) -> Result<Vec<u32>, CompileError> {
-    use std::hash::{Hash, Hasher};
-    // The outputs of each state as one number.
+    use std::hash::Hasher;
     let _ = lex;
-    let mut out_ids: FxHashMap<(u32, &[u32]), u32> = FxHashMap::default();
-    let outputs: Vec<u32> = (0..n)
-        .map(|s| {
-            let k = out_ids.len() as u32;
-            *out_ids
-                .entry((end_id[s], &viol[s * nc..(s + 1) * nc]))
-                .or_insert(k)
-        })
-        .collect();
     // rep[s]: the representative (smallest state) of s's block; 0 for violated/dead.
     let mut rep: Vec<u32> = (0..n as u32)
         .map(|s| if s == 0 || !live[s as usize] { 0 } else { s })
         .collect();
+    // The live predecessors of every state (CSR), to mark the rows a merge changes.
+    let mut pred_first = vec![0u32; n + 1];
+    for s in (1..n).filter(|&s| live[s]) {
+        for &t in &trans[s * nc..(s + 1) * nc] {
+            pred_first[t.as_usize() + 1] += 1;
+        }
+    }
+    for k in 1..=n {
+        pred_first[k] += pred_first[k - 1];
+    }
+    let mut fill = pred_first.clone();
+    let mut preds = vec![0u32; pred_first[n] as usize];
+    for s in (1..n).filter(|&s| live[s]) {
+        for &t in &trans[s * nc..(s + 1) * nc] {
+            let f = &mut fill[t.as_usize()];
+            preds[*f as usize] = s as u32;
+            *f += 1;
+        }
+    }
+    drop(fill);
     // Every other round, a successor that is the state's own block reads as `SELF`, so
     // that states which loop on themselves alike (inside a comment, a string, a `[^)]*`
     // gap) merge: the pair is a bisimulation, since each goes to itself where the other
@@ -229,29 +244,51 @@ pub(super) fn merge_equal_rows(
             t
         }
     };
+    // Each representative's hashes of its outputs (end behaviour, attribution row) and row,
+    // per mode (plain, `SELF`; both in one pass over the row), and whether a successor has
+    // changed block since they were computed.
+    let mut hashes = [vec![0u64; n], vec![0u64; n]];
+    let mut stale = vec![true; n];
     // Per round: hash → first representative with that hash, and a chain through the
     // others (no allocation per state).
     let mut table: FxHashMap<u64, u32> = FxHashMap::default();
     let mut chain: Vec<u32> = vec![0; n];
+    let mut next = rep.clone();
     loop {
         deadline.check()?;
         table.clear();
-        let mut next = rep.clone();
+        next.copy_from_slice(&rep);
         let mut changed = false;
+        let m = self_mode as usize;
         for s in 1..n {
             if !live[s] || rep[s] as usize != s {
                 continue;
             }
-            let mut h = rustc_hash::FxHasher::default();
-            outputs[s].hash(&mut h);
-            for c in 0..nc {
-                row(&rep, s, c, self_mode).hash(&mut h);
+            if stale[s] {
+                let mut plain = rustc_hash::FxHasher::default();
+                plain.write_u32(end_id[s]);
+                let mut selfish = plain.clone();
+                let succ = &trans[s * nc..(s + 1) * nc];
+                for (&t, &v) in succ.iter().zip(&viol[s * nc..(s + 1) * nc]) {
+                    let t = rep[t.as_usize()];
+                    let tv = (t as u64) << 32 | v as u64;
+                    plain.write_u64(tv);
+                    selfish.write_u64(if t == s as u32 {
+                        (SELF as u64) << 32 | v as u64
+                    } else {
+                        tv
+                    });
+                }
+                hashes[0][s] = plain.finish();
+                hashes[1][s] = selfish.finish();
+                stale[s] = false;
             }
             let same = |r: usize| {
-                outputs[r] == outputs[s]
+                end_id[r] == end_id[s]
+                    && viol[r * nc..(r + 1) * nc] == viol[s * nc..(s + 1) * nc]
                     && (0..nc).all(|c| row(&rep, r, c, self_mode) == row(&rep, s, c, self_mode))
             };
-            match table.entry(h.finish()) {
+            match table.entry(hashes[m][s]) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(s as u32);
                     chain[s] = 0;
@@ -290,9 +327,15 @@ pub(super) fn merge_equal_rows(
         }
         idle = 0;
         for s in 1..n {
-            next[s] = next[next[rep[s] as usize] as usize];
+            let r = next[next[rep[s] as usize] as usize];
+            if r != rep[s] {
+                for &p in &preds[pred_first[s] as usize..pred_first[s + 1] as usize] {
+                    stale[p as usize] = true;
+                }
+            }
+            next[s] = r;
         }
-        rep = next;
+        std::mem::swap(&mut rep, &mut next);
     }
     let mut renum = vec![u32::MAX; n];
     renum[0] = 0;
@@ -532,6 +575,184 @@ mod tests {
             }
             out
         }
+    }
+
+    /// The reduction as it was before rows were cached: every round hashes every
+    /// representative's row again. [`merge_equal_rows`] must give the same blocks.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_equal_rows_reference(
+        n: usize,
+        nc: usize,
+        trans: &[StateId],
+        live: &[bool],
+        end_id: &[u32],
+        lex: &[u16],
+        viol: &[u32],
+        deadline: &Deadline,
+    ) -> Result<Vec<u32>, CompileError> {
+        use std::hash::{Hash, Hasher};
+        // The outputs of each state as one number.
+        let _ = lex;
+        let mut out_ids: FxHashMap<(u32, &[u32]), u32> = FxHashMap::default();
+        let outputs: Vec<u32> = (0..n)
+            .map(|s| {
+                let k = out_ids.len() as u32;
+                *out_ids
+                    .entry((end_id[s], &viol[s * nc..(s + 1) * nc]))
+                    .or_insert(k)
+            })
+            .collect();
+        // rep[s]: the representative (smallest state) of s's block; 0 for violated/dead.
+        let mut rep: Vec<u32> = (0..n as u32)
+            .map(|s| if s == 0 || !live[s as usize] { 0 } else { s })
+            .collect();
+        // Every other round, a successor that is the state's own block reads as `SELF`, so
+        // that states which loop on themselves alike (inside a comment, a string, a `[^)]*`
+        // gap) merge: the pair is a bisimulation, since each goes to itself where the other
+        // does. (Rounds without it merge a state into the block it goes to.)
+        const SELF: u32 = u32::MAX;
+        let mut self_mode = false;
+        let mut idle = 0;
+        let row = |rep: &[u32], s: usize, c: usize, self_mode: bool| {
+            let t = rep[trans[s * nc + c].as_usize()];
+            if self_mode && t != 0 && t == rep[s] {
+                SELF
+            } else {
+                t
+            }
+        };
+        // Per round: hash → first representative with that hash, and a chain through the
+        // others (no allocation per state).
+        let mut table: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut chain: Vec<u32> = vec![0; n];
+        loop {
+            deadline.check()?;
+            table.clear();
+            let mut next = rep.clone();
+            let mut changed = false;
+            for s in 1..n {
+                if !live[s] || rep[s] as usize != s {
+                    continue;
+                }
+                let mut h = rustc_hash::FxHasher::default();
+                outputs[s].hash(&mut h);
+                for c in 0..nc {
+                    row(&rep, s, c, self_mode).hash(&mut h);
+                }
+                let same = |r: usize| {
+                    outputs[r] == outputs[s]
+                        && (0..nc).all(|c| row(&rep, r, c, self_mode) == row(&rep, s, c, self_mode))
+                };
+                match table.entry(h.finish()) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(s as u32);
+                        chain[s] = 0;
+                    }
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        let mut r = *o.get() as usize;
+                        let found = loop {
+                            if same(r) {
+                                break Some(r);
+                            }
+                            if chain[r] == 0 {
+                                break None;
+                            }
+                            r = chain[r] as usize;
+                        };
+                        match found {
+                            Some(r) => {
+                                next[s] = r as u32;
+                                changed = true;
+                            }
+                            None => {
+                                chain[r] = s as u32;
+                                chain[s] = 0;
+                            }
+                        }
+                    }
+                }
+            }
+            self_mode = !self_mode;
+            if !changed {
+                idle += 1;
+                if idle == 2 {
+                    break;
+                }
+                continue;
+            }
+            idle = 0;
+            for s in 1..n {
+                next[s] = next[next[rep[s] as usize] as usize];
+            }
+            rep = next;
+        }
+        let mut renum = vec![u32::MAX; n];
+        renum[0] = 0;
+        let mut k = 1u32;
+        let mut out = vec![0u32; n];
+        for s in 1..n {
+            if !live[s] {
+                continue;
+            }
+            let r = rep[s] as usize;
+            if renum[r] == u32::MAX {
+                renum[r] = k;
+                k += 1;
+            }
+            out[s] = renum[r];
+        }
+        Ok(out)
+    }
+
+    /// A small xorshift generator, so the random automata are the same on every run.
+    fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn cached_rows_give_the_reference_blocks() {
+        // Random automata with few outputs and successors crowded onto a few states, so
+        // that rounds merge states and chains of merges.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let deadline = Deadline::new(
+            crate::clock::Instant::now(),
+            std::time::Duration::from_secs(60),
+        );
+        let mut merged = 0;
+        for round in 0..400 {
+            let n = 2 + (xorshift(&mut seed) % 60) as usize;
+            let nc = 1 + (xorshift(&mut seed) % 4) as usize;
+            let targets = 1 + (xorshift(&mut seed) % n as u64) as u32;
+            let trans: Vec<StateId> = (0..n * nc)
+                .map(|k| {
+                    if k < nc {
+                        StateId::VIOLATED
+                    } else {
+                        StateId((xorshift(&mut seed) % targets as u64) as u32)
+                    }
+                })
+                .collect();
+            let live: Vec<bool> = (0..n)
+                .map(|s| s != 0 && xorshift(&mut seed) % 8 != 0)
+                .collect();
+            let end_id: Vec<u32> = (0..n).map(|_| (xorshift(&mut seed) % 2) as u32).collect();
+            let viol: Vec<u32> = (0..n * nc)
+                .map(|_| (xorshift(&mut seed) % 16 == 0) as u32)
+                .collect();
+            let lex = vec![0u16; n];
+            let ours =
+                merge_equal_rows(n, nc, &trans, &live, &end_id, &lex, &viol, &deadline).unwrap();
+            let reference =
+                merge_equal_rows_reference(n, nc, &trans, &live, &end_id, &lex, &viol, &deadline)
+                    .unwrap();
+            assert_eq!(ours, reference, "automaton {round}");
+            let blocks = ours.iter().copied().max().unwrap_or(0) as usize;
+            merged += (blocks < live.iter().filter(|&&l| l).count()) as usize;
+        }
+        assert!(merged > 100, "only {merged} automata had states to merge");
     }
 
     pub(super) fn exact_size(m: &Module) -> usize {
