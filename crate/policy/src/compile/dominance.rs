@@ -163,10 +163,21 @@ impl Dominance {
             }
             (m2, s2, n2)
         };
+        // Where each state matches, as bit words: `q2 ≼ q1` needs q1 to match wherever q2
+        // does.
+        let words = nctx.div_ceil(64);
+        let mut match_bits = vec![0u64; m * words];
+        for k in 0..m {
+            for c in (0..nctx).filter(|&c| matched[k * nctx + c]) {
+                match_bits[k * words + c / 64] |= 1 << (c % 64);
+            }
+        }
         let mut rel = vec![true; m * m];
         for q2 in 0..m {
+            let b2 = &match_bits[q2 * words..(q2 + 1) * words];
             for q1 in 0..m {
-                if (0..nctx).any(|c| matched[q2 * nctx + c] && !matched[q1 * nctx + c]) {
+                let b1 = &match_bits[q1 * words..(q1 + 1) * words];
+                if b2.iter().zip(b1).any(|(&x2, &x1)| x2 & !x1 != 0) {
                     rel[q2 * m + q1] = false;
                 }
             }
