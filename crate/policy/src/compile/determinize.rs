@@ -619,6 +619,44 @@ impl<'a> Builder<'a> {
         let nscope = inj_sets.len();
         let tstride = nscope * nctx * nc;
         let istride = nlex * nctx;
+        // What the lexer does at each (lexer state, class), looked up once per build instead
+        // of per transition: the next lexer state, the injection of the byte's scope, the
+        // code view's reading, and whether a start thread may read the context after it.
+        #[derive(Clone, Copy)]
+        struct LexCell {
+            next: u16,
+            inj: u8,
+            view: u8,
+            start_ctx: bool,
+        }
+        let lexer = self.lex;
+        let lex_cells: Vec<LexCell> = (0..nlex as u16)
+            .flat_map(|lex| {
+                reps.iter().map(move |&rep| {
+                    let scope = if needs_lex {
+                        lexer.scope_at(lex, rep)
+                    } else {
+                        Scope::Code
+                    };
+                    let next = if needs_lex {
+                        lexer.next(lex, rep)
+                    } else {
+                        0
+                    };
+                    LexCell {
+                        next,
+                        inj: inj_of_scope[scope as usize] as u8,
+                        view: if has_view {
+                            lexer.view_at(lex, rep)
+                        } else {
+                            0
+                        },
+                        start_ctx: lex_scopes[next as usize] & start_ctx_scopes != 0,
+                    }
+                })
+            })
+            .collect();
+        let rep_ctx: Vec<u8> = reps.iter().map(|&rep| ctx_after(rep)).collect();
         // Room for typical sizes up front (untouched capacity costs no memory), so the
         // tables are not copied as they grow.
         let mut tmemo: Vec<u32> = Vec::with_capacity(tstride * 512);
@@ -687,32 +725,32 @@ impl<'a> Builder<'a> {
                 }
                 reset.push(StateId(ids[slot]));
             }
-            for (ci, &rep) in reps.iter().enumerate() {
-                let scope = if needs_lex {
-                    self.lex.scope_at(lex, rep)
-                } else {
-                    Scope::Code
-                };
-                let inj = inj_of_scope[scope as usize];
-                let mcx = if ts_ctx[ts as usize] || inj_ctx[inj] {
+            // Per injection: the context index that keys the memo, and the memo row.
+            let mut mcx_of = [0usize; 3];
+            let mut mrow_of = [0usize; 3];
+            for inj in 0..nscope {
+                mcx_of[inj] = if ts_ctx[ts as usize] || inj_ctx[inj] {
                     cx
                 } else {
                     0
                 };
-                let vk = if has_view {
-                    self.lex.view_at(lex, rep)
-                } else {
-                    0
+                mrow_of[inj] = ts as usize * tstride + (inj * nctx + mcx_of[inj]) * nc;
+            }
+            let cells = &lex_cells[lex as usize * nc..(lex as usize + 1) * nc];
+            for (ci, (&rep, cell)) in reps.iter().zip(cells).enumerate() {
+                let inj = cell.inj as usize;
+                let vk = cell.view;
+                let mslot = mrow_of[inj] + ci;
+                let vslot = |mcx: usize| {
+                    (
+                        ts,
+                        ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32,
+                    )
                 };
-                let mslot = ts as usize * tstride + (inj * nctx + mcx) * nc + ci;
-                let vslot = (
-                    ts,
-                    ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32,
-                );
                 let mut out = if vk == 0 {
                     tmemo[mslot]
                 } else {
-                    vmemo.get(&vslot).copied().unwrap_or(UNKNOWN)
+                    vmemo.get(&vslot(mcx_of[inj])).copied().unwrap_or(UNKNOWN)
                 };
                 if out == UNKNOWN {
                     threads.clear();
@@ -766,7 +804,7 @@ impl<'a> Builder<'a> {
                     if vk == 0 {
                         tmemo[mslot] = out;
                     } else {
-                        vmemo.insert(vslot, out);
+                        vmemo.insert(vslot(mcx_of[inj]), out);
                     }
                 }
                 if out & VIOL_BIT != 0 {
@@ -774,15 +812,9 @@ impl<'a> Builder<'a> {
                     trans.push(StateId::VIOLATED);
                 } else {
                     let nts = out;
-                    let nlex = if needs_lex {
-                        self.lex.next(lex, rep)
-                    } else {
-                        0
-                    };
-                    let octx = if ts_ctx[nts as usize]
-                        || lex_scopes[nlex as usize] & start_ctx_scopes != 0
-                    {
-                        ctx_after(rep)
+                    let nlex = cell.next;
+                    let octx = if ts_ctx[nts as usize] || cell.start_ctx {
+                        rep_ctx[ci]
                     } else {
                         0
                     };
