@@ -69,6 +69,8 @@ pub(super) fn product(
         tuples.intern(&start);
     }
     let mut key = vec![0u32; k];
+    // The tuple of the last class of the current state that led to one, and its id.
+    let mut prev_key = vec![0u32; k];
     let mut cur = vec![0u32; k];
     let mut vr: Vec<RuleIndex> = Vec::new();
     let mut one_part: Vec<Vec<u32>> = parts
@@ -93,6 +95,7 @@ pub(super) fn product(
         clean_end.push(ce);
         end_rules.push(er);
         lex.push(parts[0].lex[cur[0] as usize]);
+        let mut prev_id = u32::MAX;
         for c in 0..nc {
             let mut violating = 0usize;
             let mut single = (0usize, 0u32);
@@ -138,7 +141,15 @@ pub(super) fn product(
                 viol.push(v);
                 continue;
             }
-            let (id, _) = tuples.intern(&key);
+            // Neighbouring classes often lead to the same tuple: intern it once.
+            let id = if prev_id != u32::MAX && key == prev_key {
+                prev_id
+            } else {
+                let (id, _) = tuples.intern(&key);
+                prev_key.copy_from_slice(&key);
+                prev_id = id;
+                id
+            };
             trans.push(StateId(id));
             viol.push(0);
         }
