@@ -73,6 +73,16 @@ pub(super) struct Builder<'a> {
     pub(super) thread_ctx: Vec<u8>,
     pub(super) steps: Vec<Step>,
     pub(super) seen: nfa::Scratch,
+    /// Closures that no assertion can reach, so the same in every context, once computed:
+    /// keyed by `(u32::MAX, state)` for a positive thread state, by `(alternative,
+    /// exclusion set)` for an exclusion search; the value is (matched, closed states).
+    pub(super) closures: FxHashMap<(u32, u32), (bool, Vec<NfaId>)>,
+    /// NFA states held by `closures` (at most [`MAX_CACHED_CLOSURE_STATES`]: the cache
+    /// only saves time, so past that closures are computed again rather than counted
+    /// against the build limit).
+    pub(super) closure_items: usize,
+    /// Buffers of the slow thread step, kept between steps so it allocates only its result.
+    pub(super) step_bufs: [Vec<NfaId>; 4],
     /// Per alternative: its dominance relation once computed (`Some(None)`: too large).
     pub(super) dom: Vec<Option<Option<Dominance>>>,
 }
@@ -96,6 +106,9 @@ pub(super) struct Raw {
     pub(super) reset: Vec<StateId>,
     pub(super) start: StateId,
 }
+
+/// Most NFA states one builder keeps in its cache of context-free closures (4 MiB).
+const MAX_CACHED_CLOSURE_STATES: usize = 1 << 20;
 
 /// The look-behind bits that `scope: code` threads read: the state's own, or those after the
 /// space or line end that the code view read instead of the raw previous byte.
@@ -140,6 +153,9 @@ impl<'a> Builder<'a> {
             thread_ctx: Vec::new(),
             steps: Vec::new(),
             seen: nfa::Scratch::default(),
+            closures: FxHashMap::default(),
+            closure_items: 0,
+            step_bufs: Default::default(),
             dom: (0..alts.len()).map(|_| None).collect(),
         };
         b.bsets.push(Vec::new());
@@ -244,15 +260,15 @@ impl<'a> Builder<'a> {
     }
 
     /// The id of exclusion-state set `set`.
-    pub(super) fn intern(&mut self, set: Vec<NfaId>) -> Result<u32, CompileError> {
-        if let Some(&id) = self.bset_ids.get(&set) {
+    pub(super) fn intern(&mut self, set: &[NfaId]) -> Result<u32, CompileError> {
+        if let Some(&id) = self.bset_ids.get(set) {
             return Ok(id);
         }
         self.check_bytes(set.len() * 8)?;
         let id = self.bsets.len() as u32;
         self.bset_items += set.len();
-        self.bsets.push(set.clone());
-        self.bset_ids.insert(set, id);
+        self.bsets.push(set.to_vec());
+        self.bset_ids.insert(set.to_vec(), id);
         Ok(id)
     }
 
@@ -349,59 +365,94 @@ impl<'a> Builder<'a> {
     ) -> Result<usize, CompileError> {
         // Each closure visits at most the alternative's NFA states.
         self.tick(self.alt_work[t.alt as usize])?;
+        let mut bufs = std::mem::take(&mut self.step_bufs);
+        let result = self.step_into(t, ctx, next, &mut bufs);
+        self.step_bufs = bufs;
+        let idx = self.steps.len();
+        self.steps.push(result?);
+        Ok(idx)
+    }
+
+    /// The closure of `seeds` in context `c` into `out`, and whether it matched; from
+    /// [`Builder::closures`] under `key` when no assertion is reachable from the seeds.
+    fn closure_of(
+        &mut self,
+        key: (u32, u32),
+        seeds: &[NfaId],
+        c: &nfa::Ctx,
+        out: &mut Vec<NfaId>,
+    ) -> bool {
+        if let Some((matched, closed)) = self.closures.get(&key) {
+            out.clear();
+            out.extend_from_slice(closed);
+            return *matched;
+        }
+        let matched = nfa::closure(self.arena, seeds, c, out, &mut self.seen);
+        if self.closure_items + out.len() <= MAX_CACHED_CLOSURE_STATES
+            && !seeds.iter().any(|&q| self.arena.look_reach[q as usize])
+        {
+            self.closure_items += out.len();
+            self.closures.insert(key, (matched, out.clone()));
+        }
+        matched
+    }
+
+    /// [`Builder::step_thread_slow`] with its buffers: exclusion seeds and closure,
+    /// positive closure, next states.
+    fn step_into(
+        &mut self,
+        t: Thread,
+        ctx: u8,
+        next: u16,
+        [seeds, bclosed, aclosed, anext]: &mut [Vec<NfaId>; 4],
+    ) -> Result<Step, CompileError> {
         let alt = &self.alts[t.alt as usize];
         let c = ctx_of(ctx, next);
-        let mut bclosed = Vec::new();
         let has_not = !alt.not_starts.is_empty();
-        let result = 'r: {
-            if has_not {
-                let mut seeds = self.bsets[t.b as usize].clone();
-                seeds.extend(alt.not_starts.iter().copied());
-                if nfa::closure(self.arena, &seeds, &c, &mut bclosed, &mut self.seen) {
-                    break 'r Step::Next(Vec::new()); // an exclusion matched inside: the thread dies
-                }
+        if has_not {
+            seeds.clear();
+            seeds.extend_from_slice(&self.bsets[t.b as usize]);
+            seeds.extend(alt.not_starts.iter().copied());
+            if self.closure_of((t.alt, t.b), seeds, &c, bclosed) {
+                return Ok(Step::Next(Vec::new())); // an exclusion matched inside: the thread dies
             }
-            let mut aclosed = Vec::new();
-            if nfa::closure(self.arena, &[t.a], &c, &mut aclosed, &mut self.seen) {
-                break 'r Step::Match;
-            }
-            let Some(byte) = c.next else {
-                break 'r Step::Next(Vec::new());
-            };
-            let mut anext = Vec::new();
-            nfa::step(self.arena, &aclosed, byte, &mut anext);
-            if anext.is_empty() {
-                break 'r Step::Next(Vec::new());
-            }
-            let bid = if has_not {
-                let mut bnext = Vec::new();
-                nfa::step(self.arena, &bclosed, byte, &mut bnext);
-                self.intern(bnext)?
-            } else {
-                0
-            };
-            // Equivalent thread states become one (smaller DFAs, same behaviour).
-            let anext: Vec<NfaId> = match self.dominance(t.alt)? {
-                Some(d) => anext.into_iter().map(|a| d.canon(a)).collect(),
-                None => anext,
-            };
-            let mut ids: Vec<u32> = Vec::with_capacity(anext.len());
-            for a in anext {
-                ids.push(self.thread_id(Thread {
-                    alt: t.alt,
-                    a,
-                    b: bid,
-                })?);
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            self.check_bytes(ids.len() * 4)?;
-            self.step_items += ids.len();
-            Step::Next(ids)
+        }
+        if self.closure_of((u32::MAX, t.a), &[t.a], &c, aclosed) {
+            return Ok(Step::Match);
+        }
+        let Some(byte) = c.next else {
+            return Ok(Step::Next(Vec::new()));
         };
-        let idx = self.steps.len();
-        self.steps.push(result);
-        Ok(idx)
+        nfa::step(self.arena, aclosed, byte, anext);
+        if anext.is_empty() {
+            return Ok(Step::Next(Vec::new()));
+        }
+        let bid = if has_not {
+            // (`seeds` is free again: the exclusion states after the byte.)
+            nfa::step(self.arena, bclosed, byte, seeds);
+            self.intern(seeds)?
+        } else {
+            0
+        };
+        // Equivalent thread states become one (smaller DFAs, same behaviour).
+        if let Some(d) = self.dominance(t.alt)? {
+            for a in anext.iter_mut() {
+                *a = d.canon(*a);
+            }
+        }
+        let mut ids: Vec<u32> = Vec::with_capacity(anext.len());
+        for &a in anext.iter() {
+            ids.push(self.thread_id(Thread {
+                alt: t.alt,
+                a,
+                b: bid,
+            })?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        self.check_bytes(ids.len() * 4)?;
+        self.step_items += ids.len();
+        Ok(Step::Next(ids))
     }
 
     /// The dominance relation of alternative `alt` (computed on first use; `None` when
@@ -638,19 +689,11 @@ impl<'a> Builder<'a> {
                     } else {
                         Scope::Code
                     };
-                    let next = if needs_lex {
-                        lexer.next(lex, rep)
-                    } else {
-                        0
-                    };
+                    let next = if needs_lex { lexer.next(lex, rep) } else { 0 };
                     LexCell {
                         next,
                         inj: inj_of_scope[scope as usize] as u8,
-                        view: if has_view {
-                            lexer.view_at(lex, rep)
-                        } else {
-                            0
-                        },
+                        view: if has_view { lexer.view_at(lex, rep) } else { 0 },
                         start_ctx: lex_scopes[next as usize] & start_ctx_scopes != 0,
                     }
                 })
