@@ -700,6 +700,21 @@ impl<'a> Builder<'a> {
             })
             .collect();
         let rep_ctx: Vec<u8> = reps.iter().map(|&rep| ctx_after(rep)).collect();
+        // Classes that every alternative reads as the same class of its own step the threads
+        // alike (the lexer splits classes the patterns do not): each class's first such
+        // class, whose memo entry serves it too.
+        let tclass: Vec<usize> = (0..nc)
+            .map(|ci| {
+                (0..ci)
+                    .find(|&cj| {
+                        alt_ids.iter().all(|&a| {
+                            let classes = &self.alt_class[a as usize];
+                            classes[reps[cj] as usize] == classes[reps[ci] as usize]
+                        })
+                    })
+                    .unwrap_or(ci)
+            })
+            .collect();
         // Room for typical sizes up front (untouched capacity costs no memory), so the
         // tables are not copied as they grow.
         let mut tmemo: Vec<u32> = Vec::with_capacity(tstride * 512);
@@ -790,8 +805,12 @@ impl<'a> Builder<'a> {
                         ((vk as usize * nscope + inj) * nctx + mcx) as u32 * nc as u32 + ci as u32,
                     )
                 };
+                let tslot = mrow_of[inj] + tclass[ci];
                 let mut out = if vk == 0 {
-                    tmemo[mslot]
+                    match tmemo[mslot] {
+                        UNKNOWN => tmemo[tslot],
+                        known => known,
+                    }
                 } else {
                     vmemo.get(&vslot(mcx_of[inj])).copied().unwrap_or(UNKNOWN)
                 };
@@ -845,10 +864,13 @@ impl<'a> Builder<'a> {
                         id
                     };
                     if vk == 0 {
-                        tmemo[mslot] = out;
+                        tmemo[tslot] = out;
                     } else {
                         vmemo.insert(vslot(mcx_of[inj]), out);
                     }
+                }
+                if vk == 0 {
+                    tmemo[mslot] = out;
                 }
                 if out & VIOL_BIT != 0 {
                     viol.push(out & !VIOL_BIT);
