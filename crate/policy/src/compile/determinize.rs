@@ -795,7 +795,14 @@ impl<'a> Builder<'a> {
                 mrow_of[inj] = ts as usize * tstride + (inj * nctx + mcx_of[inj]) * nc;
             }
             let cells = &lex_cells[lex as usize * nc..(lex as usize + 1) * nc];
-            for (ci, (&rep, cell)) in reps.iter().zip(cells).enumerate() {
+            // The state's rows, filled in place.
+            let base = trans.len();
+            trans.resize(base + nc, StateId::VIOLATED);
+            viol.resize(base + nc, 0);
+            let rows = trans[base..].iter_mut().zip(&mut viol[base..]);
+            for (ci, (((&rep, cell), &after), (t_out, v_out))) in
+                reps.iter().zip(cells).zip(&rep_ctx).zip(rows).enumerate()
+            {
                 let inj = cell.inj as usize;
                 let vk = cell.view;
                 let mslot = mrow_of[inj] + ci;
@@ -873,13 +880,12 @@ impl<'a> Builder<'a> {
                     tmemo[mslot] = out;
                 }
                 if out & VIOL_BIT != 0 {
-                    viol.push(out & !VIOL_BIT);
-                    trans.push(StateId::VIOLATED);
+                    *v_out = out & !VIOL_BIT;
                 } else {
                     let nts = out;
                     let nlex = cell.next;
                     let octx = if ts_ctx[nts as usize] || cell.start_ctx {
-                        rep_ctx[ci]
+                        after
                     } else {
                         0
                     };
@@ -924,8 +930,7 @@ impl<'a> Builder<'a> {
                             };
                         }
                         if ts_doomed[ds] != 0 {
-                            viol.push(ts_doomed[ds]);
-                            trans.push(StateId::VIOLATED);
+                            *v_out = ts_doomed[ds];
                             continue;
                         }
                     }
@@ -943,8 +948,7 @@ impl<'a> Builder<'a> {
                     } else {
                         ids[slot]
                     };
-                    viol.push(0);
-                    trans.push(StateId(id));
+                    *t_out = StateId(id);
                 }
             }
             if states.len() > max_states {
