@@ -60,8 +60,13 @@ pub(super) fn product(
         viol_ids.insert(rs.clone(), v);
         v
     };
-    let mut trans: Vec<StateId> = vec![StateId::VIOLATED; nc];
-    let mut viol: Vec<u32> = vec![0; nc];
+    // Room for the state budget up front (at most 4096 states: untouched capacity costs no
+    // memory), so the tables are not copied as they grow.
+    let rows = (config.max_states + 1).min(4096) * nc;
+    let mut trans: Vec<StateId> = Vec::with_capacity(rows);
+    trans.resize(nc, StateId::VIOLATED);
+    let mut viol: Vec<u32> = Vec::with_capacity(rows);
+    viol.resize(nc, 0);
     let mut clean_end = vec![false];
     let mut end_rules: Vec<Vec<RuleIndex>> = vec![Vec::new()];
     let mut lex: Vec<u16> = vec![u16::MAX];
