@@ -154,10 +154,11 @@ pub(super) fn reduce_tables(
         clean_end[blk] = clean_end_of[s];
         end_rules[blk] = end_rules_of[s].clone();
         lex[blk] = lex_of[s];
-        for c in 0..nc {
-            new_trans[blk * nc + c] = StateId(block[trans[s * nc + c].as_usize()]);
-            new_viol[blk * nc + c] = viol[s * nc + c];
+        let row = &mut new_trans[blk * nc..(blk + 1) * nc];
+        for (to, &t) in row.iter_mut().zip(&trans[s * nc..(s + 1) * nc]) {
+            *to = StateId(block[t.as_usize()]);
         }
+        new_viol[blk * nc..(blk + 1) * nc].copy_from_slice(&viol[s * nc..(s + 1) * nc]);
     }
     let start = if live[start.as_usize()] {
         StateId(block[start.as_usize()])
