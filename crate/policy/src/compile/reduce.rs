@@ -737,11 +737,11 @@ mod tests {
                 })
                 .collect();
             let live: Vec<bool> = (0..n)
-                .map(|s| s != 0 && xorshift(&mut seed) % 8 != 0)
+                .map(|s| s != 0 && !xorshift(&mut seed).is_multiple_of(8))
                 .collect();
             let end_id: Vec<u32> = (0..n).map(|_| (xorshift(&mut seed) % 2) as u32).collect();
             let viol: Vec<u32> = (0..n * nc)
-                .map(|_| (xorshift(&mut seed) % 16 == 0) as u32)
+                .map(|_| xorshift(&mut seed).is_multiple_of(16) as u32)
                 .collect();
             let lex = vec![0u16; n];
             let ours =
