@@ -142,11 +142,11 @@ impl Dominance {
             for c in 0..nctx {
                 let mut sig: Vec<u32> = Vec::with_capacity(3 * m);
                 for k in 0..m {
-                    let mut sc = succ[k * nctx + c].clone();
-                    sc.sort_unstable();
+                    // (Already sorted: `nfa::step` sorts, and `index` keeps the order.)
+                    let sc = &succ[k * nctx + c];
                     sig.push(matched[k * nctx + c] as u32);
                     sig.push(sc.len() as u32);
-                    sig.extend(sc);
+                    sig.extend_from_slice(sc);
                 }
                 if seen_sig.insert(sig, ()).is_none() {
                     keep.push(c);
