@@ -681,24 +681,23 @@ impl<'a> Builder<'a> {
             start_ctx: bool,
         }
         let lexer = self.lex;
-        let lex_cells: Vec<LexCell> = (0..nlex as u16)
-            .flat_map(|lex| {
-                reps.iter().map(move |&rep| {
-                    let scope = if needs_lex {
-                        lexer.scope_at(lex, rep)
-                    } else {
-                        Scope::Code
-                    };
-                    let next = if needs_lex { lexer.next(lex, rep) } else { 0 };
-                    LexCell {
-                        next,
-                        inj: inj_of_scope[scope as usize] as u8,
-                        view: if has_view { lexer.view_at(lex, rep) } else { 0 },
-                        start_ctx: lex_scopes[next as usize] & start_ctx_scopes != 0,
-                    }
-                })
-            })
-            .collect();
+        let mut lex_cells: Vec<LexCell> = Vec::with_capacity(nlex * nc);
+        for lex in 0..nlex as u16 {
+            for &rep in &reps {
+                let (scope, next, view) = if needs_lex {
+                    let view = if has_view { lexer.view_at(lex, rep) } else { 0 };
+                    (lexer.scope_at(lex, rep), lexer.next(lex, rep), view)
+                } else {
+                    (Scope::Code, 0, 0)
+                };
+                lex_cells.push(LexCell {
+                    next,
+                    inj: inj_of_scope[scope as usize] as u8,
+                    view,
+                    start_ctx: lex_scopes[next as usize] & start_ctx_scopes != 0,
+                });
+            }
+        }
         let rep_ctx: Vec<u8> = reps.iter().map(|&rep| ctx_after(rep)).collect();
         // Classes that every alternative reads as the same class of its own step the threads
         // alike (the lexer splits classes the patterns do not): each class's first such
