@@ -4,6 +4,41 @@
 use crate::request::{GenerateRequest, Strategy};
 use crate::rng::Rng;
 
+/// `exp(x)` for `x <= 0` (`0` below `-80`, which is also what `-inf` and NaN give), within
+/// about 2 ulp of the exact value. Plain IEEE single-precision arithmetic and integer bit
+/// operations only, no library call and no branch: the same bits on every platform (the
+/// native build and wasm sample the same tokens from the same logits), and loops over a row
+/// of logits vectorise. Cody–Waite range reduction, then Cephes' `expf` polynomial on
+/// `[-ln 2 / 2, ln 2 / 2]`.
+#[inline]
+pub(crate) fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding it rounds to an integer (round to nearest) kept in the low bits.
+    const SHIFTER: f32 = 12_582_912.0;
+    let keep = x > -80.0; // false for -inf and NaN too
+    let x = if keep { x.min(0.0) } else { -80.0 };
+    let t = x * LOG2E + SHIFTER;
+    let k = t - SHIFTER;
+    let ki = (t.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.987_569_2e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let e = p * (r * r) + r + 1.0;
+    // 2^k for k in [-116, 0]: the exponent field directly.
+    let scale = f32::from_bits(((ki + 127) as u32) << 23);
+    if keep {
+        e * scale
+    } else {
+        0.0
+    }
+}
+
 /// Summary of a softmax over one row (excluded entries are `-inf` in the row).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowDist {
@@ -42,14 +77,27 @@ impl RowDist {
         }
         let (mut s, mut sz) = (0.0f64, 0.0f64);
         if m.is_finite() {
-            for &x in row {
-                let d = x * inv_t - m;
-                if d > -80.0 {
-                    let e = (d as f64).exp();
-                    s += e;
-                    sz += e * d as f64;
+            // Eight lanes of partial sums, so the loop vectorises; excluded entries (`-inf`)
+            // contribute exactly 0 (their `d` is `-inf` and `e` is 0; `0 · -inf` is avoided
+            // by clamping `d` for the product).
+            let (mut s8, mut z8) = ([0.0f64; 8], [0.0f64; 8]);
+            let mut chunks = row.chunks_exact(8);
+            for c in &mut chunks {
+                for k in 0..8 {
+                    let d = c[k] * inv_t - m;
+                    let e = exp_nonpos(d);
+                    s8[k] += e as f64;
+                    z8[k] += (e * d.max(-80.0)) as f64;
                 }
             }
+            for &x in chunks.remainder() {
+                let d = x * inv_t - m;
+                let e = exp_nonpos(d);
+                s8[0] += e as f64;
+                z8[0] += (e * d.max(-80.0)) as f64;
+            }
+            s = s8.iter().sum();
+            sz = z8.iter().sum();
         } else {
             top = None;
         }
@@ -68,7 +116,7 @@ impl RowDist {
         if self.s <= 0.0 {
             return 0.0;
         }
-        (((x * self.inv_t - self.m) as f64).exp() / self.s) as f32
+        (exp_nonpos(x * self.inv_t - self.m) as f64 / self.s) as f32
     }
 
     /// Entropy in nats.
@@ -86,7 +134,7 @@ impl RowDist {
             .map(|(_, z)| self.prob(z / self.inv_t))
             .unwrap_or(0.0);
         let p2 = if self.second.is_finite() {
-            (((self.second - self.m) as f64).exp() / self.s) as f32
+            (exp_nonpos(self.second - self.m) as f64 / self.s) as f32
         } else {
             0.0
         };
@@ -109,7 +157,7 @@ pub(crate) fn pick(row: &[f32], d: &RowDist, req: &GenerateRequest, rng: &mut Rn
         for (i, &x) in row.iter().enumerate() {
             let dz = x * d.inv_t - d.m;
             if dz > -80.0 {
-                acc += (dz as f64).exp();
+                acc += exp_nonpos(dz) as f64;
                 last = i as u32;
                 if acc >= target {
                     return Some(i as u32);
@@ -174,13 +222,42 @@ pub(crate) fn logsumexp(row: &[f32]) -> f32 {
     if !m.is_finite() {
         return m;
     }
-    let s: f64 = row.iter().map(|&x| ((x - m) as f64).exp()).sum();
+    let mut s8 = [0.0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            s8[k] += exp_nonpos(c[k] - m) as f64;
+        }
+    }
+    for &x in chunks.remainder() {
+        s8[0] += exp_nonpos(x - m) as f64;
+    }
+    let s: f64 = s8.iter().sum();
     m + s.ln() as f32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_nonpos_is_close_to_exp_and_zero_where_excluded() {
+        let mut worst = 0.0f64;
+        let mut x = 0.0f32;
+        while x > -80.0 {
+            let want = (x as f64).exp();
+            let got = exp_nonpos(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x -= 0.000_731;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        for x in [-80.0f32, -100.0, f32::NEG_INFINITY, f32::NAN, -f32::MAX] {
+            assert_eq!(exp_nonpos(x), 0.0, "{x}");
+        }
+        // Above 0 it is exp(0): callers only pass `z - max`.
+        assert_eq!(exp_nonpos(1e-3), 1.0);
+    }
 
     #[test]
     fn softmax_summary_matches_direct_computation() {

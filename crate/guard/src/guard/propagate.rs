@@ -111,7 +111,13 @@ impl Guard {
                 _ => Slot::Hole,
             };
             f0[j + 1] = step_fwd(tab, cx, f0[j], open);
-            ids.f[j + 1] = step_fwd(tab, cx, ids.f[j], self.slots[j]);
+            // Where nothing is committed yet (a new guard: the whole canvas), `F` is `F⁰`:
+            // same set, same slot, so the same step.
+            ids.f[j + 1] = if ids.f[j] == f0[j] && open == self.slots[j] {
+                f0[j + 1]
+            } else {
+                step_fwd(tab, cx, ids.f[j], self.slots[j])
+            };
         }
         for j in (0..=n).rev() {
             let bn = if j == n { EMPTY } else { ids.b[j + 1] };
