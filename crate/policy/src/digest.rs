@@ -27,8 +27,17 @@ pub fn sha256_text(digest: &[u8]) -> String {
 }
 
 /// Digest of an effective policy: every rule's id, severity, state (enabled or not), scope
-/// and pattern, in order. Two policies with the same digest enforce the same rules.
+/// and pattern, in order. Two policies with the same digest enforce the same rules. Computed
+/// once per policy (every certificate names it).
 pub fn policy_digest(policy: &CompiledPolicy) -> String {
+    policy
+        .digest
+        .get_or_init(|| compute_policy_digest(policy))
+        .clone()
+}
+
+/// [`policy_digest`] from the rules.
+fn compute_policy_digest(policy: &CompiledPolicy) -> String {
     let mut text = String::new();
     for r in policy.rules() {
         text.push_str(&format!(

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use ward_model::corpus;
 use ward_sampler::model::LoadedModel;
-use ward_sampler::{Engine, GenerateRequest, LogitsSource, Result};
+use ward_sampler::{Engine, GenerateRequest, LogitsSource, Result, Rng};
 
 /// Records the model's logits per forward pass.
 struct Recording<'a> {
@@ -109,17 +109,11 @@ fn main() {
         .expect("compiles");
     let engine = l.engine(Some(std::sync::Arc::new(policy))).expect("engine");
     // Seeded snippets: `context` tokens, a hole, `context` tokens.
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut below = |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n as u64) as usize
-    };
+    let mut rng = Rng::new(7);
     let need = 2 * context + hole;
     let mut prompts = Vec::new();
     while prompts.len() < requests {
-        let f = &files[below(files.len())];
+        let f = &files[rng.below(files.len())];
         let Ok(text) = corpus::read_text(f) else {
             continue;
         };
@@ -127,7 +121,7 @@ fn main() {
         if ids.len() < need + 8 {
             continue;
         }
-        let s = below(ids.len() - need);
+        let s = rng.below(ids.len() - need);
         let dec = |t: &[u32]| String::from_utf8_lossy(&l.vocab.decode(t)).into_owned();
         let (p, x) = (
             dec(&ids[s..s + context]),

@@ -87,8 +87,6 @@ pub struct Engine {
     /// A text-free token committed to the guard where the text has ended (exact masks
     /// without `end_in_holes`).
     pad: Option<u32>,
-    /// The policy's digest, computed once (every certificate names it).
-    digest: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -179,7 +177,6 @@ impl Engine {
         } else {
             (0..n as u32).find(|&t| vocab.kind(t) == TokenKind::Empty)
         };
-        let digest = policy.as_ref().map(|p| Arc::from(policy_digest(p)));
         Ok(Engine {
             vocab,
             policy,
@@ -190,7 +187,6 @@ impl Engine {
             never,
             vocab_forbidden,
             pad,
-            digest,
         })
     }
 
@@ -308,8 +304,6 @@ pub struct Session {
     never: Vec<u32>,
     vocab_forbidden: Vec<u32>,
     pad: Option<u32>,
-    /// The engine's policy digest.
-    digest: Option<Arc<str>>,
     req: GenerateRequest,
     guard: Option<Guard>,
     slots: Vec<Pos>,
@@ -463,7 +457,6 @@ impl Session {
                 Vec::new()
             },
             pad: engine.pad,
-            digest: engine.digest.clone(),
             req: req.clone(),
             guard,
             slots,
@@ -1153,7 +1146,7 @@ impl Session {
         let policy_info = match (&self.policy, self.tp_used) {
             (Some(p), true) => Some(PolicyInfo {
                 name: p.name().to_string(),
-                digest: self.digest.as_deref().unwrap_or_default().to_string(),
+                digest: policy_digest(p),
                 enforced_rules: p
                     .rules()
                     .iter()
@@ -1182,13 +1175,10 @@ impl Session {
         let certificate = Certificate {
             format: CERTIFICATE_FORMAT.into(),
             policy: policy_info,
-            scanned_with: self.policy.as_ref().map(|p| {
-                format!(
-                    "{} ({})",
-                    p.name(),
-                    self.digest.as_deref().unwrap_or_default()
-                )
-            }),
+            scanned_with: self
+                .policy
+                .as_ref()
+                .map(|p| format!("{} ({})", p.name(), policy_digest(p))),
             model: self.model.clone(),
             request: self.req.clone(),
             seed: self.req.seed,

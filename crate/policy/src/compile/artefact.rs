@@ -307,6 +307,7 @@ impl CompiledPolicy {
                 memory_bytes,
             },
             span_finder,
+            digest: std::sync::OnceLock::new(),
         })
     }
 }

@@ -157,6 +157,8 @@ pub struct CompiledPolicy {
     pub(crate) report: std::sync::Arc<ReportSource>,
     pub(crate) stats: CompileStats,
     pub(crate) span_finder: std::sync::Arc<crate::span::SpanFinder>,
+    /// [`crate::digest::policy_digest`], computed on first use (the rules never change).
+    pub(crate) digest: std::sync::OnceLock<String>,
 }
 
 impl CompiledPolicy {
@@ -524,6 +526,7 @@ impl PolicyBuilder {
                 memory_bytes,
             },
             span_finder,
+            digest: std::sync::OnceLock::new(),
         })
     }
 }
