@@ -5,13 +5,16 @@
 //! - the share of short function-body infills that parse: bodies of 1 to `--infill-lines`
 //!   non-blank lines (at most `--infill-max-tokens` tokens) are drawn with `--seed` from the
 //!   files that parse, replaced by a hole of their own token length, filled by the model with
-//!   the sampler's defaults (no policy), and the file with the filled body is given to Python's
+//!   the sampler (no policy; `--infill-strategy`, `--infill-tokens-per-step`, `--infill-block`;
+//!   greedy), and the file with the filled body is given to Python's
 //!   `ast.parse` (`python3`, or `$WARD_PYTHON`).
 //!
 //! JSON keys (`--format json`): `model`, `model_digest`, `backend`, `seed`, `data` (`paths`,
 //! `files`, `tokens`, `window`, `windows`), `masked` (one object per rate: `rate`, `accuracy`,
 //! `cross_entropy`, `masked_tokens`), `infill` (`requested`, `candidates`, `measured`,
-//! `parsed`, `parse_rate`, `exact`, `mean_hole_tokens`, `max_lines`, `max_tokens`; `null` with
+//! `parsed`, `parse_rate`, `exact`, `mean_hole_tokens`, `max_lines`, `max_tokens`, `strategy`,
+//! `tokens_per_step`, `block`;
+//! `null` with
 //! `--infills 0`).
 
 use std::io::Write;
@@ -50,6 +53,20 @@ pub struct EvalModelArgs {
     /// Most tokens of an infilled body.
     #[arg(long, default_value_t = 48)]
     infill_max_tokens: usize,
+    /// How the infills are decoded: low_confidence, entropy, margin, random or threshold.
+    #[arg(long, default_value = "low_confidence")]
+    infill_strategy: String,
+    /// Hole tokens committed per denoising step in the infills (the sampler's default is 2;
+    /// 1: one forward pass per token).
+    #[arg(long, default_value_t = 2)]
+    infill_tokens_per_step: usize,
+    /// Block length of semi-autoregressive decoding in the infills (0: one block).
+    #[arg(long, default_value_t = 0)]
+    infill_block: usize,
+    /// Write each infill (file, original body, generated body, whether the file parses) to
+    /// this file, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    infill_out: Option<PathBuf>,
     /// Backend: flex or wgpu.
     #[arg(long, default_value = "flex")]
     backend: String,
@@ -94,6 +111,12 @@ pub struct InfillFigures {
     pub max_lines: usize,
     /// `--infill-max-tokens`.
     pub max_tokens: usize,
+    /// `--infill-strategy`.
+    pub strategy: String,
+    /// `--infill-tokens-per-step`.
+    pub tokens_per_step: usize,
+    /// `--infill-block`.
+    pub block: usize,
 }
 
 /// The report of `ward eval-model`.
@@ -220,6 +243,7 @@ pub fn eval_model(a: &EvalModelArgs) -> Result<EvalModelReport, String> {
             return Err(format!("--mask {r}: a masking rate is a number in (0, 1]"));
         }
     }
+    infill_strategy(a)?;
     let files = eval::collect_files(&a.data).map_err(|e| format!("--data: {e}"))?;
     let texts = eval::read_files(&files).map_err(|e| format!("--data: {e}"))?;
     let mut loaded = crate::generate::load_model(a.model.as_ref(), &a.backend)?;
@@ -269,6 +293,19 @@ pub fn eval_model(a: &EvalModelArgs) -> Result<EvalModelReport, String> {
     })
 }
 
+/// The infills' strategy, with `--infill-tokens-per-step` checked.
+fn infill_strategy(a: &EvalModelArgs) -> Result<ward_sampler::Strategy, String> {
+    if a.infill_tokens_per_step == 0 {
+        return Err("--infill-tokens-per-step 0: at least one token per step".into());
+    }
+    ward_sampler::Strategy::parse(&a.infill_strategy).ok_or_else(|| {
+        format!(
+            "--infill-strategy {}: expected one of low_confidence, entropy, margin, random, threshold",
+            a.infill_strategy
+        )
+    })
+}
+
 fn infills(
     a: &EvalModelArgs,
     texts: &[(PathBuf, String)],
@@ -302,8 +339,10 @@ fn infills(
         let j = k + rng.below(cands.len() - k);
         cands.swap(k, j);
     }
+    let strategy = infill_strategy(a)?;
     let engine = loaded.engine(None).map_err(|e| e.to_string())?;
     let (mut filled, mut exact, mut hole_tokens) = (Vec::new(), 0usize, 0usize);
+    let mut fills = Vec::new();
     for (k, c) in cands.iter().take(take).enumerate() {
         let text = &texts[c.file].1;
         let room = window - c.tokens - 8;
@@ -317,6 +356,9 @@ fn infills(
         let req = GenerateRequest {
             seed: a.seed.wrapping_add(k as u64),
             enforce: false,
+            strategy,
+            block: a.infill_block,
+            steps: Some(c.tokens.div_ceil(a.infill_tokens_per_step).max(1)),
             ..GenerateRequest::new(format!("{prefix}<|hole:{}|>{suffix}", c.tokens))
         };
         let (mut s, _) = engine
@@ -334,8 +376,25 @@ fn infills(
         }
         hole_tokens += c.tokens;
         filled.push(format!("{}{}{}", &text[..c.start], fill, &text[c.end..]));
+        fills.push(fill);
     }
     let ok = python_parses(&filled)?;
+    if let Some(out) = &a.infill_out {
+        let mut lines = String::new();
+        for (k, c) in cands.iter().take(take).enumerate() {
+            let v = serde_json::json!({
+                "file": texts[c.file].0.display().to_string(),
+                "hole_tokens": c.tokens,
+                "original": &texts[c.file].1[c.start..c.end],
+                "generated": &fills[k],
+                "parses": ok[k],
+            });
+            lines.push_str(&v.to_string());
+            lines.push('\n');
+        }
+        std::fs::write(out, lines)
+            .map_err(|e| format!("--infill-out {}: {e}", out.display()))?;
+    }
     let parsed = ok.iter().filter(|&&x| x).count();
     let n = filled.len();
     Ok(InfillFigures {
@@ -348,6 +407,9 @@ fn infills(
         mean_hole_tokens: hole_tokens as f64 / n.max(1) as f64,
         max_lines: a.infill_lines,
         max_tokens: a.infill_max_tokens,
+        strategy: strategy.as_str().to_string(),
+        tokens_per_step: a.infill_tokens_per_step,
+        block: a.infill_block,
     })
 }
 
@@ -379,8 +441,8 @@ pub fn run_eval_model(a: &EvalModelArgs) -> Result<u8, String> {
     }
     match &r.infill {
         Some(i) => println!(
-            "short function-body infills that parse: {}/{} = {:.3} (exact {:.3}, mean hole {:.1} tokens, {} candidates, bodies of ≤ {} lines and ≤ {} tokens)",
-            i.parsed, i.measured, i.parse_rate, i.exact, i.mean_hole_tokens, i.candidates, i.max_lines, i.max_tokens
+            "short function-body infills that parse: {}/{} = {:.3} (exact {:.3}, mean hole {:.1} tokens, {} candidates, bodies of ≤ {} lines and ≤ {} tokens; {}, {} tokens per step, block {})",
+            i.parsed, i.measured, i.parse_rate, i.exact, i.mean_hole_tokens, i.candidates, i.max_lines, i.max_tokens, i.strategy, i.tokens_per_step, i.block
         ),
         None => println!("infill parse check skipped (--infills 0)"),
     }

@@ -11,7 +11,10 @@ SwiGLU, tied embeddings), with the Hugging Face tensor names, so `ward` loads th
 is. Objective (as crate/model/src/train.rs): per sequence t ~ U(eps, 1), each token replaced by
 [MASK] with probability t (at least one per sequence), loss = -sum(log p(x_i) / t) / (batch *
 seq_len) over the masked positions. AdamW (betas 0.9/0.999, eps 1e-8 as burn's), linear warm-up
-and cosine decay to `--min-lr-ratio` of the peak, gradient-norm clipping.
+and cosine decay to `--min-lr-ratio` of the peak, gradient-norm clipping. With `--hole-frac F`,
+a share F of the sequences are variable-length infills instead (`hole_rows`: a span of text
+followed by end-token pads, masked only there), so the model learns to end a hole early; the
+sampler's `early_end` reads an end token in an infill hole that way.
 
 Corpus: `<corpus>/train` and `<corpus>/valid` (crate/model/scripts/build_corpus.py); every
 `.py` file in sorted path order is tokenized (no special tokens) and followed by
@@ -198,6 +201,34 @@ def mask_batch(batch, t, mask_id, gen):
     return inputs, pos, batch.reshape(-1)[pos], w
 
 
+def mask_holes(batch, t, mask_id, gen, holes):
+    """mask_batch, except that a row with a hole (hole_rows) is masked only inside its hole,
+    at its rate t (at least one position); its weight is scaled by seq_len / hole length, so
+    an infill row counts as much as a plain one."""
+    b, s = batch.shape
+    r = torch.rand(b, s, generator=gen)
+    m = r < t[:, None]
+    scale = torch.ones(b)
+    for i, h in enumerate(holes):
+        if h is None:
+            continue
+        a, e = h
+        inside = torch.zeros(s, dtype=torch.bool)
+        inside[a:e] = True
+        m[i] &= inside
+        if not m[i].any():
+            m[i, a + int(torch.randint(0, e - a, (1,), generator=gen))] = True
+        scale[i] = s / (e - a)
+    none = ~m.any(1)
+    if none.any():
+        j = torch.randint(0, s, (b,), generator=gen)
+        m[none, j[none]] = True
+    inputs = batch.masked_fill(m, mask_id)
+    pos = m.reshape(-1).nonzero().squeeze(1)
+    w = (scale / t)[:, None].expand(b, s).reshape(-1)[pos]
+    return inputs, pos, batch.reshape(-1)[pos], w
+
+
 def windows(stream, seq, n):
     total = len(stream) // seq
     n = min(n, total)
@@ -269,6 +300,10 @@ def main():
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (1 was fastest on 2 cores)")
     ap.add_argument("--bench", type=int, default=0, help="time N steps on random tokens and exit")
+    ap.add_argument("--hole-frac", type=float, default=0.0,
+                    help="share of the sequences trained as variable-length infills (see hole_rows)")
+    ap.add_argument("--hole-max-span", type=int, default=48, help="most text tokens of an infill hole")
+    ap.add_argument("--hole-max-pad", type=int, default=24, help="most end-token pads after an infill's text")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -342,9 +377,10 @@ def main():
         rs = random.Random(args.seed * 1_000_003 + step)
         starts = [rs.randrange(0, n_windows) for _ in range(args.batch_size)]
         batch = torch.from_numpy(np.stack([train[s : s + args.seq_len].astype("int64") for s in starts]))
+        holes = hole_rows(batch, args, rs, eos) if args.hole_frac > 0 else None
         lr = lr_at(args, step)
         ts = time.perf_counter()
-        loss, ce = step_once(model, opt, batch, args, mask_id, gen, lr)
+        loss, ce = step_once(model, opt, batch, args, mask_id, gen, lr, holes)
         recent.append(args.batch_size * args.seq_len / (time.perf_counter() - ts))
         recent = recent[-20:]
         step += 1
@@ -379,9 +415,38 @@ def main():
     save_model(model, run / "latest", args.tokenizer, step)
 
 
-def step_once(model, opt, batch, args, mask_id, gen, lr):
+def hole_rows(batch, args, rs, eos):
+    """Turns a share (`--hole-frac`) of the rows, in place, into variable-length infills, the
+    way the sampler fills `<|hole:N|>` between fixed text: a span of 1..`--hole-max-span` text
+    tokens at a random place is followed by 0..`--hole-max-pad` end tokens (the row's tail is
+    cut to keep its length). Returns, per row, the hole [start, end) (text and pads) or None.
+    Only hole positions are masked in those rows (step_once), so the model learns to write a
+    hole's text from both sides and to end the hole early with end tokens, which the sampler
+    reads as "the rest of this hole is empty"."""
+    b, s = batch.shape
+    out = []
+    for r in range(b):
+        if rs.random() >= args.hole_frac:
+            out.append(None)
+            continue
+        span = rs.randint(1, args.hole_max_span)
+        pad = rs.randint(0, args.hole_max_pad)
+        a = rs.randrange(8, s - span - pad - 8)
+        row = batch[r].clone()
+        cut = a + span
+        row[cut + pad :] = batch[r, cut : s - pad]
+        row[cut : cut + pad] = eos
+        batch[r] = row
+        out.append((a, cut + pad))
+    return out
+
+
+def step_once(model, opt, batch, args, mask_id, gen, lr, holes=None):
     t = torch.rand(batch.shape[0], generator=gen) * (1 - args.eps) + args.eps
-    inp, pos, tgt, w = mask_batch(batch, t, mask_id, gen)
+    if holes is None:
+        inp, pos, tgt, w = mask_batch(batch, t, mask_id, gen)
+    else:
+        inp, pos, tgt, w = mask_holes(batch, t, mask_id, gen, holes)
     lp = F.log_softmax(model.masked_logits(inp, pos), -1).gather(1, tgt[:, None]).squeeze(1)
     loss = -(lp * w).sum() / batch.numel()
     for g in opt.param_groups:
