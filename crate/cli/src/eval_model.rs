@@ -4,7 +4,8 @@
 //!   sequence length (fixed seeded masks; see `ward_model::eval`);
 //! - the share of short function-body infills that parse: bodies of 1 to `--infill-lines`
 //!   non-blank lines (at most `--infill-max-tokens` tokens) are drawn with `--seed` from the
-//!   files that parse, replaced by a hole of their own token length, filled by the model with
+//!   files that parse, replaced by a hole of their own token length (which the model may end
+//!   early unless `--infill-exact`), filled by the model with
 //!   the sampler (no policy; `--infill-strategy`, `--infill-tokens-per-step`, `--infill-block`;
 //!   greedy), and the file with the filled body is given to Python's
 //!   `ast.parse` (`python3`, or `$WARD_PYTHON`).
@@ -13,7 +14,7 @@
 //! `files`, `tokens`, `window`, `windows`), `masked` (one object per rate: `rate`, `accuracy`,
 //! `cross_entropy`, `masked_tokens`), `infill` (`requested`, `candidates`, `measured`,
 //! `parsed`, `parse_rate`, `exact`, `mean_hole_tokens`, `max_lines`, `max_tokens`, `strategy`,
-//! `tokens_per_step`, `block`;
+//! `tokens_per_step`, `block`, `early_end`;
 //! `null` with
 //! `--infills 0`).
 
@@ -63,6 +64,10 @@ pub struct EvalModelArgs {
     /// Block length of semi-autoregressive decoding in the infills (0: one block).
     #[arg(long, default_value_t = 0)]
     infill_block: usize,
+    /// Fill each infill hole with exactly the original body's token count (default: the
+    /// hole may end early, as `ward generate` lets it; see `--exact-holes` there).
+    #[arg(long)]
+    infill_exact: bool,
     /// Write each infill (file, original body, generated body, whether the file parses) to
     /// this file, one JSON object per line.
     #[arg(long, value_name = "FILE")]
@@ -117,6 +122,8 @@ pub struct InfillFigures {
     pub tokens_per_step: usize,
     /// `--infill-block`.
     pub block: usize,
+    /// False with `--infill-exact`: the holes may end early.
+    pub early_end: bool,
 }
 
 /// The report of `ward eval-model`.
@@ -358,6 +365,7 @@ fn infills(
             enforce: false,
             strategy,
             block: a.infill_block,
+            early_end: !a.infill_exact,
             steps: Some(c.tokens.div_ceil(a.infill_tokens_per_step).max(1)),
             ..GenerateRequest::new(format!("{prefix}<|hole:{}|>{suffix}", c.tokens))
         };
@@ -410,6 +418,7 @@ fn infills(
         strategy: strategy.as_str().to_string(),
         tokens_per_step: a.infill_tokens_per_step,
         block: a.infill_block,
+        early_end: !a.infill_exact,
     })
 }
 
@@ -441,8 +450,9 @@ pub fn run_eval_model(a: &EvalModelArgs) -> Result<u8, String> {
     }
     match &r.infill {
         Some(i) => println!(
-            "short function-body infills that parse: {}/{} = {:.3} (exact {:.3}, mean hole {:.1} tokens, {} candidates, bodies of ≤ {} lines and ≤ {} tokens; {}, {} tokens per step, block {})",
-            i.parsed, i.measured, i.parse_rate, i.exact, i.mean_hole_tokens, i.candidates, i.max_lines, i.max_tokens, i.strategy, i.tokens_per_step, i.block
+            "short function-body infills that parse: {}/{} = {:.3} (exact {:.3}, mean hole {:.1} tokens, {} candidates, bodies of ≤ {} lines and ≤ {} tokens; {}, {} tokens per step, block {}, {})",
+            i.parsed, i.measured, i.parse_rate, i.exact, i.mean_hole_tokens, i.candidates, i.max_lines, i.max_tokens, i.strategy, i.tokens_per_step, i.block,
+            if i.early_end { "holes may end early" } else { "exact hole lengths" }
         ),
         None => println!("infill parse check skipped (--infills 0)"),
     }

@@ -70,6 +70,10 @@ pub struct GenerateArgs {
     /// crate/sampler/README.md).
     #[arg(long)]
     end_in_holes: bool,
+    /// Fill every infill hole `<|hole:N|>` with exactly N tokens (default: a hole followed by
+    /// more prompt text may end early, when the model ends it with the end token).
+    #[arg(long)]
+    exact_holes: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: GenFormat,
@@ -130,6 +134,7 @@ pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
         seed: a.seed,
         enforce: !a.no_policy,
         end_in_holes: a.end_in_holes,
+        early_end: !a.exact_holes,
         ..Default::default()
     };
     req.validate().map_err(|e| e.to_string())?;

@@ -46,7 +46,8 @@ pub struct Committed {
     pub text: String,
     /// Probability of the token in the allowed (masked) distribution.
     pub probability: f32,
-    /// True when this position was filled because the text ended before it.
+    /// True when this position was filled because the text, or its infill hole
+    /// (`early_end`), ended at or before it.
     pub end: bool,
 }
 

@@ -84,6 +84,12 @@ pub struct GenerateRequest {
     /// Whether the guard lets a hole end the text (`GuardConfig::end_in_holes`); default false
     /// (see the crate docs: the sampler ends the text itself, with exact masks).
     pub end_in_holes: bool,
+    /// Whether an infill hole (`<|hole:N|>` followed by more prompt text) may end before its
+    /// N tokens: the end token chosen there, with nothing committed after it in that hole,
+    /// makes the rest of the hole empty (text-free pads; the text goes on after the hole), as
+    /// the end of the text does at the canvas tail. Default true; false: a hole is exactly N
+    /// tokens.
+    pub early_end: bool,
     /// Blocked candidates at least this probable are reported in step events.
     pub blocked_floor: f32,
     /// Remask budget for conflicts between modules.
@@ -105,6 +111,7 @@ impl Default for GenerateRequest {
             seed: 0,
             enforce: true,
             end_in_holes: false,
+            early_end: true,
             blocked_floor: 0.01,
             max_remasks: 64,
         }

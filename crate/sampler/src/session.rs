@@ -261,6 +261,9 @@ enum Pos {
     Token(u32),
     /// The text ended at or before this position.
     Ended,
+    /// The infill hole of this position ended at or before it (`early_end`): no text here,
+    /// the text goes on after the hole.
+    Pad,
 }
 
 /// A candidate for one open position at one step.
@@ -639,7 +642,7 @@ impl Session {
                 break;
             }
             let c = line.swap_remove(bi);
-            if c.checked || !self.guard_judges(c.token) {
+            if c.checked || !self.guard_judges(c.pos, c.token) {
                 accepted.push(c);
                 continue;
             }
@@ -699,10 +702,27 @@ impl Session {
         }))
     }
 
-    /// May the text end at `pos` (all later positions become end-of-text)?
+    /// The end of the infill hole holding `pos` (the first prompt position after it), or
+    /// None where no prompt text follows (the canvas tail).
+    fn infill_end(&self, pos: usize) -> Option<usize> {
+        if !self.last_fixed.is_some_and(|f| f > pos) {
+            return None;
+        }
+        (pos + 1..self.slots.len()).find(|&q| matches!(self.slots[q], Pos::Fixed(_)))
+    }
+
+    /// May the text end at `pos` (all later positions become end-of-text), or, in an infill
+    /// hole with `early_end`, the hole (its later positions become empty)?
     fn end_permitted(&self, pos: usize) -> bool {
-        if self.special.eos.is_none() || self.last_fixed.is_some_and(|f| f > pos) {
+        if self.special.eos.is_none() {
             return false;
+        }
+        if let Some(e) = self.infill_end(pos) {
+            // Only at the hole's tail: nothing but pads after it in the hole.
+            return self.req.early_end
+                && self.slots[pos + 1..e]
+                    .iter()
+                    .all(|p| matches!(p, Pos::Hole | Pos::Pad));
         }
         if self.guard.is_some() && !self.req.end_in_holes {
             // Exact masks: the text may only end where nothing was committed after it.
@@ -711,6 +731,12 @@ impl Session {
                 .all(|p| matches!(p, Pos::Hole | Pos::Ended));
         }
         true
+    }
+
+    /// Whether the end token at `pos` is the sampler's decision rather than the guard's:
+    /// always without `end_in_holes`, and in an infill hole (where it empties the hole).
+    fn eos_is_samplers(&self, pos: usize) -> bool {
+        !self.req.end_in_holes || self.infill_end(pos).is_some()
     }
 
     /// The row of `pos` with every static exclusion applied.
@@ -737,10 +763,10 @@ impl Session {
         row
     }
 
-    /// Whether the guard decides about `t` (the end token is the sampler's own decision
-    /// without `end_in_holes`).
-    fn guard_judges(&self, t: u32) -> bool {
-        self.guard.is_some() && (self.req.end_in_holes || Some(t) != self.special.eos)
+    /// Whether the guard decides about `t` at `pos` (the end token is the sampler's own
+    /// decision where [`Session::eos_is_samplers`]).
+    fn guard_judges(&self, pos: usize, t: u32) -> bool {
+        self.guard.is_some() && (Some(t) != self.special.eos || !self.eos_is_samplers(pos))
     }
 
     fn temperature(&self) -> f32 {
@@ -807,7 +833,7 @@ impl Session {
         let keep_eos = self
             .special
             .eos
-            .filter(|_| !self.req.end_in_holes)
+            .filter(|_| self.eos_is_samplers(pos))
             .map(|e| (e, row[e as usize]));
         mask.apply_to(&mut row);
         if let Some((e, val)) = keep_eos {
@@ -860,7 +886,7 @@ impl Session {
         for (t, &x) in row.iter().enumerate() {
             if x.is_finite() {
                 let p = d.prob(x);
-                if p >= floor && p > 0.0 && !allowed(t as u32) && self.guard_judges(t as u32) {
+                if p >= floor && p > 0.0 && !allowed(t as u32) && self.guard_judges(pos, t as u32) {
                     found.push((t as u32, p));
                 }
             }
@@ -930,7 +956,7 @@ impl Session {
                     .enumerate()
                     .filter(|(_, x)| (**x * d.inv_t) as f64 >= zmin)
                     .map(|(t, _)| t as u32)
-                    .filter(|&t| t != cand.token && self.guard_judges(t) && !g.allows(pos, t))
+                    .filter(|&t| t != cand.token && self.guard_judges(pos, t) && !g.allows(pos, t))
                     .collect();
                 if !forbidden.is_empty() {
                     self.record_blocked(pos, &row, &d, |t| !forbidden.contains(&t), blocked);
@@ -992,8 +1018,10 @@ impl Session {
 
     /// Ends the text at `pos`: every open position from `pos` on becomes end-of-text. With a
     /// guard and exact masks, a text-free pad token is committed there (the guard then judges
-    /// exactly the text that is returned); with `end_in_holes`, the end token itself. False
-    /// when the guard refuses (ending here would leave a violation).
+    /// exactly the text that is returned); with `end_in_holes`, the end token itself. In an
+    /// infill hole (`early_end`) only the hole ends: its open positions from `pos` on get the
+    /// pad token, and the text goes on after the hole. False when the guard refuses (ending
+    /// here would leave a violation).
     fn try_end(&mut self, pos: usize, committed: &mut Vec<Committed>) -> Result<bool> {
         let Some(eos) = self.special.eos else {
             return Ok(false);
@@ -1001,10 +1029,11 @@ impl Session {
         if !self.end_permitted(pos) {
             return Ok(false);
         }
-        let n = self.slots.len();
+        let infill = self.infill_end(pos);
+        let n = infill.unwrap_or(self.slots.len());
         let targets: Vec<usize> = (pos..n).filter(|&q| self.slots[q] == Pos::Hole).collect();
         if let Some(g) = &mut self.guard {
-            let fill = if self.req.end_in_holes {
+            let fill = if self.req.end_in_holes && infill.is_none() {
                 eos
             } else {
                 match self.pad {
@@ -1013,7 +1042,7 @@ impl Session {
                 }
             };
             let snap = g.snapshot();
-            let order: Vec<usize> = if self.req.end_in_holes {
+            let order: Vec<usize> = if fill == eos {
                 targets.clone()
             } else {
                 targets.iter().rev().copied().collect()
@@ -1027,7 +1056,11 @@ impl Session {
             }
         }
         for &q in &targets {
-            self.slots[q] = Pos::Ended;
+            self.slots[q] = if infill.is_some() {
+                Pos::Pad
+            } else {
+                Pos::Ended
+            };
             self.ids[q] = eos;
             committed.push(Committed {
                 position: q,
@@ -1074,7 +1107,7 @@ impl Session {
                 .map_err(|e| SamplerError::guard("remask", &e))?;
             let banned_tok = match prev {
                 Pos::Token(t) => Some(t),
-                Pos::Ended => self.special.eos,
+                Pos::Ended | Pos::Pad => self.special.eos,
                 _ => None,
             };
             if let Some(t) = banned_tok {
@@ -1107,7 +1140,7 @@ impl Session {
                         return (out, true);
                     }
                 }
-                Pos::Hole => {}
+                Pos::Hole | Pos::Pad => {}
             }
         }
         (out, false)

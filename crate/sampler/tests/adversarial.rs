@@ -60,6 +60,7 @@ fn run_adversary(seed: u64, strategy: Strategy, end_in_holes: bool, totals: &mut
         temperature: if rng.below(2) == 0 { 0.0 } else { 1.0 },
         seed,
         end_in_holes,
+        early_end: rng.below(4) != 0,
         ..Default::default()
     };
     let mut src = Adversary {
@@ -69,6 +70,7 @@ fn run_adversary(seed: u64, strategy: Strategy, end_in_holes: bool, totals: &mut
         eos: f.special.eos,
         rng: Rng::new(seed ^ 0xadd),
         vocab: f.vocab.len(),
+        end_often: seed % 2 == 1,
     };
     totals.runs += 1;
     match engine.generate(&req, &f.tokenizer, &mut src, |_| true) {
@@ -78,6 +80,9 @@ fn run_adversary(seed: u64, strategy: Strategy, end_in_holes: bool, totals: &mut
             // The text the user gets starts with the prompt's prefix, byte for byte.
             let prefix = prompt.split("<|hole:").next().unwrap();
             assert!(r.text.starts_with(prefix), "{req:?}: {:?}", r.text);
+            // An infill hole, even one that ended early, keeps the text after it.
+            let suffix = prompt.rsplit("|>").next().unwrap();
+            assert!(r.text.ends_with(suffix), "{req:?}: {:?}", r.text);
             totals.blocked += r.blocked_candidates;
             totals.remasks += r.remasks;
         }
@@ -235,6 +240,7 @@ fn same_seed_same_output_and_cancel_stops() {
             eos: f.special.eos,
             rng: Rng::new(seed),
             vocab: f.vocab.len(),
+            end_often: false,
         };
         engine
             .generate(&req, &f.tokenizer, &mut src, |_| true)

@@ -121,7 +121,9 @@ impl Fixture {
 /// The adversary that always prefers the violation: at every asked position, the tokens a
 /// replica guard forbids get the highest logits (the model "wants" a violation with
 /// certainty), then the allowed tokens closest to a violation; attack-snippet tokens are
-/// always among the candidates. Random noise breaks ties, so runs differ by seed.
+/// always among the candidates. Random noise breaks ties, so runs differ by seed. With
+/// `end_often`, the end token tops a third of the rows (ending infill holes early and the text
+/// at the tail, wherever the sampler allows it).
 pub struct Adversary {
     pub tp: Arc<TokenPolicy>,
     pub attack: Vec<u32>,
@@ -129,6 +131,7 @@ pub struct Adversary {
     pub eos: Option<u32>,
     pub rng: Rng,
     pub vocab: usize,
+    pub end_often: bool,
 }
 
 impl LogitsSource for Adversary {
@@ -174,6 +177,9 @@ impl LogitsSource for Adversary {
                     Some(d) => 30.0 - (d.min(30)) as f32,
                 };
                 row[t as usize] = score + self.rng.uniform() as f32;
+            }
+            if let Some(e) = self.eos.filter(|_| self.end_often && self.rng.below(3) == 0) {
+                row[e as usize] = 45.0;
             }
         }
         Ok(out)

@@ -1,0 +1,112 @@
+//! `early_end`: the end token in an infill hole empties the rest of that hole (the text goes
+//! on after it), only at the hole's tail, and never with `early_end: false`; enforced and
+//! unconstrained alike, on the real python pack and tokenizer.
+
+mod common;
+
+use common::*;
+use ward_sampler::{GenerateRequest, LogitsSource, SamplerError, Strategy};
+
+/// Prefers the end token everywhere, then `second`, then `third` (all else far below); at
+/// the positions `not_at`, `second` instead, more surely than the end token elsewhere (so
+/// those positions are committed first).
+struct EndFirst {
+    vocab: usize,
+    eos: u32,
+    second: u32,
+    third: u32,
+    /// Where `second` is preferred (the end token is second best there).
+    not_at: Vec<usize>,
+}
+
+impl LogitsSource for EndFirst {
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+    fn logits(&mut self, _ids: &[u32], positions: &[usize]) -> Result<Vec<f32>, SamplerError> {
+        let v = self.vocab;
+        let mut out = vec![-20.0f32; positions.len() * v];
+        for (k, &p) in positions.iter().enumerate() {
+            let row = &mut out[k * v..(k + 1) * v];
+            let here = self.not_at.contains(&p);
+            row[self.second as usize] = if here { 20.0 } else { 5.0 };
+            row[self.third as usize] = 4.0;
+            row[self.eos as usize] = 10.0;
+        }
+        Ok(out)
+    }
+}
+
+fn token(text: &str) -> u32 {
+    let ids = fixture().encode(text);
+    assert_eq!(ids.len(), 1, "{text:?} is one token");
+    ids[0]
+}
+
+fn run(prompt: &str, early_end: bool, enforce: bool, not_at: Vec<usize>) -> (String, Vec<String>) {
+    let f = fixture();
+    let engine = f.engine();
+    let req = GenerateRequest {
+        early_end,
+        enforce,
+        strategy: Strategy::LowConfidence,
+        steps: Some(4),
+        ..GenerateRequest::new(prompt)
+    };
+    let mut src = EndFirst {
+        vocab: f.vocab.len(),
+        eos: f.special.eos.unwrap(),
+        second: token(" x"),
+        third: token("1"),
+        not_at,
+    };
+    let r = engine
+        .generate(&req, &f.tokenizer, &mut src, |_| true)
+        .unwrap();
+    assert_eq!(r.certificate.enforced_findings, 0);
+    (r.text, r.holes)
+}
+
+const PROMPT: &str = "def f():\n    y =<|hole:8|>\n    return y\n";
+
+#[test]
+fn an_infill_hole_ends_early_and_keeps_the_text_after_it() {
+    for enforce in [true, false] {
+        let (text, holes) = run(PROMPT, true, enforce, Vec::new());
+        assert_eq!(text, "def f():\n    y =\n    return y\n", "enforce {enforce}");
+        assert_eq!(holes, vec![String::new()]);
+    }
+}
+
+#[test]
+fn without_early_end_a_hole_is_all_its_tokens() {
+    for enforce in [true, false] {
+        let (text, holes) = run(PROMPT, false, enforce, Vec::new());
+        assert_eq!(holes, vec![" x".repeat(8)], "enforce {enforce}");
+        assert_eq!(text, format!("def f():\n    y ={}\n    return y\n", " x".repeat(8)));
+    }
+}
+
+#[test]
+fn the_hole_ends_only_after_its_last_text_token() {
+    // The prompt's tokens come first: find where the hole starts on the canvas.
+    let f = fixture();
+    let start = f.encode("def f():\n    y =").len();
+    // Text is surest at the hole's last two positions, so it is committed there first; the
+    // end token preferred before them must then be refused (a hole may only end at its
+    // tail), and the hole fills with text.
+    let (text, holes) = run(PROMPT, true, true, vec![start + 6, start + 7]);
+    assert_eq!(holes, vec![" x".repeat(8)], "{text:?}");
+    // With the end token preferred everywhere but the first two positions, the hole keeps
+    // two text tokens and ends after them.
+    let (text, holes) = run(PROMPT, true, true, vec![start, start + 1]);
+    assert_eq!(holes, vec![" x x".to_string()], "{text:?}");
+    assert_eq!(text, "def f():\n    y = x x\n    return y\n");
+}
+
+#[test]
+fn a_tail_hole_still_ends_the_text() {
+    let (text, holes) = run("y =<|hole:8|>", true, true, Vec::new());
+    assert_eq!(text, "y =");
+    assert_eq!(holes, vec![String::new()]);
+}
