@@ -718,8 +718,12 @@ impl Session {
             return false;
         }
         if let Some(e) = self.infill_end(pos) {
-            // Only at the hole's tail: nothing but pads after it in the hole.
+            // Only at the hole's tail (nothing but pads after it in the hole), and never at
+            // its first position: a hole keeps at least one token, as in training, where an
+            // infill's span is never empty.
             return self.req.early_end
+                && pos > 0
+                && !matches!(self.slots[pos - 1], Pos::Fixed(_))
                 && self.slots[pos + 1..e]
                     .iter()
                     .all(|p| matches!(p, Pos::Hole | Pos::Pad));

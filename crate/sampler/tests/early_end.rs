@@ -1,5 +1,6 @@
 //! `early_end`: the end token in an infill hole empties the rest of that hole (the text goes
-//! on after it), only at the hole's tail, and never with `early_end: false`; enforced and
+//! on after it), only at the hole's tail and past its first position, and never with
+//! `early_end: false`; enforced and
 //! unconstrained alike, on the real python pack and tokenizer.
 
 mod common;
@@ -72,9 +73,10 @@ const PROMPT: &str = "def f():\n    y =<|hole:8|>\n    return y\n";
 #[test]
 fn an_infill_hole_ends_early_and_keeps_the_text_after_it() {
     for enforce in [true, false] {
+        // The end token is preferred everywhere; a hole keeps its first token.
         let (text, holes) = run(PROMPT, true, enforce, Vec::new());
-        assert_eq!(text, "def f():\n    y =\n    return y\n", "enforce {enforce}");
-        assert_eq!(holes, vec![String::new()]);
+        assert_eq!(text, "def f():\n    y = x\n    return y\n", "enforce {enforce}");
+        assert_eq!(holes, vec![" x".to_string()]);
     }
 }
 
