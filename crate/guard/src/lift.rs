@@ -515,6 +515,12 @@ pub(crate) struct ModuleLift {
     /// Inverse of `ANY` over filled rows: for each state (and the end pseudo-state), the
     /// filled states that reach it by one token.
     pub(crate) inv: RwLock<Vec<Vec<u32>>>,
+    /// The transition table by columns, `cols[c * num_states + s] = next(s, c)`, built on
+    /// first use; `None` when a state id does not fit in `u16`.
+    cols: OnceLock<Option<Vec<u16>>>,
+    /// Per state, the first live successor of its row other than the end pseudo-state
+    /// (`u32::MAX`: none), in one array so that a scan of a set's rows reads it in order.
+    reps: OnceLock<Vec<u32>>,
 }
 
 /// Statistics of a [`TokenPolicy`]: sizes and memory of the lifted tables.
@@ -540,7 +546,8 @@ pub struct LiftStats {
     /// Of which: the memoized subtree walks.
     pub memo_bytes: usize,
     /// Of which: per-state indexes (row slots, inverse `ANY` index, state bitsets, the
-    /// level-1 mask and forbidden lists).
+    /// transition table by columns and first successors the set steps read, the level-1
+    /// mask and forbidden lists).
     pub index_bytes: usize,
     /// Of which: the vocabulary (token bytes, first-token forms, kinds, names).
     pub vocab_bytes: usize,
@@ -608,6 +615,8 @@ impl TokenPolicy {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 inv: RwLock::new(vec![Vec::new(); num_states + 1]),
+                cols: OnceLock::new(),
+                reps: OnceLock::new(),
             };
             lifts.push(lift);
         }
@@ -712,7 +721,12 @@ impl TokenPolicy {
             }
             s.index_bytes += (l.any_nonempty.len() + l.any_empty.len() + l.any_only_end.len()) * 8
                 + l.forbidden_everywhere.capacity() * 4
-                + l.danger.get().map_or(0, |d| d.capacity() * 4);
+                + l.danger.get().map_or(0, |d| d.capacity() * 4)
+                + l.cols
+                    .get()
+                    .and_then(Option::as_ref)
+                    .map_or(0, |c| c.capacity() * 2)
+                + l.reps.get().map_or(0, |r| r.capacity() * 4);
             if let Ok(inv) = l.inv.read() {
                 s.index_bytes += inv.iter().map(|v| 24 + v.capacity() * 4).sum::<usize>();
             }
@@ -754,6 +768,48 @@ impl TokenPolicy {
     #[inline]
     pub(crate) fn module(&self, mi: usize) -> &Module {
         &self.policy.modules()[mi]
+    }
+
+    /// Per state of module `mi`: the smallest state its row reaches by one token, other than
+    /// the end pseudo-state (`u32::MAX` when there is none).
+    #[inline]
+    pub(crate) fn any_reps(&self, mi: usize) -> &[u32] {
+        let l = &self.lifts[mi];
+        l.reps.get_or_init(|| {
+            self.rows(mi)
+                .iter()
+                .map(|row| match row.any.first() {
+                    Some(&r) if r as usize != l.num_states => r,
+                    _ => u32::MAX,
+                })
+                .collect()
+        })
+    }
+
+    /// Column `c` of module `mi`'s transition table (`col[s]` is the state after a byte of
+    /// class `c` in state `s`), so that a step of a whole state set reads contiguous memory;
+    /// `None` for modules with more than `u16::MAX` states.
+    #[inline]
+    pub(crate) fn col(&self, mi: usize, c: u8) -> Option<&[u16]> {
+        let l = &self.lifts[mi];
+        let ns = l.num_states;
+        l.cols
+            .get_or_init(|| {
+                let m = self.module(mi);
+                if ns >= u16::MAX as usize {
+                    return None;
+                }
+                let nc = m.num_classes();
+                let mut cols = vec![0u16; nc * ns];
+                for s in 0..ns {
+                    for c in 0..nc {
+                        cols[c * ns + s] = m.next_class(StateId(s as u32), c as u8).0 as u16;
+                    }
+                }
+                Some(cols)
+            })
+            .as_ref()
+            .map(|cols| &cols[c as usize * ns..][..ns])
     }
 
     /// The row of state `q` (< num_states) in module `mi` (the module's rows are all filled

@@ -149,6 +149,17 @@ fn hash_words(s: &[u64]) -> u64 {
     h.0
 }
 
+/// True when a one-token successor set (`bits`, a row's `ANY`) meets `good`, the end
+/// pseudo-state `end` counting only when `end_ok`.
+#[inline]
+fn reaches(bits: &[u64], good: &[u64], end: usize, end_ok: bool) -> bool {
+    let (ew, eb) = (end / 64, 1u64 << (end % 64));
+    bits.iter().zip(good).enumerate().any(|(k, (a, g))| {
+        let m = a & g;
+        (if !end_ok && k == ew { m & !eb } else { m }) != 0
+    })
+}
+
 /// True when the two sets share a state.
 #[inline]
 pub(crate) fn intersects(a: &[u64], b: &[u64]) -> bool {
@@ -427,6 +438,8 @@ impl SetTable {
         let end = self.end;
         let mut img = self.buf();
         let mut live = self.buf();
+        // One column of the transition table: the states of a large set read it in order.
+        let col = cx.tp.col(cx.mi, c);
         for k in 0..self.w {
             let b = self.words[id as usize * self.w + k];
             if b == 0 {
@@ -440,9 +453,13 @@ impl SetTable {
                     states::insert(&mut img, end);
                     states::insert(&mut live, end);
                 } else {
-                    let s = cx.m.next_class(StateId(q as u32), c);
-                    if !cx.m.is_violated(s) {
-                        states::insert(&mut img, s.as_usize());
+                    let s = match col {
+                        Some(col) => col[q] as usize,
+                        None => cx.m.next_class(StateId(q as u32), c).as_usize(),
+                    };
+                    // The violated state is 0.
+                    if s != 0 {
+                        states::insert(&mut img, s);
                         states::insert(&mut live, q);
                     }
                 }
@@ -609,11 +626,15 @@ impl SetTable {
         let end = self.end;
         let mut out = self.buf();
         let g = self.set(good);
+        let col = cx.tp.col(cx.mi, c);
         states::for_each(self.set(id), |q| {
             let r = if q == end {
                 end
             } else {
-                cx.m.next_class(StateId(q as u32), c).as_usize()
+                match col {
+                    Some(col) => col[q] as usize,
+                    None => cx.m.next_class(StateId(q as u32), c).as_usize(),
+                }
             };
             // The violated state (0) is never in a good set.
             if r != 0 && states::contains(g, r) {
@@ -659,6 +680,7 @@ impl SetTable {
                 let (fnx, gn) = (self.set(h), self.set(good));
                 out.copy_from_slice(self.set(live));
                 let in_x = |r: usize| states::contains(fnx, r) && !states::contains(gn, r);
+                let reps = cx.tp.any_reps(cx.mi);
                 for (k, (f, g)) in fnx.iter().zip(gn).enumerate() {
                     let mut b = f & !g;
                     while b != 0 {
@@ -669,14 +691,13 @@ impl SetTable {
                         }
                         for &q in &inv[x] {
                             let q = q as usize;
+                            // q is bad iff no successor is good (they are all in the image):
+                            // its first successor (read from one array) settles most states,
+                            // the row's bitset the others.
                             if states::contains(&out, q)
-                                && cx
-                                    .tp
-                                    .row(cx.mi, q)
-                                    .any
-                                    .iter()
-                                    .filter(|&&r| end_ok || r as usize != end)
-                                    .all(|&r| in_x(r as usize))
+                                && reps[q] != u32::MAX
+                                && in_x(reps[q] as usize)
+                                && !reaches(&cx.tp.row(cx.mi, q).any_bits, gn, end, end_ok)
                             {
                                 states::clear(&mut out, q);
                             }
@@ -685,13 +706,14 @@ impl SetTable {
                 }
             }
             None => {
+                let reps = cx.tp.any_reps(cx.mi);
                 states::for_each(fj, |q| {
                     let ok = if q == end {
                         states::contains(gn, end)
+                    } else if reps[q] != u32::MAX && states::contains(gn, reps[q] as usize) {
+                        true
                     } else {
-                        cx.tp.row(cx.mi, q).any.iter().any(|&r| {
-                            (end_ok || r as usize != end) && states::contains(gn, r as usize)
-                        })
+                        reaches(&cx.tp.row(cx.mi, q).any_bits, gn, end, end_ok)
                     };
                     if ok {
                         states::insert(&mut out, q);
