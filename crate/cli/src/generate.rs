@@ -32,8 +32,8 @@ pub struct GenerateArgs {
     /// Generate without enforcing a policy (the text is still re-scanned with the policy).
     #[arg(long)]
     no_policy: bool,
-    /// The prompt; `<|hole:N|>` is a hole of N tokens. Without a hole, `--max-new` tokens
-    /// are generated after it.
+    /// The prompt; `<|hole:N|>` is a hole of N tokens (an infill hole may end early, see
+    /// `--exact-holes`). Without a hole, `--max-new` tokens are generated after it.
     #[arg(long, value_name = "TEXT", conflicts_with = "prompt_file")]
     prompt: Option<String>,
     /// Read the prompt from a file.

@@ -1,4 +1,5 @@
-//! Prompts with holes: `<|hole:N|>` marks a hole of N tokens.
+//! Prompts with holes: `<|hole:N|>` marks a hole of N tokens (an infill hole may end early:
+//! `GenerateRequest::early_end`).
 
 use crate::error::SamplerError;
 

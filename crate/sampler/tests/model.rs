@@ -52,20 +52,25 @@ fn infilling_keeps_prefix_and_suffix_byte_for_byte() {
     let prefix = "def area(width, height):\n    \"\"\"Return the area.\"\"\"\n    ";
     let suffix = "\n\n\ndef main():\n    print(area(2, 3))\n";
     for strategy in [Strategy::LowConfidence, Strategy::Threshold] {
-        let req = GenerateRequest {
-            strategy,
-            steps: Some(4),
-            ..GenerateRequest::new(format!("{prefix}<|hole:12|>{suffix}"))
-        };
-        let r = generate(&req);
-        assert!(r.text.starts_with(prefix), "{:?}", r.text);
-        assert!(r.text.ends_with(suffix), "{:?}", r.text);
-        assert_eq!(r.text, format!("{prefix}{}{suffix}", r.holes[0]));
-        assert_eq!(
-            r.tokens, 12,
-            "an infill hole is filled exactly (no end token inside)"
-        );
-        assert_eq!(r.certificate.enforced_findings, 0);
+        for early_end in [true, false] {
+            let req = GenerateRequest {
+                strategy,
+                steps: Some(4),
+                early_end,
+                ..GenerateRequest::new(format!("{prefix}<|hole:12|>{suffix}"))
+            };
+            let r = generate(&req);
+            assert!(r.text.starts_with(prefix), "{:?}", r.text);
+            assert!(r.text.ends_with(suffix), "{:?}", r.text);
+            assert_eq!(r.text, format!("{prefix}{}{suffix}", r.holes[0]));
+            if early_end {
+                // The model may end the hole early, but never before its first token.
+                assert!((1..=12).contains(&r.tokens), "{} tokens", r.tokens);
+            } else {
+                assert_eq!(r.tokens, 12, "an exact infill hole is filled with all its tokens");
+            }
+            assert_eq!(r.certificate.enforced_findings, 0);
+        }
     }
 }
 
