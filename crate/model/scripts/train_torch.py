@@ -186,30 +186,16 @@ def encode_folder(tok, root: Path, eos: int, cache: Path):
     return arr
 
 
-def mask_batch(batch, t, mask_id, gen):
-    """Masks each token with probability t (per sequence), at least one per sequence."""
-    b, s = batch.shape
-    r = torch.rand(b, s, generator=gen)
-    m = r < t[:, None]
-    none = ~m.any(1)
-    if none.any():
-        j = torch.randint(0, s, (b,), generator=gen)
-        m[none, j[none]] = True
-    inputs = batch.masked_fill(m, mask_id)
-    pos = m.reshape(-1).nonzero().squeeze(1)
-    w = (1.0 / t)[:, None].expand(b, s).reshape(-1)[pos]
-    return inputs, pos, batch.reshape(-1)[pos], w
-
-
-def mask_holes(batch, t, mask_id, gen, holes):
-    """mask_batch, except that a row with a hole (hole_rows) is masked only inside its hole,
-    at its rate t (at least one position); its weight is scaled by seq_len / hole length, so
-    an infill row counts as much as a plain one."""
+def mask_batch(batch, t, mask_id, gen, holes=None):
+    """Masks each token with probability t (per sequence), at least one per sequence. A row
+    with a hole (`holes[i]` = (start, end), see hole_rows) is masked only inside its hole, at
+    its rate t (at least one position); its weight is scaled by seq_len / hole length, so an
+    infill row counts as much as a plain one."""
     b, s = batch.shape
     r = torch.rand(b, s, generator=gen)
     m = r < t[:, None]
     scale = torch.ones(b)
-    for i, h in enumerate(holes):
+    for i, h in enumerate(holes or []):
         if h is None:
             continue
         a, e = h
@@ -420,7 +406,7 @@ def hole_rows(batch, args, rs, eos):
     way the sampler fills `<|hole:N|>` between fixed text: a span of 1..`--hole-max-span` text
     tokens at a random place is followed by 0..`--hole-max-pad` end tokens (the row's tail is
     cut to keep its length). Returns, per row, the hole [start, end) (text and pads) or None.
-    Only hole positions are masked in those rows (step_once), so the model learns to write a
+    Only hole positions are masked in those rows (mask_batch), so the model learns to write a
     hole's text from both sides and to end the hole early with end tokens, which the sampler
     reads as "the rest of this hole is empty"."""
     b, s = batch.shape
@@ -443,10 +429,7 @@ def hole_rows(batch, args, rs, eos):
 
 def step_once(model, opt, batch, args, mask_id, gen, lr, holes=None):
     t = torch.rand(batch.shape[0], generator=gen) * (1 - args.eps) + args.eps
-    if holes is None:
-        inp, pos, tgt, w = mask_batch(batch, t, mask_id, gen)
-    else:
-        inp, pos, tgt, w = mask_holes(batch, t, mask_id, gen, holes)
+    inp, pos, tgt, w = mask_batch(batch, t, mask_id, gen, holes)
     lp = F.log_softmax(model.masked_logits(inp, pos), -1).gather(1, tgt[:, None]).squeeze(1)
     loss = -(lp * w).sum() / batch.numel()
     for g in opt.param_groups:
