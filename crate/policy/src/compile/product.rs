@@ -60,8 +60,10 @@ pub(super) fn product(
         viol_ids.insert(rs.clone(), v);
         v
     };
-    // Room for the state budget up front (at most 4096 states: untouched capacity costs no
-    // memory), so the tables are not copied as they grow.
+    // Reserve rows for the state budget up front, so the tables are not copied as they grow;
+    // the reservation is capped at 4096 rows (a larger `max-states` only grows the tables as
+    // needed: the cap limits the up-front capacity, not the states). Untouched capacity costs
+    // no memory.
     let rows = (config.max_states + 1).min(4096) * nc;
     let mut trans: Vec<StateId> = Vec::with_capacity(rows);
     trans.resize(nc, StateId::VIOLATED);
