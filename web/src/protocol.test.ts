@@ -32,6 +32,8 @@ describe("validateRequest", () => {
     expect(validateRequest({ prompt: "a", top_p: Number.NaN })).toContain("`top_p`");
     expect(validateRequest({ prompt: "a", strategy: "best" })).toContain('got "best"');
     expect(validateRequest({ prompt: "a", enforce: "yes" })).toBe("request field `enforce` must be a boolean");
+    expect(validateRequest({ prompt: "a", early_end: 1 })).toBe("request field `early_end` must be a boolean");
+    expect(validateRequest({ prompt: "a", early_end: false })).toBeNull();
   });
 });
 

@@ -31,7 +31,7 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "webgpu", "cpu
 
 /** A generation request (the sampler's `GenerateRequest`, snake_case as in its JSON). */
 export interface GenerateRequest {
-  /** Prompt text; `<|hole:N|>` marks N tokens to fill. No hole: continue with `max_new`. */
+  /** Prompt text; `<|hole:N|>` marks up to N tokens to fill (`early_end`). No hole: `max_new`. */
   prompt: string;
   /** Tokens to generate after a prompt without holes (default 64). */
   max_new?: number;
@@ -53,6 +53,11 @@ export interface GenerateRequest {
   seed?: number;
   /** Whether the policy is enforced during generation (default true). */
   enforce?: boolean;
+  /**
+   * Whether an infill hole (text after it) may end before its N tokens when the model ends
+   * it, keeping at least one token (default true; false: exactly N tokens).
+   */
+  early_end?: boolean;
 }
 
 /** One canvas position of the start event. */
@@ -533,8 +538,10 @@ export function validateRequest(req: Record<string, unknown>): string | null {
   if (req.strategy !== undefined && !STRATEGIES.includes(req.strategy as Strategy)) {
     return `request field \`strategy\` must be one of ${STRATEGIES.join(", ")}, got ${JSON.stringify(req.strategy)}`;
   }
-  if (req.enforce !== undefined && typeof req.enforce !== "boolean") {
-    return "request field `enforce` must be a boolean";
+  for (const f of ["enforce", "early_end"]) {
+    if (req[f] !== undefined && typeof req[f] !== "boolean") {
+      return `request field \`${f}\` must be a boolean`;
+    }
   }
   return null;
 }
