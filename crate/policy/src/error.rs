@@ -34,8 +34,11 @@ pub enum ErrorKind {
     UnknownRule,
     /// The `extends` graph has a cycle.
     Cycle,
-    /// A module (or a single rule) needs more DFA states or bytes than the limit.
+    /// A module (or a single rule) needs more bytes (tables, NFA, regex checker) than the limit.
     SizeLimit,
+    /// A module (or a single rule) needs more DFA states than the per-module state budget
+    /// (`max-states`); [`CompileError::is_size_limit_exceeded`] is true for it too.
+    StateLimit,
     /// Compilation ran past the time limit.
     TimeLimit,
 }
@@ -142,7 +145,12 @@ impl CompileError {
 
     /// True if a size limit (states or bytes) was exceeded.
     pub fn is_size_limit_exceeded(&self) -> bool {
-        self.0.kind == ErrorKind::SizeLimit
+        matches!(self.0.kind, ErrorKind::SizeLimit | ErrorKind::StateLimit)
+    }
+
+    /// True if the per-module state budget (`max-states`) was exceeded.
+    pub fn is_state_limit_exceeded(&self) -> bool {
+        self.0.kind == ErrorKind::StateLimit
     }
 
     /// True if the time limit was exceeded.

@@ -952,7 +952,7 @@ impl<'a> Builder<'a> {
             }
             if states.len() > max_states {
                 return Err(CompileError::new(
-                    ErrorKind::SizeLimit,
+                    ErrorKind::StateLimit,
                     format!("the automaton needs more than {max_states} states (the per-module limit); narrow the gaps (`.*`, `[^)]*`) or counted repetitions in the pattern"),
                 ));
             }

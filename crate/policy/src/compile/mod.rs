@@ -565,7 +565,7 @@ impl PolicyBuilder {
         t0: Instant,
     ) -> CompileError {
         let budget = self.config.max_states;
-        if !e.is_size_limit_exceeded() || !e.message().contains("states (the per-module limit)") {
+        if !e.is_state_limit_exceeded() {
             return rule_error(e, rule);
         }
         let mut config = self.config.clone();

@@ -162,7 +162,7 @@ pub(super) fn product(
         }
         if tuples.len() > config.max_states + 1 {
             return Err(CompileError::new(
-                ErrorKind::SizeLimit,
+                ErrorKind::StateLimit,
                 format!(
                     "the merged automaton needs more than {} states (the per-module limit)",
                     config.max_states
