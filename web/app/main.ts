@@ -68,7 +68,7 @@ const state = {
   disabled: new Set<string>(),
   customYaml: "",
   canGenerate: false,
-  running: null as { cancel(): void } | null,
+  running: null as { cancel(): void; done: Promise<unknown> } | null,
   stopRequested: false,
   modelName: "ward-tiny-code",
 };
@@ -284,9 +284,27 @@ function backendChoice(): BackendChoice {
   return ($("backend-choice") as HTMLSelectElement).value as BackendChoice;
 }
 
-async function load(model: ModelSource): Promise<void> {
+/** Marks the page as loading: Generate is disabled until `load` ends. */
+function beginLoading(): void {
   setPageState("loading");
+  state.canGenerate = false;
   $btn("generate").disabled = true;
+}
+
+/**
+ * Stops the generation in flight, if any, and waits for it to end: the worker refuses to load
+ * a model or a policy while a generation runs.
+ */
+async function stopRunning(): Promise<void> {
+  if (!state.running) return;
+  state.stopRequested = true;
+  const run = state.running;
+  run.cancel();
+  await run.done.catch(() => null);
+}
+
+async function load(model: ModelSource): Promise<void> {
+  beginLoading();
   status("Loading the wasm module, the model and the policy…");
   const onProgress = progressUi();
   try {
@@ -302,6 +320,9 @@ async function load(model: ModelSource): Promise<void> {
     $("backend").dataset.backend = b?.backend ?? "";
     state.modelName = ready.model?.name ?? state.modelName;
     $("model-name").textContent = `model: ${state.modelName}`;
+    // Where the loaded model came from: "url" (the default, served) or "files" (a folder
+    // opened from disk), so that a folder with the default model's name is told apart.
+    $("model-name").dataset.source = model.kind;
     status("Ready. Pick an example or write a prompt, then Generate.");
     setPageState("ready");
   } catch (e) {
@@ -343,12 +364,31 @@ $in("model-folder").addEventListener("change", async () => {
     return { kind: "files", name: folder, config, weights, tokenizer };
   };
   state.modelName = folder;
-  await load(await currentModel());
+  await reload(`Reading the model folder ${folder}…`);
 });
 
+/**
+ * Loads `currentModel()` again: the page is marked loading at once (before the files are
+ * read), so that Generate cannot start on the model being replaced, and a generation in
+ * flight is stopped first.
+ */
+async function reload(what: string): Promise<void> {
+  beginLoading();
+  status(what);
+  await stopRunning();
+  let model: ModelSource;
+  try {
+    model = await currentModel();
+  } catch (e) {
+    status(`Could not read the model: ${(e as Error).message}`, "error");
+    setPageState("error");
+    return;
+  }
+  await load(model);
+}
+
 ($("backend-choice") as HTMLSelectElement).addEventListener("change", async () => {
-  if (state.running) return;
-  await load(await currentModel());
+  await reload("Switching the compute backend…");
 });
 
 // ------------------------------------------------------------------ generation

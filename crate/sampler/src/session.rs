@@ -313,8 +313,9 @@ pub struct Session {
     ids: Vec<u32>,
     /// Hole ranges of the prompt (one per `<|hole:N|>`).
     hole_ranges: Vec<Range<usize>>,
-    /// Position of the last fixed token (None: none).
-    last_fixed: Option<usize>,
+    /// For each position, the first prompt position after it (`u32::MAX`: none follows, the
+    /// canvas tail); prompt positions never change, so this is computed once at start.
+    next_fixed: Vec<u32>,
     blocks: Vec<Vec<usize>>,
     block_steps: Vec<usize>,
     block: usize,
@@ -420,7 +421,14 @@ impl Session {
                     .max(1)
             })
             .collect();
-        let last_fixed = slots.iter().rposition(|p| matches!(p, Pos::Fixed(_)));
+        let mut next_fixed = vec![u32::MAX; slots.len()];
+        for q in (1..slots.len()).rev() {
+            next_fixed[q - 1] = if matches!(slots[q], Pos::Fixed(_)) {
+                q as u32
+            } else {
+                next_fixed[q]
+            };
+        }
         let start = StartEvent {
             kind: "start".into(),
             canvas: slots
@@ -465,7 +473,7 @@ impl Session {
             slots,
             ids,
             hole_ranges,
-            last_fixed,
+            next_fixed,
             blocks,
             block_steps,
             block: 0,
@@ -705,10 +713,10 @@ impl Session {
     /// The end of the infill hole holding `pos` (the first prompt position after it), or
     /// None where no prompt text follows (the canvas tail).
     fn infill_end(&self, pos: usize) -> Option<usize> {
-        if !self.last_fixed.is_some_and(|f| f > pos) {
-            return None;
+        match self.next_fixed.get(pos) {
+            Some(&q) if q != u32::MAX => Some(q as usize),
+            _ => None,
         }
-        (pos + 1..self.slots.len()).find(|&q| matches!(self.slots[q], Pos::Fixed(_)))
     }
 
     /// May the text end at `pos` (all later positions become end-of-text), or, in an infill

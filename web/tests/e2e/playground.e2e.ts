@@ -133,10 +133,35 @@ describe("bring your own model", () => {
     await waitState(page, ["ready"]);
     const before = h.outside.length;
     await page.setInputFiles("#model-folder", path.resolve(DIST, "..", "..", "models", "ward-tiny-code"));
-    await page.waitForFunction(() => document.getElementById("model-name")?.textContent === "model: ward-tiny-code" && document.body.dataset.state === "ready", undefined, { timeout: 120_000 });
+    // The folder holds the default model, so its name alone does not tell the loads apart:
+    // wait for the folder's load (data-source "files") to be ready.
+    await page.waitForFunction(
+      () => {
+        const name = document.getElementById("model-name");
+        return name?.textContent === "model: ward-tiny-code" && name.dataset.source === "files" && document.body.dataset.state === "ready";
+      },
+      undefined,
+      { timeout: 120_000 },
+    );
     await page.click("#generate");
     expect(await waitState(page, ["done", "error"])).toBe("done");
     expect(h.outside.slice(before)).toEqual([]);
+    await page.close();
+  });
+});
+
+describe("bring your own model, while a generation runs", () => {
+  it.skipIf(!hasGenerator)("choosing a folder stops the generation, loads the folder, and the next generation completes", async () => {
+    const page = await open();
+    await waitState(page, ["ready"]);
+    await page.click("#generate");
+    await waitState(page, ["generating", "done"]);
+    await page.setInputFiles("#model-folder", path.resolve(DIST, "..", "..", "models", "ward-tiny-code"));
+    // Generate is disabled from the moment the folder is chosen until it has loaded.
+    await expect(page.locator("#generate").isDisabled()).resolves.toBe(true);
+    await page.waitForFunction(() => document.getElementById("model-name")?.dataset.source === "files" && document.body.dataset.state === "ready", undefined, { timeout: 120_000 });
+    await page.click("#generate");
+    expect(await waitState(page, ["done", "error"])).toBe("done");
     await page.close();
   });
 });
