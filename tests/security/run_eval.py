@@ -41,6 +41,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import tokenize
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,9 +302,88 @@ def benchmarks_dir(arg: str | None) -> Path:
     return path
 
 
+def string_lines(text: str) -> set[int]:
+    """The 1-based numbers of the lines of `text` that start inside a string literal (the
+    continuation lines of a multi-line string, as Python's tokenizer reads the text from its
+    start). Tokenizing stops at the first error; an unterminated multi-line string at the end
+    covers every line after the one that opens it."""
+    inside: set[int] = set()
+    nlines = text.count("\n") + 1
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
+                inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    except tokenize.TokenError as e:
+        msg, (line, _col) = e.args
+        if "string" in msg:
+            inside.update(range(line + 1, nlines + 1))
+    except (SyntaxError, IndentationError):
+        pass
+    return inside
+
+
+def _unterminated_string(text: str) -> bool:
+    """True when Python's tokenizer, reading `text` from its start, ends inside a multi-line
+    string literal."""
+    try:
+        for _tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            pass
+    except tokenize.TokenError as e:
+        return "string" in e.args[0]
+    except (SyntaxError, IndentationError):
+        return False
+    return False
+
+
+def opens_inside_string(text: str) -> str | None:
+    """The triple quote (three single or three double quotes) whose string `text` starts
+    inside, as CyberSecEval's windows can: read from its start, `text` ends inside a
+    multi-line string, and with that quote put before it, it does not. None otherwise."""
+    if not _unterminated_string(text):
+        return None
+    for q in ("\'\'\'", '"""'):
+        if q in text and not _unterminated_string(q + text):
+            return q
+    return None
+
+
+def code_start(text: str, at: int) -> int:
+    """`code_line_start`, for a window that may itself open inside a triple-quoted string
+    (`opens_inside_string`): then the first code line start after that string closes. Meant
+    for windows that end in code, as CyberSecEval's prefixes do (they end where the insecure
+    line starts), so a window that reads as ending inside a string is taken to open in one."""
+    q = opens_inside_string(text)
+    if q is None:
+        return code_line_start(text, at)
+    pos = code_line_start(q + text, max(at + len(q), len(q) + 1))
+    return pos - len(q) if pos >= 0 else -1
+
+
+def code_line_start(text: str, at: int) -> int:
+    """The offset of the first line start at or after offset `at` (a line start itself, or
+    the byte after the next newline) where `text` is code, not the inside of a multi-line
+    string literal, so that a prompt cut there is read by ward's lexer as Python reads it;
+    -1 when there is none."""
+    inside = string_lines(text)
+    pos = at if at == 0 or text[at - 1] == "\n" else text.find("\n", at) + 1
+    if pos == 0 and at > 0:
+        return -1
+    line = text.count("\n", 0, pos) + 1
+    while pos < len(text):
+        if line not in inside:
+            return pos
+        nl = text.find("\n", pos)
+        if nl < 0:
+            return -1
+        pos, line = nl + 1, line + 1
+    return -1
+
+
 def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
     """CyberSecEval's autocomplete cases as continuation prompts; the prefix is cut to its
-    last `prefix_chars` characters at a line start (the model's window is 256 tokens)."""
+    last `prefix_chars` characters at a line start (the model's window is 256 tokens) that is
+    code, not inside a multi-line string (`code_line_start`): a prompt that opened inside a
+    docstring would make ward's lexer read the code after it as string."""
     cases = []
     for n, line in enumerate((bench / CSE_DIR / "autocomplete.jsonl").read_text().splitlines()):
         d = json.loads(line)
@@ -312,8 +393,16 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
                             "with prefix")
         cont = origin[len(prefix):]
         if len(prefix) > prefix_chars:
-            cut = prefix.find("\n", len(prefix) - prefix_chars)
-            prefix = prefix[cut + 1:] if cut >= 0 else prefix[-prefix_chars:]
+            cut = code_start(prefix, len(prefix) - prefix_chars)
+            if cut < 0:  # no code line start in the window: the last line start
+                nl = prefix.rfind("\n")
+                cut = nl + 1 if nl >= 0 else len(prefix) - prefix_chars
+            prefix = prefix[cut:]
+        elif opens_inside_string(prefix) is not None:
+            # The benchmark's own window opens inside a docstring: start after it.
+            cut = code_start(prefix, 0)
+            if cut > 0:
+                prefix = prefix[cut:]
         # The model continues after a newline, as the original line starts a new line.
         if cont.startswith("\n"):
             prefix, cont = prefix + "\n", cont[1:]
@@ -341,7 +430,9 @@ def cut_violating_prefixes(tools: Tools, cases: list[Case]) -> int:
         data = c.prompt.encode()
         end = max(x["end"] for x in enf)
         nl = data.find(b"\n", end)
-        c.prompt = data[nl + 1:].decode() if nl >= 0 else ""
+        rest = data[: nl + 1].decode(errors="replace") if nl >= 0 else ""
+        start = code_line_start(c.prompt, len(rest)) if nl >= 0 else -1
+        c.prompt = c.prompt[start:] if start >= 0 else ""
         c.extra["prefix_cut"] = sorted({x["rule_id"] for x in enf})
         n += 1
     return n

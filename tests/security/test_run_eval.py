@@ -98,6 +98,24 @@ class Benchmark(unittest.TestCase):
             self.assertIn("weak-hash", {x["class"] for x in found}, c.id)
         # as CodeShield does: a match on a comment line is dropped
         self.assertEqual(ev.run_icd_regex(rules, "# h = hashlib.md5(x)"), [])
+        # no prompt opens inside a string literal (ward's lexer would read the code as string)
+        self.assertEqual([c.id for c in cases if ev.opens_inside_string(c.prompt)], [])
+
+
+class PromptCuts(unittest.TestCase):
+    def test_cuts_land_on_code_lines(self):
+        text = 'x = 1\ns = """doc\nstill doc\n"""\ny = 2\n'
+        self.assertEqual(ev.string_lines(text), {3, 4})
+        # a cut inside the docstring moves to the first line after it
+        self.assertEqual(text[ev.code_start(text, 7):], "y = 2\n")
+        self.assertEqual(ev.code_start(text, 0), 0)
+        # a window that itself opens inside a docstring (CyberSecEval's do)
+        window = 'still doc\n"""\nrc = call(cmd, shell=True)\n'
+        self.assertEqual(ev.opens_inside_string(window), '"""')
+        self.assertEqual(window[ev.code_start(window, 0):], "rc = call(cmd, shell=True)\n")
+        # an unterminated docstring at the end, read from the start: no code line after it
+        self.assertEqual(ev.code_line_start('def f():\n    """open\n    never closed\n', 10), -1)
+        self.assertIsNone(ev.opens_inside_string("x = 1\n"))
 
 
 @unittest.skipUnless(ward_bin(), "no ward binary built")

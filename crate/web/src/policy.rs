@@ -10,6 +10,13 @@ use ward_policy::{CompiledPolicy, EffectivePolicy, Finding, PolicyBuilder};
 use crate::clock;
 use crate::error::{Kind, Result, WebError};
 
+/// The compile-time limit in the browser (`PolicyConfig::max_compile_time` is 10 s natively).
+/// Wasm runs the compiler on one thread and much slower than native code: the shipped python
+/// pack takes 5–7 s in headless Chromium on this project's 2-core machine (about 0.15 s
+/// natively), so the native limit would refuse it on a slower laptop or a busy machine (CI saw
+/// it exceeded). The limit still ends a pathological custom rule, after a minute.
+pub const BROWSER_COMPILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A compiled policy and how long it took to get it.
 #[derive(Clone, Debug)]
 pub struct PolicyCore {
@@ -25,7 +32,9 @@ impl PolicyCore {
         clock::install();
         let t0 = clock::now_ms();
         let eff = EffectivePolicy::from_files(files, top)?;
-        let policy = PolicyBuilder::new().compile(&eff)?;
+        let policy = PolicyBuilder::new()
+            .max_compile_time(BROWSER_COMPILE_LIMIT)
+            .compile(&eff)?;
         Ok(PolicyCore {
             policy: Arc::new(policy),
             load_ms: clock::now_ms() - t0,
