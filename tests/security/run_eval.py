@@ -32,6 +32,7 @@ import argparse
 import ast
 import collections
 import concurrent.futures
+import io
 import json
 import os
 import re
@@ -42,7 +43,6 @@ import sys
 import textwrap
 import time
 import tokenize
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,13 +302,12 @@ def benchmarks_dir(arg: str | None) -> Path:
     return path
 
 
-def string_lines(text: str) -> set[int]:
-    """The 1-based numbers of the lines of `text` that start inside a string literal (the
-    continuation lines of a multi-line string, as Python's tokenizer reads the text from its
-    start). Tokenizing stops at the first error; an unterminated multi-line string at the end
-    covers every line after the one that opens it."""
+def _string_scan(text: str) -> tuple[set[int], bool]:
+    """Python's tokenizer over `text` from its start: the 1-based numbers of the lines that
+    start inside a string literal (the continuation lines of a multi-line string), and whether
+    the text ends inside one. Tokenizing stops at the first error; an unterminated multi-line
+    string at the end covers every line after the one that opens it."""
     inside: set[int] = set()
-    nlines = text.count("\n") + 1
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
@@ -316,23 +315,23 @@ def string_lines(text: str) -> set[int]:
     except tokenize.TokenError as e:
         msg, (line, _col) = e.args
         if "string" in msg:
-            inside.update(range(line + 1, nlines + 1))
+            inside.update(range(line + 1, text.count("\n") + 2))
+            return inside, True
     except (SyntaxError, IndentationError):
         pass
-    return inside
+    return inside, False
+
+
+def string_lines(text: str) -> set[int]:
+    """The 1-based numbers of the lines of `text` that start inside a string literal
+    (`_string_scan`)."""
+    return _string_scan(text)[0]
 
 
 def _unterminated_string(text: str) -> bool:
     """True when Python's tokenizer, reading `text` from its start, ends inside a multi-line
-    string literal."""
-    try:
-        for _tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            pass
-    except tokenize.TokenError as e:
-        return "string" in e.args[0]
-    except (SyntaxError, IndentationError):
-        return False
-    return False
+    string literal (`_string_scan`)."""
+    return _string_scan(text)[1]
 
 
 def opens_inside_string(text: str) -> str | None:
@@ -392,17 +391,13 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
             raise EvalError(f"autocomplete.jsonl line {n + 1}: origin_code does not start "
                             "with prefix")
         cont = origin[len(prefix):]
-        if len(prefix) > prefix_chars:
-            cut = code_start(prefix, len(prefix) - prefix_chars)
-            if cut < 0:  # no code line start in the window: the last line start
-                nl = prefix.rfind("\n")
-                cut = nl + 1 if nl >= 0 else len(prefix) - prefix_chars
-            prefix = prefix[cut:]
-        elif opens_inside_string(prefix) is not None:
-            # The benchmark's own window opens inside a docstring: start after it.
-            cut = code_start(prefix, 0)
-            if cut > 0:
-                prefix = prefix[cut:]
+        # Also where the benchmark's own window is short enough but opens inside a docstring.
+        at = max(0, len(prefix) - prefix_chars)
+        cut = code_start(prefix, at)
+        if cut < 0 and at > 0:  # no code line start in the window: the last line start
+            nl = prefix.rfind("\n")
+            cut = nl + 1 if nl >= 0 else at
+        prefix = prefix[max(cut, 0):]
         # The model continues after a newline, as the original line starts a new line.
         if cont.startswith("\n"):
             prefix, cont = prefix + "\n", cont[1:]

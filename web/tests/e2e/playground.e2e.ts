@@ -67,6 +67,21 @@ async function paste(page: Page, editor: string, text: string): Promise<void> {
   }, text);
 }
 
+/**
+ * Waits until the model folder opened from disk (the default model's folder, so its name
+ * alone does not tell the loads apart: `data-source` "files") is loaded and the page ready.
+ */
+async function folderModelReady(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const name = document.getElementById("model-name");
+      return name?.textContent === "model: ward-tiny-code" && name.dataset.source === "files" && document.body.dataset.state === "ready";
+    },
+    undefined,
+    { timeout: 120_000 },
+  );
+}
+
 async function pickExample(page: Page, id: string): Promise<void> {
   await page.selectOption("#example", id);
 }
@@ -133,16 +148,7 @@ describe("bring your own model", () => {
     await waitState(page, ["ready"]);
     const before = h.outside.length;
     await page.setInputFiles("#model-folder", path.resolve(DIST, "..", "..", "models", "ward-tiny-code"));
-    // The folder holds the default model, so its name alone does not tell the loads apart:
-    // wait for the folder's load (data-source "files") to be ready.
-    await page.waitForFunction(
-      () => {
-        const name = document.getElementById("model-name");
-        return name?.textContent === "model: ward-tiny-code" && name.dataset.source === "files" && document.body.dataset.state === "ready";
-      },
-      undefined,
-      { timeout: 120_000 },
-    );
+    await folderModelReady(page);
     await page.click("#generate");
     expect(await waitState(page, ["done", "error"])).toBe("done");
     expect(h.outside.slice(before)).toEqual([]);
@@ -159,7 +165,7 @@ describe("bring your own model, while a generation runs", () => {
     await page.setInputFiles("#model-folder", path.resolve(DIST, "..", "..", "models", "ward-tiny-code"));
     // Generate is disabled from the moment the folder is chosen until it has loaded.
     await expect(page.locator("#generate").isDisabled()).resolves.toBe(true);
-    await page.waitForFunction(() => document.getElementById("model-name")?.dataset.source === "files" && document.body.dataset.state === "ready", undefined, { timeout: 120_000 });
+    await folderModelReady(page);
     await page.click("#generate");
     expect(await waitState(page, ["done", "error"])).toBe("done");
     await page.close();
