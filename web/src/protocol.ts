@@ -55,7 +55,7 @@ export interface GenerateRequest {
   enforce?: boolean;
   /**
    * Whether an infill hole (text after it) may end before its N tokens when the model ends
-   * it, keeping at least one token (default true; false: exactly N tokens).
+   * it, and only after a token with non-blank text (default true; false: exactly N tokens).
    */
   early_end?: boolean;
 }

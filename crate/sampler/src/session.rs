@@ -726,15 +726,15 @@ impl Session {
             return false;
         }
         if let Some(e) = self.infill_end(pos) {
-            // Only at the hole's tail (nothing but pads after it in the hole), and never at
-            // its first position: a hole keeps at least one token, as in training, where an
-            // infill's span is never empty.
+            // Only at the hole's tail (nothing but pads after it in the hole), and only after
+            // text: a hole keeps at least one committed token with a non-blank byte before
+            // its end, as in training, where an infill's span is code, never empty or blank
+            // (an infill of indentation alone was the commonest failure of the default model).
             return self.req.early_end
-                && pos > 0
-                && !matches!(self.slots[pos - 1], Pos::Fixed(_))
                 && self.slots[pos + 1..e]
                     .iter()
-                    .all(|p| matches!(p, Pos::Hole | Pos::Pad));
+                    .all(|p| matches!(p, Pos::Hole | Pos::Pad))
+                && self.text_before_in_hole(pos);
         }
         if self.guard.is_some() && !self.req.end_in_holes {
             // Exact masks: the text may only end where nothing was committed after it.
@@ -743,6 +743,23 @@ impl Session {
                 .all(|p| matches!(p, Pos::Hole | Pos::Ended));
         }
         true
+    }
+
+    /// Whether a token committed in the infill hole of `pos`, before `pos`, holds a byte that
+    /// is not blank (space, tab, form feed, carriage return or newline).
+    fn text_before_in_hole(&self, pos: usize) -> bool {
+        self.slots[..pos]
+            .iter()
+            .rev()
+            .take_while(|p| !matches!(p, Pos::Fixed(_)))
+            .any(|p| match *p {
+                Pos::Token(t) => self
+                    .vocab
+                    .bytes(t)
+                    .iter()
+                    .any(|b| !matches!(b, b' ' | b'\t' | b'\x0c' | b'\r' | b'\n')),
+                _ => false,
+            })
     }
 
     /// Whether the end token at `pos` is the sampler's decision rather than the guard's:

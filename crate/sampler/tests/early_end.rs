@@ -1,5 +1,5 @@
 //! `early_end`: the end token in an infill hole empties the rest of that hole (the text goes
-//! on after it), only at the hole's tail and past its first position, and never with
+//! on after it), only at the hole's tail and after a token with non-blank text, and never with
 //! `early_end: false`; enforced and
 //! unconstrained alike, on the real python pack and tokenizer.
 
@@ -73,10 +73,12 @@ const PROMPT: &str = "def f():\n    y =<|hole:8|>\n    return y\n";
 #[test]
 fn an_infill_hole_ends_early_and_keeps_the_text_after_it() {
     for enforce in [true, false] {
-        // The end token is preferred everywhere; a hole keeps its first token.
+        // The end token is preferred everywhere, but a hole ends only after text: the first
+        // step (two tokens of the 8 in 4 steps) commits text at two positions, then the
+        // hole ends after them.
         let (text, holes) = run(PROMPT, true, enforce, Vec::new());
-        assert_eq!(text, "def f():\n    y = x\n    return y\n", "enforce {enforce}");
-        assert_eq!(holes, vec![" x".to_string()]);
+        assert_eq!(text, "def f():\n    y = x x\n    return y\n", "enforce {enforce}");
+        assert_eq!(holes, vec![" x x".to_string()]);
     }
 }
 
@@ -111,4 +113,64 @@ fn a_tail_hole_still_ends_the_text() {
     let (text, holes) = run("y =<|hole:8|>", true, true, Vec::new());
     assert_eq!(text, "y =");
     assert_eq!(holes, vec![String::new()]);
+}
+
+/// Prefers `blank` at `blank_at` (surest there, so committed first), and the end token
+/// everywhere else, then `text`.
+struct BlankThenEnd {
+    vocab: usize,
+    eos: u32,
+    blank: u32,
+    text: u32,
+    blank_at: usize,
+}
+
+impl LogitsSource for BlankThenEnd {
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+    fn logits(&mut self, _ids: &[u32], positions: &[usize]) -> Result<Vec<f32>, SamplerError> {
+        let v = self.vocab;
+        let mut out = vec![-20.0f32; positions.len() * v];
+        for (k, &p) in positions.iter().enumerate() {
+            let row = &mut out[k * v..(k + 1) * v];
+            if p == self.blank_at {
+                row[self.blank as usize] = 20.0;
+            } else {
+                row[self.eos as usize] = 10.0;
+                row[self.text as usize] = 5.0;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[test]
+fn a_hole_never_ends_on_blank_text_alone() {
+    let f = fixture();
+    let engine = f.engine();
+    let start = f.encode("def f():\n    y =").len();
+    for blank in ["\n", " "] {
+        for enforce in [true, false] {
+            // The blank token is committed first at the hole's first position; the end token
+            // preferred everywhere after it is refused until some text is committed before
+            // it, so the hole is never blank alone.
+            let req = GenerateRequest {
+                enforce,
+                strategy: Strategy::LowConfidence,
+                steps: Some(8),
+                ..GenerateRequest::new(PROMPT)
+            };
+            let mut src = BlankThenEnd {
+                vocab: f.vocab.len(),
+                eos: f.special.eos.unwrap(),
+                blank: token(blank),
+                text: token(" x"),
+                blank_at: start,
+            };
+            let r = engine.generate(&req, &f.tokenizer, &mut src, |_| true).unwrap();
+            assert_eq!(r.holes, vec![format!("{blank} x")], "enforce {enforce}");
+            assert_eq!(r.certificate.enforced_findings, 0);
+        }
+    }
 }
