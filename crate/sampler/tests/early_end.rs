@@ -77,7 +77,10 @@ fn an_infill_hole_ends_early_and_keeps_the_text_after_it() {
         // step (two tokens of the 8 in 4 steps) commits text at two positions, then the
         // hole ends after them.
         let (text, holes) = run(PROMPT, true, enforce, Vec::new());
-        assert_eq!(text, "def f():\n    y = x x\n    return y\n", "enforce {enforce}");
+        assert_eq!(
+            text, "def f():\n    y = x x\n    return y\n",
+            "enforce {enforce}"
+        );
         assert_eq!(holes, vec![" x x".to_string()]);
     }
 }
@@ -87,7 +90,10 @@ fn without_early_end_a_hole_is_all_its_tokens() {
     for enforce in [true, false] {
         let (text, holes) = run(PROMPT, false, enforce, Vec::new());
         assert_eq!(holes, vec![" x".repeat(8)], "enforce {enforce}");
-        assert_eq!(text, format!("def f():\n    y ={}\n    return y\n", " x".repeat(8)));
+        assert_eq!(
+            text,
+            format!("def f():\n    y ={}\n    return y\n", " x".repeat(8))
+        );
     }
 }
 
@@ -168,7 +174,9 @@ fn a_hole_never_ends_on_blank_text_alone() {
                 text: token(" x"),
                 blank_at: start,
             };
-            let r = engine.generate(&req, &f.tokenizer, &mut src, |_| true).unwrap();
+            let r = engine
+                .generate(&req, &f.tokenizer, &mut src, |_| true)
+                .unwrap();
             assert_eq!(r.holes, vec![format!("{blank} x")], "enforce {enforce}");
             assert_eq!(r.certificate.enforced_findings, 0);
         }

@@ -67,7 +67,10 @@ fn infilling_keeps_prefix_and_suffix_byte_for_byte() {
                 // The model may end the hole early, but never before a text token.
                 assert!((1..=12).contains(&r.tokens), "{} tokens", r.tokens);
             } else {
-                assert_eq!(r.tokens, 12, "an exact infill hole is filled with all its tokens");
+                assert_eq!(
+                    r.tokens, 12,
+                    "an exact infill hole is filled with all its tokens"
+                );
             }
             assert_eq!(r.certificate.enforced_findings, 0);
         }

@@ -178,7 +178,10 @@ impl LogitsSource for Adversary {
                 };
                 row[t as usize] = score + self.rng.uniform() as f32;
             }
-            if let Some(e) = self.eos.filter(|_| self.end_often && self.rng.below(3) == 0) {
+            if let Some(e) = self
+                .eos
+                .filter(|_| self.end_often && self.rng.below(3) == 0)
+            {
                 row[e as usize] = 45.0;
             }
         }
