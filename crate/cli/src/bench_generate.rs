@@ -15,8 +15,8 @@ use std::sync::Arc;
 use clap::Args;
 use serde::Serialize;
 use ward_model::corpus::{self, Split};
-use ward_sampler::model::LoadedModel;
-use ward_sampler::{Engine, GenerateRequest, GenerationResult, Rng, Strategy};
+use ward_sampler::model::{infill_snippets, InfillSnippet, LoadedModel};
+use ward_sampler::{Engine, GenerateRequest, GenerationResult, Strategy};
 
 /// Arguments of `ward bench generate`.
 #[derive(Args, Debug)]
@@ -99,18 +99,14 @@ pub struct BenchGenerateReport {
     pub end_in_holes: serde_json::Value,
 }
 
-struct Snippet {
-    prompt: String,
-    target: Vec<u32>,
-}
-
-/// `a.snippets` held-out infill snippets drawn with `seed`.
+/// `a.snippets` held-out infill snippets drawn with `seed` (`ward_sampler::model::infill_snippets`
+/// over `--data`, or the stdlib's validation split).
 fn snippets(
     loaded: &LoadedModel,
     a: &BenchGenerateArgs,
     seed: u64,
-) -> Result<Vec<Snippet>, String> {
-    let mut files = if a.data.is_empty() {
+) -> Result<Vec<InfillSnippet>, String> {
+    let files = if a.data.is_empty() {
         let root = corpus::python_stdlib_dir().map_err(|e| e.to_string())?;
         let f = corpus::split_files(&root, Split::Validation).map_err(|e| e.to_string())?;
         if f.is_empty() {
@@ -120,35 +116,7 @@ fn snippets(
     } else {
         ward_model::eval::collect_files(&a.data).map_err(|e| format!("--data: {e}"))?
     };
-    files.sort();
-    let mut rng = Rng::new(seed);
-    let need = 2 * a.context + a.hole;
-    let mut out = Vec::new();
-    let mut tries = 0;
-    while out.len() < a.snippets && tries < 50 * a.snippets {
-        tries += 1;
-        let f = &files[rng.below(files.len())];
-        let text = corpus::read_text(f).map_err(|e| e.to_string())?;
-        let ids =
-            ward_model::tokenizer::encode(&loaded.tokenizer, &text).map_err(|e| e.to_string())?;
-        if ids.len() < need + 8 {
-            continue;
-        }
-        let s = rng.below(ids.len() - need);
-        let pre = &ids[s..s + a.context];
-        let hole = &ids[s + a.context..s + a.context + a.hole];
-        let suf = &ids[s + a.context + a.hole..s + need];
-        let dec = |t: &[u32]| String::from_utf8_lossy(&loaded.vocab.decode(t)).into_owned();
-        let (p, x) = (dec(pre), dec(suf));
-        if p.contains("<|hole:") || x.contains("<|hole:") {
-            continue;
-        }
-        out.push(Snippet {
-            prompt: format!("{p}<|hole:{}|>{x}", a.hole),
-            target: hole.to_vec(),
-        });
-    }
-    Ok(out)
+    infill_snippets(loaded, &files, a.snippets, a.context, a.hole, seed)
 }
 
 fn run(
@@ -188,7 +156,7 @@ pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, Stri
     // The warm-up runs on other snippets than the measured ones: the guard keeps its token
     // rows and its set tables (memos) between requests, and those must come from other
     // prompts, as in a session, not from the very requests being timed.
-    let warm_snips = snippets(&loaded, a, a.seed ^ 0x5EED_0F_0A7D)?;
+    let warm_snips = snippets(&loaded, a, a.seed ^ 0x005E_ED0F_0A7D)?;
     let mut guard_us = Vec::new();
 
     // Guard overhead: the same infill requests with and without the policy, interleaved,

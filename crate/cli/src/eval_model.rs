@@ -400,8 +400,7 @@ fn infills(
             lines.push_str(&v.to_string());
             lines.push('\n');
         }
-        std::fs::write(out, lines)
-            .map_err(|e| format!("--infill-out {}: {e}", out.display()))?;
+        std::fs::write(out, lines).map_err(|e| format!("--infill-out {}: {e}", out.display()))?;
     }
     let parsed = ok.iter().filter(|&&x| x).count();
     let n = filled.len();

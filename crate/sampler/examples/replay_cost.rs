@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use ward_model::corpus;
-use ward_sampler::model::LoadedModel;
-use ward_sampler::{Engine, GenerateRequest, LogitsSource, Result, Rng};
+use ward_sampler::model::{infill_snippets, LoadedModel};
+use ward_sampler::{Engine, GenerateRequest, LogitsSource, Result};
 
 /// Records the model's logits per forward pass.
 struct Recording<'a> {
@@ -90,7 +90,7 @@ fn main() {
     let (requests, replays) = (env("REQUESTS", 12), env("REPLAYS", 20));
     let (hole, context) = (env("HOLE", 32), env("CONTEXT", 48));
     let args: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
-    let mut files = if !args.is_empty() {
+    let files = if !args.is_empty() {
         ward_model::eval::collect_files(&args).expect("files")
     } else if std::path::Path::new("/var/tmp/ward-corpus/valid").is_dir() {
         ward_model::eval::collect_files(&["/var/tmp/ward-corpus/valid".into()]).expect("files")
@@ -98,7 +98,6 @@ fn main() {
         let root = corpus::python_stdlib_dir().expect("stdlib");
         corpus::split_files(&root, corpus::Split::Validation).expect("split")
     };
-    files.sort();
     let dir = ward_model::default_model_dir().expect("the default model");
     let mut l = LoadedModel::load(&dir, &ward_model::Device::flex()).expect("loads");
     let policy = ward_policy::PolicyBuilder::new()
@@ -109,29 +108,11 @@ fn main() {
         .expect("compiles");
     let engine = l.engine(Some(std::sync::Arc::new(policy))).expect("engine");
     // Seeded snippets: `context` tokens, a hole, `context` tokens.
-    let mut rng = Rng::new(7);
-    let need = 2 * context + hole;
-    let mut prompts = Vec::new();
-    while prompts.len() < requests {
-        let f = &files[rng.below(files.len())];
-        let Ok(text) = corpus::read_text(f) else {
-            continue;
-        };
-        let ids = ward_model::tokenizer::encode(&l.tokenizer, &text).expect("encode");
-        if ids.len() < need + 8 {
-            continue;
-        }
-        let s = rng.below(ids.len() - need);
-        let dec = |t: &[u32]| String::from_utf8_lossy(&l.vocab.decode(t)).into_owned();
-        let (p, x) = (
-            dec(&ids[s..s + context]),
-            dec(&ids[s + context + hole..s + need]),
-        );
-        if p.contains("<|hole:") || x.contains("<|hole:") {
-            continue;
-        }
-        prompts.push(format!("{p}<|hole:{hole}|>{x}"));
-    }
+    let prompts: Vec<String> = infill_snippets(&l, &files, requests, context, hole, 7)
+        .expect("snippets")
+        .into_iter()
+        .map(|s| s.prompt)
+        .collect();
     let vocab = l.source.vocab_size();
     let (mut model_on, mut model_off, mut rep_on, mut rep_off) = (0.0, 0.0, 0.0, 0.0);
     // The recording run of each enforced request is its first (cold) run: the guard meets

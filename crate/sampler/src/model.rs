@@ -303,3 +303,61 @@ pub fn special_tokens(
     }
     Ok(SpecialTokens { mask, eos })
 }
+
+/// A held-out infill request: `context` tokens of a file, a hole, `context` tokens.
+#[derive(Clone, Debug)]
+pub struct InfillSnippet {
+    /// The prompt, with the hole written `<|hole:N|>`.
+    pub prompt: String,
+    /// The hole's original tokens.
+    pub target: Vec<u32>,
+}
+
+/// `n` seeded infill snippets from `files` (sorted first, so the set depends only on the
+/// files and `seed`): a random file, a random window of `2 · context + hole` tokens in it,
+/// its middle `hole` tokens as the hole. Files shorter than the window (plus 8) and windows
+/// whose text already holds `<|hole:` are skipped; at most `50 · n` draws, so fewer than `n`
+/// come back when the files are too short. Errors name the file that cannot be read or
+/// encoded.
+pub fn infill_snippets(
+    loaded: &LoadedModel,
+    files: &[PathBuf],
+    n: usize,
+    context: usize,
+    hole: usize,
+    seed: u64,
+) -> std::result::Result<Vec<InfillSnippet>, String> {
+    if files.is_empty() {
+        return Err("no files to draw infill snippets from".into());
+    }
+    let mut files = files.to_vec();
+    files.sort();
+    let mut rng = crate::Rng::new(seed);
+    let need = 2 * context + hole;
+    let mut out = Vec::new();
+    let mut tries = 0;
+    while out.len() < n && tries < 50 * n {
+        tries += 1;
+        let f = &files[rng.below(files.len())];
+        let text = ward_model::corpus::read_text(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let ids = ward_model::tokenizer::encode(&loaded.tokenizer, &text)
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        if ids.len() < need + 8 {
+            continue;
+        }
+        let s = rng.below(ids.len() - need);
+        let dec = |t: &[u32]| String::from_utf8_lossy(&loaded.vocab.decode(t)).into_owned();
+        let (p, x) = (
+            dec(&ids[s..s + context]),
+            dec(&ids[s + context + hole..s + need]),
+        );
+        if p.contains("<|hole:") || x.contains("<|hole:") {
+            continue;
+        }
+        out.push(InfillSnippet {
+            prompt: format!("{p}<|hole:{hole}|>{x}"),
+            target: ids[s + context..s + context + hole].to_vec(),
+        });
+    }
+    Ok(out)
+}

@@ -8,7 +8,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_0f_3a4d_u64.rotate_left(17))
+        Rng(seed ^ 0x005e_ed0f_3a4d_u64.rotate_left(17))
     }
 
     /// The next 64 random bits.
