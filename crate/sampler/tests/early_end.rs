@@ -8,19 +8,14 @@ mod common;
 use common::*;
 use ward_sampler::{GenerateRequest, LogitsSource, SamplerError, Strategy};
 
-/// Prefers the end token everywhere, then `second`, then `third` (all else far below); at
-/// the positions `not_at`, `second` instead, more surely than the end token elsewhere (so
-/// those positions are committed first).
-struct EndFirst {
+/// A source whose row at each position is `-20` everywhere but what `fill(position, row)`
+/// sets.
+struct Rows<F: FnMut(usize, &mut [f32])> {
     vocab: usize,
-    eos: u32,
-    second: u32,
-    third: u32,
-    /// Where `second` is preferred (the end token is second best there).
-    not_at: Vec<usize>,
+    fill: F,
 }
 
-impl LogitsSource for EndFirst {
+impl<F: FnMut(usize, &mut [f32])> LogitsSource for Rows<F> {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
@@ -28,11 +23,7 @@ impl LogitsSource for EndFirst {
         let v = self.vocab;
         let mut out = vec![-20.0f32; positions.len() * v];
         for (k, &p) in positions.iter().enumerate() {
-            let row = &mut out[k * v..(k + 1) * v];
-            let here = self.not_at.contains(&p);
-            row[self.second as usize] = if here { 20.0 } else { 5.0 };
-            row[self.third as usize] = 4.0;
-            row[self.eos as usize] = 10.0;
+            (self.fill)(p, &mut out[k * v..(k + 1) * v]);
         }
         Ok(out)
     }
@@ -54,12 +45,17 @@ fn run(prompt: &str, early_end: bool, enforce: bool, not_at: Vec<usize>) -> (Str
         steps: Some(4),
         ..GenerateRequest::new(prompt)
     };
-    let mut src = EndFirst {
+    // The end token preferred everywhere, then " x", then "1" (all else far below); at the
+    // positions `not_at`, " x" instead, more surely than the end token elsewhere (so those
+    // positions are committed first).
+    let (eos, second, third) = (f.special.eos.unwrap(), token(" x"), token("1"));
+    let mut src = Rows {
         vocab: f.vocab.len(),
-        eos: f.special.eos.unwrap(),
-        second: token(" x"),
-        third: token("1"),
-        not_at,
+        fill: |p: usize, row: &mut [f32]| {
+            row[second as usize] = if not_at.contains(&p) { 20.0 } else { 5.0 };
+            row[third as usize] = 4.0;
+            row[eos as usize] = 10.0;
+        },
     };
     let r = engine
         .generate(&req, &f.tokenizer, &mut src, |_| true)
@@ -121,36 +117,6 @@ fn a_tail_hole_still_ends_the_text() {
     assert_eq!(holes, vec![String::new()]);
 }
 
-/// Prefers `blank` at `blank_at` (surest there, so committed first), and the end token
-/// everywhere else, then `text`.
-struct BlankThenEnd {
-    vocab: usize,
-    eos: u32,
-    blank: u32,
-    text: u32,
-    blank_at: usize,
-}
-
-impl LogitsSource for BlankThenEnd {
-    fn vocab_size(&self) -> usize {
-        self.vocab
-    }
-    fn logits(&mut self, _ids: &[u32], positions: &[usize]) -> Result<Vec<f32>, SamplerError> {
-        let v = self.vocab;
-        let mut out = vec![-20.0f32; positions.len() * v];
-        for (k, &p) in positions.iter().enumerate() {
-            let row = &mut out[k * v..(k + 1) * v];
-            if p == self.blank_at {
-                row[self.blank as usize] = 20.0;
-            } else {
-                row[self.eos as usize] = 10.0;
-                row[self.text as usize] = 5.0;
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[test]
 fn a_hole_never_ends_on_blank_text_alone() {
     let f = fixture();
@@ -167,12 +133,19 @@ fn a_hole_never_ends_on_blank_text_alone() {
                 steps: Some(8),
                 ..GenerateRequest::new(PROMPT)
             };
-            let mut src = BlankThenEnd {
+            // `blank` at the hole's first position (surest there, so committed first), the
+            // end token everywhere else, then " x".
+            let (eos, b, x) = (f.special.eos.unwrap(), token(blank), token(" x"));
+            let mut src = Rows {
                 vocab: f.vocab.len(),
-                eos: f.special.eos.unwrap(),
-                blank: token(blank),
-                text: token(" x"),
-                blank_at: start,
+                fill: |p: usize, row: &mut [f32]| {
+                    if p == start {
+                        row[b as usize] = 20.0;
+                    } else {
+                        row[eos as usize] = 10.0;
+                        row[x as usize] = 5.0;
+                    }
+                },
             };
             let r = engine
                 .generate(&req, &f.tokenizer, &mut src, |_| true)
