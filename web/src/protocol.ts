@@ -55,7 +55,8 @@ export interface GenerateRequest {
   enforce?: boolean;
   /**
    * Whether an infill hole (text after it) may end before its N tokens when the model ends
-   * it, and only after a token with non-blank text (default true; false: exactly N tokens).
+   * it, never at its first position nor right after blank text alone (default true; false:
+   * exactly N tokens).
    */
   early_end?: boolean;
 }

@@ -85,12 +85,12 @@ pub struct GenerateRequest {
     /// (see the crate docs: the sampler ends the text itself, with exact masks).
     pub end_in_holes: bool,
     /// Whether an infill hole (`<|hole:N|>` followed by more prompt text) may end before its
-    /// N tokens: the end token chosen there (after a committed token with text, see below), with nothing
+    /// N tokens: the end token chosen there (past its first position, see below), with nothing
     /// committed after it in that hole,
     /// makes the rest of the hole empty (text-free pads; the text goes on after the hole), as
     /// the end of the text does at the canvas tail. Default true; false: a hole is exactly N
-    /// tokens. A hole ends only after text: before its end, some token committed in the hole
-    /// holds a non-blank byte (an empty or blank infill is never chosen by ending early).
+    /// tokens. A hole keeps its first position, and its end is refused right after blank
+    /// text alone (every earlier position of the hole committed, all blank).
     pub early_end: bool,
     /// Blocked candidates at least this probable are reported in step events.
     pub blocked_floor: f32,

@@ -64,7 +64,7 @@ fn infilling_keeps_prefix_and_suffix_byte_for_byte() {
             assert!(r.text.ends_with(suffix), "{:?}", r.text);
             assert_eq!(r.text, format!("{prefix}{}{suffix}", r.holes[0]));
             if early_end {
-                // The model may end the hole early, but never before a text token.
+                // The model may end the hole early, but never before its first token.
                 assert!((1..=12).contains(&r.tokens), "{} tokens", r.tokens);
             } else {
                 assert_eq!(

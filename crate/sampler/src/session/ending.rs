@@ -20,15 +20,15 @@ impl Session {
             return false;
         }
         if let Some(e) = self.infill_end(pos) {
-            // Only at the hole's tail (nothing but pads after it in the hole), and only after
-            // text: a hole keeps at least one committed token with a non-blank byte before
-            // its end, as in training, where an infill's span is code, never empty or blank
-            // (an infill of indentation alone was the commonest failure of the default model).
+            // Only at the hole's tail (nothing but pads after it in the hole), never at its
+            // first position, and never right after blank text alone: where every earlier
+            // position of the hole is committed and blank, the end is refused (an infill of
+            // indentation alone was the commonest failure of the default model).
             return self.req.early_end
                 && self.slots[pos + 1..e]
                     .iter()
                     .all(|p| matches!(p, Pos::Hole | Pos::Pad))
-                && self.text_before_in_hole(pos);
+                && self.text_or_open_before_in_hole(pos);
         }
         if self.guard.is_some() && !self.req.end_in_holes {
             // Exact masks: the text may only end where nothing was committed after it.
@@ -39,9 +39,10 @@ impl Session {
         true
     }
 
-    /// Whether a token committed in the infill hole of `pos`, before `pos`, holds a byte that
-    /// is not blank (space, tab, form feed, carriage return or newline).
-    pub(super) fn text_before_in_hole(&self, pos: usize) -> bool {
+    /// Whether the infill hole of `pos`, before `pos`, has a position still open or a
+    /// committed token with a byte that is not blank (space, tab, form feed, carriage return
+    /// or newline). False at the hole's first position.
+    pub(super) fn text_or_open_before_in_hole(&self, pos: usize) -> bool {
         self.slots[..pos]
             .iter()
             .rev()
@@ -52,6 +53,7 @@ impl Session {
                     .bytes(t)
                     .iter()
                     .any(|b| !matches!(b, b' ' | b'\t' | b'\x0c' | b'\r' | b'\n')),
+                Pos::Hole => true,
                 _ => false,
             })
     }
