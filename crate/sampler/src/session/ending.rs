@@ -40,19 +40,15 @@ impl Session {
     }
 
     /// Whether the infill hole of `pos`, before `pos`, has a position still open or a
-    /// committed token with a byte that is not blank (space, tab, form feed, carriage return
-    /// or newline). False at the hole's first position.
+    /// committed token with a byte that is not blank (`u8::is_ascii_whitespace`: space, tab,
+    /// form feed, carriage return or newline). False at the hole's first position.
     pub(super) fn text_or_open_before_in_hole(&self, pos: usize) -> bool {
         self.slots[..pos]
             .iter()
             .rev()
             .take_while(|p| !matches!(p, Pos::Fixed(_)))
             .any(|p| match *p {
-                Pos::Token(t) => self
-                    .vocab
-                    .bytes(t)
-                    .iter()
-                    .any(|b| !matches!(b, b' ' | b'\t' | b'\x0c' | b'\r' | b'\n')),
+                Pos::Token(t) => self.vocab.bytes(t).iter().any(|b| !b.is_ascii_whitespace()),
                 Pos::Hole => true,
                 _ => false,
             })
