@@ -5,8 +5,8 @@ text as Ward's `scope: code` rules read it, from `ward_policy::scan`) or one {"f
 per source file. For a case: a `violation` of python.eval must call the builtin `eval`, one
 of python.subprocess-shell-true must pass `shell=True`, one of python.non-ascii-code must use
 a non-ASCII identifier that NFKC folds to ASCII and call eval or pass shell=True; one of an
-attribute rule (pickle, os.system, yaml.load, marshal, xml.etree; hashlib md5/sha1 without
-`usedforsecurity=False`; a `random.` call assigned to a secret name) must reference that
+attribute rule (pickle, os.system, yaml.load, marshal, xml.etree; hashlib md5/sha1, any
+arguments; a `random.` call assigned to a secret name) must reference that
 attribute however the dot is spaced; a `clean` case must do none of that. For a case and a file: where the text parses, its view must parse
 to the same AST (so the view is the same program), except where a form feed starts a line
 (CPython resets the indentation count there, the view's space does not). Prints one JSON
@@ -66,11 +66,10 @@ ATTRIBUTE_RULES = {
 
 
 def weak_hash(tree):
-    """A call of hashlib.md5/sha1 without `usedforsecurity=False`."""
+    """A call of hashlib.md5/sha1 (with any arguments: `usedforsecurity=False` is no exemption)."""
     for n in ast.walk(tree):
         if isinstance(n, ast.Call) and dotted(n.func) in ("hashlib.md5", "hashlib.sha1"):
-            if not any(k.arg == "usedforsecurity" and isinstance(k.value, ast.Constant) and k.value.value is False for k in n.keywords):
-                return True
+            return True
     return False
 
 
