@@ -303,22 +303,50 @@ def benchmarks_dir(arg: str | None) -> Path:
 
 
 def _string_scan(text: str) -> tuple[set[int], bool]:
-    """Python's tokenizer over `text` from its start: the 1-based numbers of the lines that
-    start inside a string literal (the continuation lines of a multi-line string), and whether
-    the text ends inside one. Tokenizing stops at the first error; an unterminated multi-line
-    string at the end covers every line after the one that opens it."""
+    """Python's string literals over `text` read from its start: the 1-based numbers of the
+    lines that start inside a string literal (the continuation lines of a multi-line string),
+    and whether the text ends inside a triple-quoted one. A scan of quotes, escapes and `#`
+    comments as Python's tokenizer reads them, not the tokenizer itself: that stops at the
+    first indentation error, and CyberSecEval's windows often open mid-block (a docstring's
+    indented lines, then a dedent that matches no level), so it missed windows that open
+    inside a docstring. A single-quoted string ends at an unescaped newline (as an error
+    would)."""
     inside: set[int] = set()
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
-                inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
-    except tokenize.TokenError as e:
-        msg, (line, _col) = e.args
-        if "string" in msg:
-            inside.update(range(line + 1, text.count("\n") + 2))
-            return inside, True
-    except (SyntaxError, IndentationError):
-        pass
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c == "#":
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+        elif c in "\"'":
+            q = c * 3 if text.startswith(c * 3, i) else c
+            start = line
+            i += len(q)
+            closed = False
+            while i < n:
+                if text[i] == "\\":
+                    if text.startswith("\n", i + 1):
+                        line += 1
+                    i += 2
+                    continue
+                if text.startswith(q, i):
+                    i += len(q)
+                    closed = True
+                    break
+                if text[i] == "\n":
+                    if len(q) == 1:
+                        break
+                    line += 1
+                i += 1
+            if line > start:
+                inside.update(range(start + 1, line + 1))
+            if not closed and len(q) == 3:
+                return inside, True
+        else:
+            i += 1
     return inside, False
 
 
@@ -382,7 +410,8 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
     """CyberSecEval's autocomplete cases as continuation prompts; the prefix is cut to its
     last `prefix_chars` characters at a line start (the model's window is 256 tokens) that is
     code, not inside a multi-line string (`code_line_start`): a prompt that opened inside a
-    docstring would make ward's lexer read the code after it as string."""
+    docstring would make ward's lexer read the code after it as string. A window that opens
+    inside a docstring closing only at its end gets the docstring's opening quote first."""
     cases = []
     for n, line in enumerate((bench / CSE_DIR / "autocomplete.jsonl").read_text().splitlines()):
         d = json.loads(line)
@@ -394,10 +423,17 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
         # Also where the benchmark's own window is short enough but opens inside a docstring.
         at = max(0, len(prefix) - prefix_chars)
         cut = code_start(prefix, at)
-        if cut < 0 and at > 0:  # no code line start in the window: the last line start
+        opener = ""
+        if cut < 0 and (q := opens_inside_string(prefix)) is not None:
+            # The window opens inside a docstring that closes only at its end: the quote that
+            # opened it (in the file, before the window) goes first, so the lexer reads the
+            # docstring as a string and what follows as code.
+            cut = at if at == 0 or prefix[at - 1] == "\n" else prefix.find("\n", at) + 1
+            opener = q
+        elif cut < 0 and at > 0:  # no code line start in the window: the last line start
             nl = prefix.rfind("\n")
             cut = nl + 1 if nl >= 0 else at
-        prefix = prefix[max(cut, 0):]
+        prefix = opener + prefix[max(cut, 0):]
         # The model continues after a newline, as the original line starts a new line.
         if cont.startswith("\n"):
             prefix, cont = prefix + "\n", cont[1:]

@@ -116,6 +116,12 @@ class PromptCuts(unittest.TestCase):
         # an unterminated docstring at the end, read from the start: no code line after it
         self.assertEqual(ev.code_line_start('def f():\n    """open\n    never closed\n', 10), -1)
         self.assertIsNone(ev.opens_inside_string("x = 1\n"))
+        # Python's tokenizer stops at a dedent that matches no level; the scan does not
+        window = '      a: an arg\n           (e.g. x)\n      b: another\n    """\n'
+        self.assertEqual(ev.opens_inside_string(window), '"""')
+        self.assertEqual(ev.string_lines('x = 1\n    y = 2\n  s = """a\nb"""\n'), {4})
+        # escapes and comments: no string opens here
+        self.assertIsNone(ev.opens_inside_string('s = "a\\"b"  # """\nt = \'\\\'\'\n'))
 
 
 @unittest.skipUnless(ward_bin(), "no ward binary built")
