@@ -793,8 +793,8 @@ mod tests {
 
     #[test]
     pub(super) fn shipped_modules_are_nearly_minimal() {
-        // Measured (2026-12-03): python 41 234 states against 40 925 minimal (+0.8 %), base
-        // 1 198 against 1 156 (+3.6 %). The worst module is python.tempfile-mktemp, 483
+        // Measured (2026-12-03): python 41 243 states against 40 934 minimal (+0.8 %), base
+        // 1 207 against 1 165 (+3.6 %). The worst module is python.tempfile-mktemp, 483
         // against 385 (+25 %, 98 states): `tempfile.mk` and a bare `mk` lead to the same
         // future (both end in a violation at `mktemp(`), but inside nested f-string
         // replacement fields the two copies only meet around the lexer's cycles, which
