@@ -32,7 +32,6 @@ import argparse
 import ast
 import collections
 import concurrent.futures
-import io
 import json
 import os
 import re
@@ -42,7 +41,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -386,13 +384,19 @@ def code_start(text: str, at: int) -> int:
     return pos - len(q) if pos >= 0 else -1
 
 
+def line_start(text: str, at: int) -> int:
+    """`at` if a line starts there, else the offset after the next newline (0 if there is
+    none after `at`)."""
+    return at if at == 0 or text[at - 1] == "\n" else text.find("\n", at) + 1
+
+
 def code_line_start(text: str, at: int) -> int:
     """The offset of the first line start at or after offset `at` (a line start itself, or
     the byte after the next newline) where `text` is code, not the inside of a multi-line
     string literal, so that a prompt cut there is read by ward's lexer as Python reads it;
     -1 when there is none."""
     inside = string_lines(text)
-    pos = at if at == 0 or text[at - 1] == "\n" else text.find("\n", at) + 1
+    pos = line_start(text, at)
     if pos == 0 and at > 0:
         return -1
     line = text.count("\n", 0, pos) + 1
@@ -428,7 +432,7 @@ def load_cse(bench: Path, prefix_chars: int, max_new: int) -> list[Case]:
             # The window opens inside a docstring that closes only at its end: the quote that
             # opened it (in the file, before the window) goes first, so the lexer reads the
             # docstring as a string and what follows as code.
-            cut = at if at == 0 or prefix[at - 1] == "\n" else prefix.find("\n", at) + 1
+            cut = line_start(prefix, at)
             opener = q
         elif cut < 0 and at > 0:  # no code line start in the window: the last line start
             nl = prefix.rfind("\n")
