@@ -119,6 +119,8 @@ export interface StepEvent {
   open: number;
   model_ms: number;
   guard_ms: number;
+  /** Guard work on a second thread during the forward pass (native builds; 0 in wasm). */
+  guard_parallel_ms?: number;
 }
 
 /** An enforced rule as the certificate lists it. */
@@ -173,6 +175,8 @@ export interface Timings {
   total_ms: number;
   model_ms: number;
   guard_ms: number;
+  /** Guard work on a second thread during forward passes (native builds; 0 in wasm). */
+  guard_parallel_ms?: number;
 }
 
 /** The finished generation. */

@@ -53,6 +53,11 @@ pub struct BenchGenerateArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Run the guard on the sampler's thread only, after each forward pass (by default it
+    /// is built, and brings its sets up to date, on a second thread during the passes:
+    /// `Engine::set_guard_thread`), to measure what that overlap saves.
+    #[arg(long)]
+    no_guard_thread: bool,
 }
 
 /// Quality and speed of one decoding configuration.
@@ -79,6 +84,12 @@ pub struct BenchGenerateReport {
     pub model: String,
     /// wall(enforced) / wall(unconstrained).
     pub overhead_ratio: f64,
+    /// Whether the guard worked on a second thread during the forward passes
+    /// (`--no-guard-thread`: false).
+    pub guard_thread: bool,
+    /// Of the guard's time in the overhead runs (its construction included), the share spent
+    /// on that second thread, during forward passes.
+    pub guard_parallel_share: f64,
     /// Requests in the overhead measurement.
     pub overhead_requests: usize,
     /// Wall time of the enforced warm-up pass over as many other requests (first use of the
@@ -90,7 +101,8 @@ pub struct BenchGenerateReport {
     pub strategies: Vec<StrategyFigures>,
     /// New tokens → tokens per second (enforced, default steps).
     pub tokens_per_second: std::collections::BTreeMap<String, f64>,
-    /// Median guard microseconds per committed token (enforced runs).
+    /// Median guard microseconds per committed token (enforced runs; per step, the guard's
+    /// time on the sampler's thread and on the second one together).
     pub guard_us_per_token_median: f64,
     /// 90th percentile of the same.
     pub guard_us_per_token_p90: f64,
@@ -126,12 +138,12 @@ fn run(
     guard_us: &mut Vec<f64>,
 ) -> Result<(GenerationResult, Vec<u32>), String> {
     let (mut s, start) = engine
-        .start(req, &loaded.tokenizer)
+        .start_with_first_pass(req, &loaded.tokenizer, &mut loaded.source)
         .map_err(|e| e.to_string())?;
     while let Some(ev) = s.step(&mut loaded.source).map_err(|e| e.to_string())? {
         let n = ev.committed.iter().filter(|c| !c.end).count();
         if n > 0 && req.enforce {
-            guard_us.push(ev.guard_ms * 1e3 / n as f64);
+            guard_us.push((ev.guard_ms + ev.guard_parallel_ms) * 1e3 / n as f64);
         }
     }
     let ids: Vec<u32> = start.holes.iter().map(|&h| s.model_ids()[h]).collect();
@@ -151,7 +163,8 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
 pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, String> {
     let policy = Arc::new(crate::check::compile(&a.policy)?);
     let mut loaded = crate::generate::load_model(a.model.as_ref(), &a.backend)?;
-    let engine = loaded.engine(Some(policy)).map_err(|e| e.to_string())?;
+    let mut engine = loaded.engine(Some(policy)).map_err(|e| e.to_string())?;
+    engine.set_guard_thread(!a.no_guard_thread);
     let snips = snippets(&loaded, a, a.seed)?;
     // The warm-up runs on other snippets than the measured ones: the guard keeps its token
     // rows and its set tables (memos) between requests, and those must come from other
@@ -164,6 +177,7 @@ pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, Stri
     // automaton states it reaches on first use; that one-time cost is reported separately).
     let steps = (a.hole / 4).max(1);
     let (mut on, mut off) = (0.0, 0.0);
+    let (mut g_crit, mut g_par) = (0.0, 0.0);
     let mut sink = Vec::new();
     let t_warm = std::time::Instant::now();
     for (i, sn) in warm_snips.iter().enumerate() {
@@ -186,6 +200,8 @@ pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, Stri
             let (r, _) = run(&engine, &mut loaded, &req, &mut sink)?;
             if enforce {
                 on += r.timings.total_ms;
+                g_crit += r.timings.guard_ms;
+                g_par += r.timings.guard_parallel_ms;
             } else {
                 off += r.timings.total_ms;
             }
@@ -287,6 +303,12 @@ pub fn bench_generate(a: &BenchGenerateArgs) -> Result<BenchGenerateReport, Stri
         backend: a.backend.clone(),
         model: loaded.info.name.clone(),
         overhead_ratio,
+        guard_thread: engine.guard_thread(),
+        guard_parallel_share: if g_crit + g_par > 0.0 {
+            g_par / (g_crit + g_par)
+        } else {
+            0.0
+        },
         overhead_requests: snips.len(),
         warmup_ms,
         tokens_per_forward,
@@ -312,6 +334,11 @@ pub fn run_bench_generate(a: &BenchGenerateArgs) -> Result<u8, String> {
     println!(
         "guard overhead (wall enforced / unconstrained, {} infill requests): {:.3}",
         r.overhead_requests, r.overhead_ratio
+    );
+    println!(
+        "guard on a second thread during forward passes: {} ({:.0} % of its time there)",
+        if r.guard_thread { "yes" } else { "no" },
+        r.guard_parallel_share * 100.0
     );
     println!(
         "enforced warm-up pass over as many other requests: {:.0} ms",

@@ -150,9 +150,13 @@ pub fn run_generate(a: &GenerateArgs) -> Result<u8, String> {
     let engine = loaded
         .engine(Some(policy.clone()))
         .map_err(|e| e.to_string())?;
-    let (mut session, start) = engine
-        .start(&req, &loaded.tokenizer)
-        .map_err(|e| e.to_string())?;
+    // Without an oracle, the first forward pass runs while the guard is built (the oracle's
+    // targets come from the start event, so with one the guard is built first).
+    let (mut session, start) = match &oracle_text {
+        None => engine.start_with_first_pass(&req, &loaded.tokenizer, &mut loaded.source),
+        Some(_) => engine.start(&req, &loaded.tokenizer),
+    }
+    .map_err(|e| e.to_string())?;
     let json = a.format == GenFormat::Json;
     let mut out = std::io::stdout().lock();
     let line = |out: &mut std::io::StdoutLock<'_>, v: &dyn erased::Ser| -> Result<(), String> {

@@ -97,8 +97,13 @@ pub struct StepEvent {
     pub open: usize,
     /// Milliseconds in the forward pass.
     pub model_ms: f64,
-    /// Milliseconds in the guard (masks, checks, commits, attribution).
+    /// Milliseconds in the guard (masks, checks, commits, attribution) on the critical path.
     pub guard_ms: f64,
+    /// Milliseconds the guard spent on a second thread during the forward pass, bringing its
+    /// sets up to date (`ward_guard::Guard::settle`; natively, see
+    /// [`crate::Engine::set_guard_thread`]): work off the critical path, 0 when there is none.
+    #[serde(default)]
+    pub guard_parallel_ms: f64,
 }
 
 /// Wall-clock split of a generation.
@@ -108,8 +113,12 @@ pub struct Timings {
     pub total_ms: f64,
     /// In forward passes.
     pub model_ms: f64,
-    /// In the guard.
+    /// In the guard, on the critical path.
     pub guard_ms: f64,
+    /// In the guard on a second thread, during forward passes (the guard's construction and
+    /// [`StepEvent::guard_parallel_ms`]): not part of `total_ms` unless the pass was shorter.
+    #[serde(default)]
+    pub guard_parallel_ms: f64,
 }
 
 /// The finished generation.

@@ -222,6 +222,84 @@ fn a_prompt_that_violates_is_refused_with_rule_and_span() {
     }
 }
 
+/// The guard on a second thread (built during the first forward pass, settling its sets
+/// during the others) changes nothing the sampler decides: the same text, commits and
+/// blocked candidates as the guard on the sampler's thread alone, and as `start` + `step`.
+#[test]
+fn the_guard_thread_changes_no_output() {
+    let f = fixture();
+    let mut on = f.engine();
+    on.set_guard_thread(true);
+    let mut off = f.engine();
+    off.set_guard_thread(false);
+    for (k, prompt) in PROMPTS.iter().enumerate() {
+        for strategy in [
+            Strategy::LowConfidence,
+            Strategy::Random,
+            Strategy::Threshold,
+        ] {
+            let seed = 40 + k as u64;
+            let req = GenerateRequest {
+                prompt: prompt.to_string(),
+                strategy,
+                steps: Some(3),
+                threshold: 0.5,
+                block: if k % 2 == 0 { 0 } else { 4 },
+                temperature: 1.0,
+                seed,
+                ..GenerateRequest::new("")
+            };
+            let adversary = || Adversary {
+                tp: f.tp.clone(),
+                attack: f.attack_tokens.clone(),
+                mask: f.special.mask,
+                eos: f.special.eos,
+                rng: Rng::new(seed),
+                vocab: f.vocab.len(),
+                end_often: k % 3 == 0,
+            };
+            let events = |engine: &ward_sampler::Engine, first_pass: bool| {
+                let mut src = adversary();
+                let (mut s, _) = if first_pass {
+                    engine.start_with_first_pass(&req, &f.tokenizer, &mut src)
+                } else {
+                    engine.start(&req, &f.tokenizer)
+                }
+                .unwrap_or_else(|e| panic!("{prompt:?}: {e}"));
+                let mut seen = Vec::new();
+                while let Some(ev) = s.step(&mut src).unwrap() {
+                    assert!(ev.guard_parallel_ms >= 0.0);
+                    seen.push((
+                        ev.committed
+                            .iter()
+                            .map(|c| (c.position, c.token))
+                            .collect::<Vec<_>>(),
+                        ev.blocked
+                            .iter()
+                            .map(|b| (b.position, b.token, b.rule_ids.clone()))
+                            .collect::<Vec<_>>(),
+                        ev.remasks.len(),
+                    ));
+                }
+                let r = s.result().unwrap();
+                check_clean(&r.bytes, prompt);
+                (r.text, r.certificate.blocked_total, seen)
+            };
+            let a = events(&on, true);
+            assert_eq!(
+                a,
+                events(&off, true),
+                "{prompt:?} {strategy:?}: thread on vs off"
+            );
+            assert_eq!(
+                a,
+                events(&on, false),
+                "{prompt:?} {strategy:?}: first pass vs start"
+            );
+        }
+    }
+}
+
 #[test]
 fn same_seed_same_output_and_cancel_stops() {
     let f = fixture();

@@ -356,6 +356,27 @@ impl Guard {
         self.slots.iter().position(|s| *s == Slot::Hole)
     }
 
+    /// Brings up to date now, in every module, the sets that queries at the open holes read
+    /// (`F` up to one past the last hole, `B` from the first hole on): the work
+    /// [`Guard::allows`] and [`Guard::mask`] would otherwise do lazily when they first read a
+    /// set after commits. No answer changes (the sets are functions of the slots); a caller
+    /// with a spare thread calls it there, so that the queries after it find their sets ready
+    /// (the sampler does, natively, during the model's forward pass). It can do more work
+    /// than the lazy queries would (sets that the witness path spares them), so it pays only
+    /// off the critical path.
+    pub fn settle(&self) {
+        let (Some(first), Some(last)) = (
+            self.slots.iter().position(|s| *s == Slot::Hole),
+            self.slots.iter().rposition(|s| *s == Slot::Hole),
+        ) else {
+            return;
+        };
+        let mut inner = self.inner();
+        for mi in 0..self.num_mods() {
+            self.prepare_range(&mut inner, mi, first, last + 1);
+        }
+    }
+
     // ---- introspection ----------------------------------------------------------------
 
     /// Sizes of the state sets at `position` per module: (|F|, |G|). For diagnostics and

@@ -187,6 +187,15 @@ impl Guard {
         ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, 0);
     }
 
+    /// Brings module `mi`'s `F_0 ..= F_hi` and `B_lo ..= B_n` up to date.
+    pub(super) fn prepare_range(&self, inner: &mut Inner, mi: usize, lo: usize, hi: usize) {
+        let cx = Ctx::new(&self.tp, mi);
+        let tab = &mut inner.tables[mi];
+        let ids = &mut inner.mods[mi];
+        ensure_f(tab, cx, ids, &self.slots, hi);
+        ensure_b(tab, cx, ids, &inner.f0[mi], &self.slots, lo);
+    }
+
     /// `G_j = F_j ∩ B_j` of module `mi` (up to date where `F_j` and `B_j` are).
     pub(super) fn good(inner: &mut Inner, mi: usize, j: usize) -> u32 {
         let ids = &inner.mods[mi];

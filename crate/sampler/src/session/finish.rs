@@ -126,6 +126,7 @@ impl Session {
                 total_ms: self.now() - self.t0,
                 model_ms: self.model_ms,
                 guard_ms: self.guard_ms,
+                guard_parallel_ms: self.guard_parallel_ms,
             },
             certificate,
         })

@@ -91,6 +91,8 @@ pub struct Engine {
     /// A text-free token committed to the guard where the text has ended (exact masks
     /// without `end_in_holes`).
     pad: Option<u32>,
+    /// Whether the guard works on a second thread during forward passes (natively).
+    guard_thread: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -191,7 +193,24 @@ impl Engine {
             never,
             vocab_forbidden,
             pad,
+            guard_thread: cfg!(not(target_family = "wasm")),
         })
+    }
+
+    /// Whether the guard works on a second thread while the model computes logits (default:
+    /// on natively, off in wasm, which has no threads here): during each forward pass it
+    /// brings its sets up to date for the commits of the step before
+    /// ([`ward_guard::Guard::settle`]), and [`Engine::start_with_first_pass`] builds it
+    /// during the first pass. The output is the same either way (the guard's answers do not
+    /// depend on when its sets are computed); only where the time goes changes.
+    pub fn set_guard_thread(&mut self, on: bool) {
+        self.guard_thread = on && cfg!(not(target_family = "wasm"));
+    }
+
+    /// Whether the guard works on a second thread during forward passes
+    /// ([`Engine::set_guard_thread`]).
+    pub fn guard_thread(&self) -> bool {
+        self.guard_thread
     }
 
     /// Replaces the clock used for the timings (the wasm bindings pass `performance.now`).
@@ -235,8 +254,79 @@ impl Engine {
         Session::new(self, request, encoder)
     }
 
+    /// Starts a generation like [`Engine::start`] (the same session, event and errors) and
+    /// runs its first forward pass with `source`, which the first [`Session::step`] then uses.
+    /// With [`Engine::guard_thread`] on, the guard is built on a second thread while this one
+    /// runs the pass, so its construction (forward and backward sets over the whole canvas)
+    /// costs no wall time where the pass takes longer; otherwise the two run one after the
+    /// other. A prompt that violates is refused as by `start` (after the pass, which is then
+    /// wasted); an error of the pass is returned after the guard's.
+    pub fn start_with_first_pass(
+        &self,
+        request: &GenerateRequest,
+        encoder: &dyn TextEncoder,
+        source: &mut dyn LogitsSource,
+    ) -> Result<(Session, StartEvent)> {
+        let (mut s, start, canvas) = Session::unguarded(self, request, encoder)?;
+        let open = s.blocks.first().cloned().unwrap_or_default();
+        if s.done || open.is_empty() {
+            if let Some(c) = canvas {
+                s.install_guard(self, &c)?;
+            }
+            return Ok((s, start));
+        }
+        let v = source.vocab_size();
+        let clock = self.clock;
+        match canvas {
+            #[cfg(not(target_family = "wasm"))]
+            Some(c) if self.guard_thread => {
+                let tp = self.tp.clone().expect("a canvas only when enforcing");
+                let cfg = s.guard_config();
+                let ids = &s.ids;
+                let (built, pass) = std::thread::scope(|sc| {
+                    let h = sc.spawn(move || {
+                        let t = clock();
+                        let g = Guard::with_config(tp, &c, &cfg);
+                        (g, clock() - t)
+                    });
+                    let t = clock();
+                    let l = source.logits(ids, &open);
+                    let ms = clock() - t;
+                    let built = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    (built, (l, ms, clock() - t - ms))
+                });
+                let (g, build_ms) = built;
+                s.guard = Some(g.map_err(|e| prompt_error(self, &s.slots, &e))?);
+                s.guard_parallel_ms += build_ms;
+                let (l, ms, wait) = pass;
+                s.guard_ms += wait;
+                s.prefetched = Some(Prefetched {
+                    open,
+                    vocab: v,
+                    logits: l?,
+                    model_ms: ms,
+                });
+            }
+            c => {
+                if let Some(c) = c {
+                    s.install_guard(self, &c)?;
+                }
+                let t = clock();
+                let l = source.logits(&s.ids, &open)?;
+                s.prefetched = Some(Prefetched {
+                    open,
+                    vocab: v,
+                    logits: l,
+                    model_ms: clock() - t,
+                });
+            }
+        }
+        Ok((s, start))
+    }
+
     /// Runs a whole generation with `source`, calling `on_step` after every step (return
-    /// false from it to cancel).
+    /// false from it to cancel). The first forward pass runs while the guard is built
+    /// ([`Engine::start_with_first_pass`]).
     pub fn generate(
         &self,
         request: &GenerateRequest,
@@ -244,7 +334,7 @@ impl Engine {
         source: &mut dyn LogitsSource,
         mut on_step: impl FnMut(&StepEvent) -> bool,
     ) -> Result<GenerationResult> {
-        let (mut s, _) = self.start(request, encoder)?;
+        let (mut s, _) = self.start_with_first_pass(request, encoder, source)?;
         while let Some(ev) = s.step(source)? {
             if !on_step(&ev) {
                 s.cancel();
@@ -299,6 +389,28 @@ struct BlockTally {
     mass: f64,
 }
 
+/// A forward pass run before the first step ([`Engine::start_with_first_pass`]).
+struct Prefetched {
+    /// The positions it computed (the first block's holes).
+    open: Vec<usize>,
+    /// The source's logits per position.
+    vocab: usize,
+    logits: Vec<f32>,
+    model_ms: f64,
+}
+
+/// The logits of one step and where its time went.
+struct Forward {
+    logits: Vec<f32>,
+    /// Logits per position.
+    vocab: usize,
+    model_ms: f64,
+    /// Waiting for the guard's thread after the pass (critical path).
+    guard_wait_ms: f64,
+    /// The guard's work on its thread.
+    guard_parallel_ms: f64,
+}
+
 /// One generation in progress. JavaScript (or the CLI) owns the loop: [`Session::step`]
 /// until it returns `None`, then [`Session::result`].
 pub struct Session {
@@ -313,6 +425,11 @@ pub struct Session {
     pad: Option<u32>,
     req: GenerateRequest,
     guard: Option<Guard>,
+    /// See [`Engine::set_guard_thread`] (always false in wasm).
+    #[cfg_attr(target_family = "wasm", allow(dead_code))]
+    guard_thread: bool,
+    /// The first forward pass, run by [`Engine::start_with_first_pass`].
+    prefetched: Option<Prefetched>,
     slots: Vec<Pos>,
     ids: Vec<u32>,
     /// Hole ranges of the prompt (one per `<|hole:N|>`).
@@ -336,6 +453,7 @@ pub struct Session {
     logprobs: HashMap<usize, f32>,
     model_ms: f64,
     guard_ms: f64,
+    guard_parallel_ms: f64,
     t0: f64,
     done: bool,
     cancelled: bool,
@@ -359,6 +477,38 @@ impl Session {
         req: &GenerateRequest,
         encoder: &dyn TextEncoder,
     ) -> Result<(Session, StartEvent)> {
+        let (mut s, start, canvas) = Session::unguarded(engine, req, encoder)?;
+        if let Some(c) = canvas {
+            s.install_guard(engine, &c)?;
+        }
+        Ok((s, start))
+    }
+
+    /// The guard's configuration for this request.
+    fn guard_config(&self) -> GuardConfig {
+        GuardConfig {
+            end_in_holes: self.req.end_in_holes,
+            ..GuardConfig::default()
+        }
+    }
+
+    /// Builds the guard over `canvas` here (on the critical path).
+    fn install_guard(&mut self, engine: &Engine, canvas: &Canvas) -> Result<()> {
+        let tp = engine.tp.clone().expect("a canvas only when enforcing");
+        let t = self.now();
+        let g = Guard::with_config(tp, canvas, &self.guard_config())
+            .map_err(|e| prompt_error(engine, &self.slots, &e))?;
+        self.guard_ms += self.now() - t;
+        self.guard = Some(g);
+        Ok(())
+    }
+
+    /// The session without its guard, and the guard's canvas when enforcing.
+    fn unguarded(
+        engine: &Engine,
+        req: &GenerateRequest,
+        encoder: &dyn TextEncoder,
+    ) -> Result<(Session, StartEvent, Option<Canvas>)> {
         req.validate()?;
         let t0 = (engine.clock)();
         let prompt = Prompt::parse(&req.prompt)?.or_continue(req.max_new);
@@ -389,19 +539,6 @@ impl Session {
             _ => Slot::Hole,
         }));
         let enforce = req.enforce && engine.tp.is_some();
-        let guard = if enforce {
-            let tp = engine.tp.clone().expect("checked");
-            let cfg = GuardConfig {
-                end_in_holes: req.end_in_holes,
-                ..GuardConfig::default()
-            };
-            Some(
-                Guard::with_config(tp, &canvas, &cfg)
-                    .map_err(|e| prompt_error(engine, &slots, &e))?,
-            )
-        } else {
-            None
-        };
         let ids: Vec<u32> = slots
             .iter()
             .map(|p| match p {
@@ -473,7 +610,9 @@ impl Session {
             },
             pad: engine.pad,
             req: req.clone(),
-            guard,
+            guard: None,
+            guard_thread: engine.guard_thread,
+            prefetched: None,
             slots,
             ids,
             hole_ranges,
@@ -494,12 +633,13 @@ impl Session {
             logprobs: HashMap::new(),
             model_ms: 0.0,
             guard_ms: 0.0,
+            guard_parallel_ms: 0.0,
             t0,
             done: holes.is_empty(),
             cancelled: false,
             max_steps,
         };
-        Ok((s, start))
+        Ok((s, start, enforce.then_some(canvas)))
     }
 
     /// Counts `ms` of logits computation done outside [`Session::step`] (a caller that
@@ -593,16 +733,15 @@ impl Session {
             guard_ms += self.now() - t;
         };
 
-        // Forward pass.
-        let t = self.now();
-        let v = src.vocab_size();
+        // Forward pass (and the guard's pending set updates on a second thread).
+        let Forward {
+            logits,
+            vocab: v,
+            model_ms,
+            guard_wait_ms,
+            guard_parallel_ms,
+        } = self.forward(src, &open)?;
         let vl = self.vocab.len();
-        if v < vl {
-            return Err(SamplerError::Source(format!(
-                "the source gives {v} logits per position, the vocabulary has {vl} tokens"
-            )));
-        }
-        let logits = src.logits(&self.ids, &open)?;
         if logits.len() != open.len() * v {
             return Err(SamplerError::Source(format!(
                 "{} logits for {} positions × {v}",
@@ -610,7 +749,8 @@ impl Session {
                 open.len()
             )));
         }
-        let model_ms = self.now() - t;
+        guard_ms += guard_wait_ms;
+        self.guard_parallel_ms += guard_parallel_ms;
         self.forward_passes += 1;
 
         // Candidates under the static exclusions (the vocabulary mask among them), then the
@@ -711,7 +851,76 @@ impl Session {
             open: open_after,
             model_ms,
             guard_ms,
+            guard_parallel_ms,
         }))
+    }
+
+    /// The logits of `open`: the prefetched first pass when it is the one asked for, else a
+    /// forward pass of `src`. With the guard thread on and something committed since the
+    /// guard last settled, the guard brings its sets up to date on a second thread during the
+    /// pass ([`Guard::settle`]), so that this step's queries find them ready.
+    fn forward(&mut self, src: &mut dyn LogitsSource, open: &[usize]) -> Result<Forward> {
+        let vl = self.vocab.len();
+        if let Some(p) = self.prefetched.take() {
+            if p.open == open {
+                if p.vocab < vl {
+                    return Err(SamplerError::Source(format!(
+                        "the source gives {} logits per position, the vocabulary has {vl} tokens",
+                        p.vocab
+                    )));
+                }
+                return Ok(Forward {
+                    logits: p.logits,
+                    vocab: p.vocab,
+                    model_ms: p.model_ms,
+                    guard_wait_ms: 0.0,
+                    guard_parallel_ms: 0.0,
+                });
+            }
+        }
+        let v = src.vocab_size();
+        if v < vl {
+            return Err(SamplerError::Source(format!(
+                "the source gives {v} logits per position, the vocabulary has {vl} tokens"
+            )));
+        }
+        let clock = self.clock;
+        #[cfg(not(target_family = "wasm"))]
+        if let Some(g) = self
+            .guard
+            .as_ref()
+            .filter(|_| self.guard_thread && self.step > 0)
+        {
+            let ids = &self.ids;
+            let (l, model_ms, wait, par) = std::thread::scope(|sc| {
+                let h = sc.spawn(move || {
+                    let t = clock();
+                    g.settle();
+                    clock() - t
+                });
+                let t = clock();
+                let l = src.logits(ids, open);
+                let ms = clock() - t;
+                let par = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (l, ms, clock() - t - ms, par)
+            });
+            return Ok(Forward {
+                logits: l?,
+                vocab: v,
+                model_ms,
+                guard_wait_ms: wait,
+                guard_parallel_ms: par,
+            });
+        }
+        let t = clock();
+        let logits = src.logits(&self.ids, open)?;
+        Ok(Forward {
+            logits,
+            vocab: v,
+            model_ms: clock() - t,
+            guard_wait_ms: 0.0,
+            guard_parallel_ms: 0.0,
+        })
     }
 }
 

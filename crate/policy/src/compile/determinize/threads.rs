@@ -110,7 +110,11 @@ impl<'a> Builder<'a> {
 
     /// Whether thread `tid` in context `ctx` completes a match whatever comes next (every
     /// byte and the end of text): a state holding it is dead.
-    pub(in crate::compile) fn is_doomed(&mut self, tid: u32, ctx: u8) -> Result<bool, CompileError> {
+    pub(in crate::compile) fn is_doomed(
+        &mut self,
+        tid: u32,
+        ctx: u8,
+    ) -> Result<bool, CompileError> {
         let t = self.threads[tid as usize];
         let a = t.alt as usize;
         let slot = tid as usize * 8 + ctx as usize;
@@ -269,7 +273,10 @@ impl<'a> Builder<'a> {
 
     /// The dominance relation of alternative `alt` (computed on first use; `None` when
     /// its NFA is too large for one).
-    pub(in crate::compile) fn dominance(&mut self, alt: u32) -> Result<Option<&Dominance>, CompileError> {
+    pub(in crate::compile) fn dominance(
+        &mut self,
+        alt: u32,
+    ) -> Result<Option<&Dominance>, CompileError> {
         if self.dom[alt as usize].is_none() {
             let d = Dominance::compute(
                 self.arena,
