@@ -1,6 +1,7 @@
 //! Prints the sizes of a policy lifted to a vocabulary.
 //!
 //! `cargo run --release -p ward-guard --example lift_stats -- [pack] [vocab size | tokenizer.json]`
+//! (env `WARD_LIFT_THREADS`: threads of the row fill, default one per core)
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,6 +86,15 @@ fn main() {
         s.index_bytes as f64 / 1048576.0,
         s.vocab_bytes as f64 / 1048576.0
     );
+    // WARD_LIFT_THREADS=n: fill every module's rows on n threads first
+    // (`TokenPolicy::prefill`; default: one per core), timed on its own.
+    let threads: usize = std::env::var("WARD_LIFT_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let t = Instant::now();
+    tp.prefill(threads);
+    println!("filled every module's rows on {threads} thread(s) in {:?}", t.elapsed());
     let t = Instant::now();
     let c0 = cpu();
     let n = tp.lift_reachable();

@@ -302,6 +302,39 @@ impl TokenPolicy {
         n
     }
 
+    /// Fills every module's token rows now, with the indexes the set steps read (first
+    /// successors, the transition table by columns), on up to `threads` threads (the
+    /// modules shared out among them, largest first): the work the first [`crate::Guard`]
+    /// would otherwise do one module after the other when it first reads them. Nothing
+    /// changes but when the rows are built (they are the same rows). With `threads <= 1`, or
+    /// in wasm, it runs on this thread.
+    pub fn prefill(&self, threads: usize) {
+        let mut order: Vec<usize> = (0..self.lifts.len()).collect();
+        order.sort_by_key(|&mi| std::cmp::Reverse(self.lifts[mi].num_states));
+        let fill = |mi: usize| {
+            self.rows(mi);
+            self.any_reps(mi);
+            self.col(mi, 0);
+        };
+        let threads = threads.clamp(1, order.len().max(1));
+        if threads == 1 || cfg!(target_family = "wasm") {
+            order.into_iter().for_each(fill);
+            return;
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..threads {
+                sc.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    match order.get(k) {
+                        Some(&mi) => fill(mi),
+                        None => break,
+                    }
+                });
+            }
+        });
+    }
+
     #[inline]
     pub(crate) fn module(&self, mi: usize) -> &Module {
         &self.policy.modules()[mi]
@@ -583,6 +616,38 @@ mod tests {
             .collect();
         let n = assert_rows_match_reference(&tp, |mi, q| all || q % 5 == 0 || q == starts[mi]);
         assert!(n > 4000, "checked {n} rows");
+    }
+
+    /// Rows filled on two threads at once (`prefill`) equal the rows the lazy fill builds,
+    /// and so do the indexes beside them, on the real python pack and 8k vocabulary.
+    #[test]
+    fn prefill_on_threads_fills_the_same_rows_and_indexes() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let policy = Arc::new(
+            ward_policy::PolicyBuilder::new()
+                .compile_path(format!("{root}/policies/python"))
+                .expect("the python pack compiles"),
+        );
+        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
+            .expect("the 8k tokenizer is in the repository");
+        let vocab = Arc::new(crate::vocab::from_tokenizer_json(&json).expect("tokenizer"));
+        let pre = TokenPolicy::new(policy.clone(), vocab.clone());
+        pre.prefill(2);
+        let lazy = TokenPolicy::new(policy, vocab);
+        for mi in 0..pre.num_modules() {
+            let (a, b) = (pre.lifts[mi].rows.get().expect("prefilled"), lazy.rows(mi));
+            assert_eq!(a.len(), b.len());
+            for (q, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x.any, y.any, "module {mi}, state {q}");
+                assert_eq!(x.viol_ranges, y.viol_ranges, "module {mi}, state {q}");
+                assert_eq!(x.viol_rules, y.viol_rules, "module {mi}, state {q}");
+            }
+            assert_eq!(pre.any_reps(mi), lazy.any_reps(mi), "module {mi}");
+            assert_eq!(pre.col(mi, 0), lazy.col(mi, 0), "module {mi}");
+            let inv = |tp: &TokenPolicy| tp.lifts[mi].inv.read().map(|v| v.clone()).unwrap();
+            assert_eq!(inv(&pre), inv(&lazy), "inverse index, module {mi}");
+        }
+        assert_eq!(pre.stats().lifted_states, lazy.stats().lifted_states);
     }
 
     /// The bulk lift equals the per-state walk on random small packs and random vocabularies
