@@ -94,7 +94,10 @@ fn main() {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let t = Instant::now();
     tp.prefill(threads);
-    println!("filled every module's rows on {threads} thread(s) in {:?}", t.elapsed());
+    println!(
+        "filled every module's rows on {threads} thread(s) in {:?}",
+        t.elapsed()
+    );
     let t = Instant::now();
     let c0 = cpu();
     let n = tp.lift_reachable();
