@@ -13,7 +13,8 @@
 //   WARD_MODEL_DIR  default model folder (default: models/ward-tiny-code)
 //   WARD_POLICIES   policy packs folder (default: policies)
 //   WARD_COMPILE_POLICY  a `ward` binary (the Makefile builds the policy-only CLI): each pack
-//                   is precompiled with `ward compile-policy` into policies/<pack>/pack.wardpol,
+//                   is precompiled with `ward compile-policy` into policies/<pack>/pack.wardpol
+//                   (and its token rows for the default model into pack.<model>.wardlift),
 //                   which the worker loads instead of compiling in wasm (seconds saved at
 //                   start); without it the packs are compiled in the browser
 // A missing wasm package is not fatal: the pages then say "the wasm package is not built".
@@ -88,7 +89,15 @@ async function compilePolicies(policies, out) {
     if (!pack.isDirectory() || !existsSync(path.join(policies, pack.name, "pack.yaml"))) continue;
     const file = path.join(out, pack.name, "pack.wardpol");
     await fs.mkdir(path.dirname(file), { recursive: true });
-    execFileSync(ward, ["compile-policy", "--policy", path.join(policies, pack.name), "-o", file], { stdio: "inherit" });
+    // And the pack's token rows for the default model's tokenizer (the lift artefact the
+    // worker loads instead of lifting: `pack.<model>.wardlift`).
+    const modelDir = path.resolve(repo, process.env.WARD_MODEL_DIR ?? "models/ward-tiny-code");
+    const lift = path.join(out, pack.name, `pack.${path.basename(modelDir)}.wardlift`);
+    execFileSync(
+      ward,
+      ["compile-policy", "--policy", path.join(policies, pack.name), "-o", file, "--lift-tokenizer", path.join(modelDir, "tokenizer.json"), "--lift-out", lift],
+      { stdio: "inherit" },
+    );
   }
   return out;
 }
@@ -112,6 +121,8 @@ async function addAssets(site, wasmDir, artefacts) {
     }
     const artefact = artefacts && path.join(artefacts, pack.name, "pack.wardpol");
     if (artefact && existsSync(artefact)) await copyFile(artefact, path.join(site, "policies", pack.name, "pack.wardpol"));
+    const lift = artefacts && path.join(artefacts, pack.name, `pack.${modelName}.wardlift`);
+    if (lift && existsSync(lift)) await copyFile(lift, path.join(site, "policies", pack.name, `pack.${modelName}.wardlift`));
   }
 }
 

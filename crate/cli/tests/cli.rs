@@ -443,3 +443,63 @@ fn compile_policy_writes_an_artefact_that_checks_like_the_pack() {
     assert!(!missing.exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn compile_policy_writes_the_lift_artefact_for_a_tokenizer() {
+    let dir = std::env::temp_dir().join(format!("ward-compile-lift-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pol, lift) = (dir.join("base.wardpol"), dir.join("base.wardlift"));
+    let tok = root().join("models/ward-tiny-code/tokenizer.json");
+    let (code, _, err) = ward(&[
+        "compile-policy",
+        "--policy",
+        "policies/base",
+        "-o",
+        pol.to_str().unwrap(),
+        "--lift-tokenizer",
+        tok.to_str().unwrap(),
+        "--lift-out",
+        lift.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("token rows of"), "{err}");
+    // It loads into the policy as the browser gets it (from the artefact) with the tokenizer.
+    let policy = std::sync::Arc::new(
+        ward_policy::CompiledPolicy::from_artefact(&std::fs::read(&pol).unwrap()).unwrap(),
+    );
+    let vocab = std::sync::Arc::new(
+        ward_guard::vocab::from_tokenizer_json(&std::fs::read_to_string(&tok).unwrap()).unwrap(),
+    );
+    let tp = ward_guard::TokenPolicy::new(policy.clone(), vocab);
+    assert_eq!(
+        tp.load_rows_artefact(&std::fs::read(&lift).unwrap()),
+        Ok(policy.modules().len())
+    );
+    // `--lift-out` without `--lift-tokenizer` is a usage error.
+    let (code, _, err) = ward(&[
+        "compile-policy",
+        "-o",
+        pol.to_str().unwrap(),
+        "--lift-out",
+        lift.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--lift-tokenizer"), "{err}");
+    // A tokenizer that does not parse: exit 2 naming the file.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{").unwrap();
+    let (code, _, err) = ward(&[
+        "compile-policy",
+        "--policy",
+        "policies/base",
+        "-o",
+        pol.to_str().unwrap(),
+        "--lift-tokenizer",
+        bad.to_str().unwrap(),
+        "--lift-out",
+        lift.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.json"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -106,5 +106,23 @@ fn main() {
         t.elapsed(),
         cpu_since(c0)
     );
+    // The lift artefact of these rows: its size, and the time to load it into a new token
+    // policy instead of building the rows.
+    let t = Instant::now();
+    let bytes = tp.rows_artefact();
+    println!(
+        "lift artefact: {} bytes, written in {:?}",
+        bytes.len(),
+        t.elapsed()
+    );
+    let fresh = ward_guard::TokenPolicy::new(tp.policy_arc(), tp.vocab_arc());
+    let t = Instant::now();
+    let n = fresh
+        .load_rows_artefact(&bytes)
+        .expect("its own artefact loads");
+    println!(
+        "loaded the rows of {n} modules from it in {:?}",
+        t.elapsed()
+    );
     println!("{:#?}", tp.stats());
 }

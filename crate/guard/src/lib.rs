@@ -42,6 +42,6 @@ pub mod vocab;
 
 pub use error::{Blame, BlameKind, Conflict, GuardError};
 pub use guard::{BlockedMass, Canvas, Guard, GuardConfig, Slot, Snapshot};
-pub use lift::{LiftStats, TokenPolicy};
+pub use lift::{LiftArtefactError, LiftStats, TokenPolicy, LIFT_FORMAT_VERSION};
 pub use mask::TokenMask;
 pub use vocab::{TokenKind, Vocab, VocabError};

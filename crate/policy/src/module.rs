@@ -161,6 +161,54 @@ impl Module {
             .unwrap_or(&[])
     }
 
+    /// A 64-bit fingerprint of everything the module decides (rules, byte classes,
+    /// transitions, start, clean ends, attributions): two modules with the same fingerprint
+    /// are, barring a hash collision, the same automaton with the same state numbering. Used
+    /// to bind data derived from a module's states (the guard's precomputed token rows) to
+    /// exactly that module. Not cryptographic (word-wise FNV-1a style mixing); about a
+    /// millisecond for the python pack's modules.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = Fingerprint::default();
+        h.word(self.rules.len() as u64);
+        for &r in &self.rules {
+            h.word(r as u64);
+        }
+        for c in self.classes.chunks(8) {
+            h.word(u64::from_le_bytes(c.try_into().expect("256 = 32 × 8")));
+        }
+        h.word(self.num_classes as u64);
+        h.word(self.trans.len() as u64);
+        for pair in self.trans.chunks(2) {
+            h.word(pair[0].0 as u64 | (pair.get(1).map_or(u32::MAX, |s| s.0) as u64) << 32);
+        }
+        h.word(self.start.0 as u64);
+        h.word(self.clean_end.len() as u64);
+        for c in self.clean_end.chunks(64) {
+            h.word(
+                c.iter()
+                    .enumerate()
+                    .fold(0u64, |w, (i, &b)| w | (b as u64) << i),
+            );
+        }
+        let mut attr: Vec<_> = self.attribution.iter().collect();
+        attr.sort_by_key(|(k, _)| **k);
+        h.word(attr.len() as u64);
+        for ((st, c), rules) in attr {
+            h.word((st.0 as u64) << 8 | *c as u64);
+            h.word(rules.len() as u64);
+            rules.iter().for_each(|&r| h.word(r as u64));
+        }
+        let mut end: Vec<_> = self.end_attribution.iter().collect();
+        end.sort_by_key(|(k, _)| **k);
+        h.word(end.len() as u64);
+        for (st, rules) in end {
+            h.word(st.0 as u64);
+            h.word(rules.len() as u64);
+            rules.iter().for_each(|&r| h.word(r as u64));
+        }
+        h.0
+    }
+
     /// Approximate heap memory of the tables, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.trans.len() * 4
@@ -169,5 +217,23 @@ impl Module {
             + self.end_attribution.len() * 40
             + self.rules.len() * 4
             + 256
+    }
+}
+
+/// Word-wise FNV-1a style mixing for [`Module::fingerprint`].
+struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
     }
 }

@@ -263,6 +263,20 @@ impl GeneratorCore {
         Ok(clock::now_ms() - t0)
     }
 
+    /// Like [`GeneratorCore::prepare`], but the token rows come from a lift artefact
+    /// (`ward compile-policy --lift-tokenizer … --lift-out …`) instead of being built. A lift
+    /// artefact of another policy, compiler version or tokenizer, of another format version,
+    /// or corrupt, is refused (`Kind::Artefact`, with the reason) and nothing is installed:
+    /// the generator stays usable, and `prepare` or `start` still build the rows.
+    pub fn prepare_with_rows(&mut self, policy: Arc<CompiledPolicy>, rows: &[u8]) -> Result<f64> {
+        let t0 = clock::now_ms();
+        if let Some(tp) = self.engine(Some(policy))?.token_policy() {
+            tp.load_rows_artefact(rows)
+                .map_err(|e| WebError::new(Kind::Artefact, e.to_string()))?;
+        }
+        Ok(clock::now_ms() - t0)
+    }
+
     /// Starts a generation (a previous one is dropped). Enforcing needs a policy. `oracle`:
     /// hole-fill text whose tokens the model is made to prefer at the hole positions in
     /// order, then the end token (the oracle adversary, as `ward generate --oracle-file`).

@@ -110,6 +110,57 @@ async fn cpu_generation_matches_native_and_is_clean() {
     console_log!("cpu: first step {first:.0} ms, whole generation {total:.0} ms");
 }
 
+/// The lift artefact of `p` for the default model's tokenizer (what `ward compile-policy
+/// --lift-tokenizer … --lift-out …` writes), built here.
+fn rows_artefact(p: &Policy) -> Vec<u8> {
+    let vocab = ward_guard::vocab::from_tokenizer_json(TOKENIZER_JSON).unwrap();
+    ward_guard::TokenPolicy::new(p.core().policy.clone(), std::sync::Arc::new(vocab))
+        .rows_artefact()
+}
+
+#[wasm_bindgen_test]
+async fn rows_from_a_lift_artefact_give_the_same_text_and_bad_ones_throw() {
+    let files = shipped_files();
+    let artefact = ward_web::policy::PolicyCore::from_files(&files, "python")
+        .unwrap()
+        .to_artefact(&files, "python");
+    let p = Policy::from_artefact(&artefact).unwrap_or_else(|e| panic!("{e:?}"));
+    let rows = rows_artefact(&p);
+    pause().await;
+    // A corrupt one and one of another policy: `artefact` errors, nothing installed.
+    let g = generator("cpu").await;
+    let mut bad = rows.clone();
+    let k = bad.len() / 2;
+    bad[k] ^= 1;
+    let Err(e) = g.prepare_with_rows(&p, &bad) else {
+        panic!("a corrupt lift artefact was accepted")
+    };
+    assert_eq!(ward_kind(&e), "artefact");
+    assert!(format!("{:?}", get(&e, "message")).contains("checksum"));
+    let base_files = js_sys::Object::new();
+    for (k, v) in &files {
+        js_sys::Reflect::set(&base_files, &k.into(), &v.into()).unwrap();
+    }
+    let base = Policy::new(base_files.into(), "base").unwrap_or_else(|e| panic!("{e:?}"));
+    let Err(e) = g.prepare_with_rows(&base, &rows) else {
+        panic!("the python pack's rows were accepted for the base pack")
+    };
+    assert_eq!(ward_kind(&e), "artefact");
+    // The right one: the same text as native.
+    let ms = g
+        .prepare_with_rows(&p, &rows)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    console_log!(
+        "cpu: rows loaded from the lift artefact ({} bytes) in {ms:.0} ms",
+        rows.len()
+    );
+    let (prompt, seed, text) = expected();
+    let (r, first, _) = run(&g, &p, request(&prompt, seed)).await;
+    assert_eq!(get(&r, "text").as_string().unwrap(), text);
+    assert_eq!(enforced_findings(&r), 0.0);
+    console_log!("cpu: first step after the loaded rows {first:.0} ms");
+}
+
 #[wasm_bindgen_test]
 async fn webgpu_generation_is_clean() {
     let p = python().await;
@@ -246,15 +297,24 @@ async fn benchmark_generate() {
     let artefact = ward_web::policy::PolicyCore::from_files(&files, "python")
         .unwrap()
         .to_artefact(&files, "python");
+    let rows = rows_artefact(&Policy::from_artefact(&artefact).unwrap());
     let (prompt, seed, _) = expected();
-    for backend in ["cpu", "webgpu"] {
+    for (backend, with_rows) in [("cpu", true), ("cpu", false), ("webgpu", false)] {
         let t0 = now();
         let p = Policy::from_artefact(&artefact).unwrap_or_else(|e| panic!("{e:?}"));
         let t_policy = now() - t0;
         let g = generator(backend).await;
         let t_model = now() - t0 - t_policy;
-        let name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
+        let mut name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
+        let t1 = now();
+        if with_rows {
+            g.prepare_with_rows(&p, &rows)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            name.push_str(" (rows from the lift artefact)");
+        }
+        let t_rows = now() - t1;
         let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
+        let first = first + t_rows;
         let t = get(&r, "timings");
         let model_ms = get(&t, "model_ms").as_f64().unwrap();
         let guard_ms = get(&t, "guard_ms").as_f64().unwrap();

@@ -117,9 +117,12 @@ export class FakeEngine implements Engine {
 
   /** Policies (by root) the engine was asked to prepare for the model. */
   prepared: string[] = [];
-  prepare(): number | null {
+  /** The lift artefact bytes each prepare got (undefined: none). */
+  preparedRows: (Uint8Array | undefined)[] = [];
+  prepare(rows?: Uint8Array): number | null {
     if (!this.model || !this.policy) return null;
     this.prepared.push(this.policy.root);
+    this.preparedRows.push(rows);
     return 1;
   }
 

@@ -48,6 +48,23 @@ describe("worker protocol", () => {
     expect(plain.worker.engine.policy!.root).toBe("inline/root/pack.yaml");
   });
 
+  it("hands the policy's lift artefact for the model to prepare when the server has one", async () => {
+    const origin = standardOrigin();
+    origin.put("/policies/python/pack.wardpol", new Uint8Array([87, 65, 82, 68, 80, 79, 76, 0, 2]));
+    const rows = new Uint8Array([87, 65, 82, 68, 76, 73, 70, 84, 1]);
+    origin.put("/policies/python/pack.tiny.wardlift", rows);
+    const { worker, client, progress } = await ready(origin);
+    expect(worker.engine.preparedRows.length).toBe(1);
+    expect([...worker.engine.preparedRows[0]!]).toEqual([...rows]);
+    expect(progress.some((p) => p.type === "progress" && p.asset === "python/pack.tiny.wardlift" && p.done)).toBe(true);
+    // A pack without one (404): the rows are built, and nothing fails.
+    await client.setPolicy({ packs: [`${ORIGIN}/policies/base/pack.yaml`] });
+    expect(worker.engine.preparedRows[1]).toBeUndefined();
+    // Without a precompiled artefact no lift artefact is fetched at all.
+    const plain = await ready();
+    expect(plain.worker.engine.preparedRows).toEqual([undefined]);
+  });
+
   it("lifts the policy for the model ahead of the first generate, at init and on a new policy", async () => {
     const { client, worker } = await ready();
     expect(worker.engine.prepared).toEqual(["policies/python/pack.yaml"]);

@@ -18,7 +18,7 @@ import type {
 import { validateCommand } from "../protocol.js";
 import { AssetError, loadAsset, sameOriginUrl } from "./assets.js";
 import { checkModelFiles, Engine, EngineLoader, ModelBytes, ModelFileError, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
-import { artefactUrl, gatherPolicy, GatheredPolicy } from "./policy-files.js";
+import { artefactUrl, gatherPolicy, GatheredPolicy, liftUrl } from "./policy-files.js";
 
 /** Where the worker runs: its origin, how it fetches and how it waits between steps. */
 export interface CoreEnv {
@@ -38,6 +38,9 @@ export class WorkerCore {
   private running: { id: number; run: Run; cancelled: boolean } | null = null;
   private lastRun: Run | null = null;
   private policyOffset = 0;
+  /** The policy last gathered and the model last loaded (for the lift artefact's URL). */
+  private gathered: GatheredPolicy | null = null;
+  private modelName: string | null = null;
 
   constructor(
     private readonly env: CoreEnv,
@@ -67,7 +70,7 @@ export class WorkerCore {
       case "set-policy": {
         const engine = this.requireEngine();
         const policy = engine.setPolicy(await this.gather(cmd.id, cmd.policy));
-        if (engine.hasModel() && !this.running) engine.prepare?.();
+        if (engine.hasModel() && !this.running) engine.prepare?.(await this.liftRows(cmd.id));
         this.post({ type: "policy", id: cmd.id, policy });
         return;
       }
@@ -118,9 +121,11 @@ export class WorkerCore {
       const loaded = await engine.loadModel(bytes, cmd.backend);
       backend = loaded.backend;
       model = { name: bytes.name, vocab_size: loaded.vocab_size ?? checked.vocab_size };
+      this.modelName = bytes.name;
     }
-    // The lift of the policy to the model's vocabulary, now rather than at the first Generate.
-    engine.prepare?.();
+    // The lift of the policy to the model's vocabulary, now rather than at the first Generate
+    // (its rows loaded from the lift artefact when the server has one for this model).
+    if (engine.hasModel()) engine.prepare?.(await this.liftRows(cmd.id));
     this.post({ type: "ready", id: cmd.id, backend, policy, model });
   }
 
@@ -130,6 +135,7 @@ export class WorkerCore {
       return new TextDecoder().decode(buf);
     });
     this.policyOffset = gathered.inlineLineOffset;
+    this.gathered = gathered;
     // A precompiled artefact next to the root pack, when the server has one; none (404) or
     // one that cannot be fetched means compiling, which is always correct.
     const au = artefactUrl(gathered, this.env.base);
@@ -141,6 +147,24 @@ export class WorkerCore {
       }
     }
     return gathered;
+  }
+
+  /**
+   * The lift artefact of the current policy for the current model, when the server has one
+   * (only next to a precompiled artefact that was used); none (404) or one that cannot be
+   * fetched means building the rows, which is always correct.
+   */
+  private async liftRows(id: number): Promise<Uint8Array | undefined> {
+    const g = this.gathered;
+    if (!g?.artefact || !this.modelName) return undefined;
+    const u = liftUrl(g, this.modelName, this.env.base);
+    if (!u || u.origin !== this.env.origin) return undefined;
+    try {
+      return new Uint8Array(await this.policyAsset(id, u));
+    } catch (e) {
+      if (!(e instanceof AssetError)) throw e;
+      return undefined;
+    }
   }
 
   /** A policy file (pack or artefact), with progress named `<pack folder>/<file>`. */

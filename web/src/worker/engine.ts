@@ -82,9 +82,12 @@ export interface Engine {
   /**
    * Does now the per-policy work the first generation would do (the lift of the current
    * policy to the model's vocabulary); milliseconds taken, or null when there is nothing to
-   * prepare (no model, no policy, or a wasm build without it).
+   * prepare (no model, no policy, or a wasm build without it). `rows`: the policy's lift
+   * artefact for this model (`ward compile-policy --lift-tokenizer … --lift-out …`), loaded
+   * instead of building the rows when it fits; one that does not (another policy, compiler
+   * or tokenizer) is set aside and the rows are built, which is always correct.
    */
-  prepare?(): number | null;
+  prepare?(rows?: Uint8Array): number | null;
   /** True when this wasm build can generate at all (has the `Generator`). */
   canGenerate(): boolean;
   /**

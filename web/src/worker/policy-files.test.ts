@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { artefactUrl, gatherPolicy, INLINE_PACK, parseExtends, relativePath, ROOT_PACK } from "./policy-files.js";
+import { artefactUrl, gatherPolicy, liftUrl, INLINE_PACK, parseExtends, relativePath, ROOT_PACK } from "./policy-files.js";
 
 const files: Record<string, string> = {
   "/policies/base/pack.yaml": "pack: base\nrules: []\n",
@@ -55,5 +55,13 @@ describe("relativePath", () => {
     expect(artefactUrl(g("docs/p/app.yml"), BASE)?.pathname).toBe("/docs/p/app.wardpol");
     expect(artefactUrl(g("inline/root/pack.yaml"), BASE)).toBeNull();
     expect(artefactUrl(g("inline/custom/pack.yaml"), BASE)).toBeNull();
+  });
+
+  it("names the lift artefact per model next to the artefact, and none for odd model names", () => {
+    const g = (root: string) => ({ files: {}, root, inlineLineOffset: 0 });
+    expect(liftUrl(g("policies/python/pack.yaml"), "ward-tiny-code", BASE)?.pathname).toBe("/policies/python/pack.ward-tiny-code.wardlift");
+    expect(liftUrl(g("inline/root/pack.yaml"), "ward-tiny-code", BASE)).toBeNull();
+    expect(liftUrl(g("policies/python/pack.yaml"), "../x", BASE)).toBeNull();
+    expect(liftUrl(g("policies/python/pack.yaml"), "a/b", BASE)).toBeNull();
   });
 });

@@ -102,6 +102,18 @@ export function artefactUrl(gathered: GatheredPolicy, base: string): URL | null 
 }
 
 /**
+ * The URL of the lift artefact (the policy's token rows for one model's tokenizer, `ward
+ * compile-policy --lift-tokenizer … --lift-out …`) that may sit next to the precompiled
+ * artefact: `policies/python/pack.yaml` and model `ward-tiny-code` →
+ * `/policies/python/pack.ward-tiny-code.wardlift`; null where there is no artefact URL.
+ */
+export function liftUrl(gathered: GatheredPolicy, model: string, base: string): URL | null {
+  const a = artefactUrl(gathered, base);
+  if (!a || !/^[A-Za-z0-9._-]+$/.test(model)) return null;
+  return new URL(a.pathname.replace(/\.wardpol$/, `.${model}.wardlift`), a);
+}
+
+/**
  * Gathers every file a policy source needs. Cycles and repeated packs are fetched once;
  * more than 64 files is refused (a runaway `extends` chain).
  */

@@ -79,4 +79,41 @@ describe("wasm adapter", () => {
     expect(none.artefactNote).toBeUndefined();
     expect(made).toEqual([`artefact ${root}`, `compiled ${root}`, `compiled ${root}`]);
   });
+
+  it("prepares from a fitting lift artefact, and builds the rows (saying why) when the wasm refuses one", async () => {
+    const calls: string[] = [];
+    class FakePolicy {
+      constructor() {}
+      explain() {
+        return { pack: "python", rules: [], stats: { compile_ms: 1, modules: [] } };
+      }
+      check() {
+        return [];
+      }
+    }
+    const gen = {
+      backend: () => ({ backend: "cpu" }),
+      prepare: () => (calls.push("built"), 7),
+      prepareWithRows: (_p: unknown, rows: Uint8Array) => {
+        if (rows[0] !== 1) throw Object.assign(new Error("lift artefact: built for another vocabulary (tokenizer): rebuild it for this tokenizer"), { name: "WardError", kind: "artefact" });
+        calls.push("loaded");
+        return 2;
+      },
+      start: () => ({}),
+      startWithoutPolicy: () => ({}),
+      step: () => undefined,
+      cancel: () => {},
+      result: () => ({}),
+      sarif: () => "",
+    };
+    const engine = new WasmEngine({ default: async () => undefined, Policy: FakePolicy as never, Generator: { create: async () => gen } as never });
+    engine.setPolicy({ files: { "policies/python/pack.yaml": "" }, root: "policies/python/pack.yaml", inlineLineOffset: 0 });
+    await engine.loadModel({ name: "m", config: new Uint8Array(), weights: new Uint8Array(), tokenizer: new Uint8Array() }, "cpu");
+    expect(engine.prepare(new Uint8Array([1]))).toBe(2);
+    expect(engine.rowsNote).toBeNull();
+    expect(engine.prepare(new Uint8Array([2]))).toBe(7);
+    expect(engine.rowsNote).toContain("lift artefact not used: lift artefact: built for another vocabulary");
+    expect(engine.prepare()).toBe(7);
+    expect(calls).toEqual(["loaded", "built", "built"]);
+  });
 });

@@ -51,6 +51,8 @@ interface WasmGenerator {
   backend(): unknown;
   /** Lifts `policy` to the model's vocabulary ahead of the first start (ms taken). */
   prepare?(policy: WasmPolicy): number;
+  /** The same with the rows loaded from a lift artefact (throws `kind: "artefact"` when it does not fit). */
+  prepareWithRows?(policy: WasmPolicy, rows: Uint8Array): number;
   /** Enforces `policy` when `request.enforce`; it also re-scans the output for the certificate. */
   start(policy: WasmPolicy, request: unknown, oracle?: string): unknown;
   /** No policy at all (`request.enforce` must be false). */
@@ -299,10 +301,24 @@ export class WasmEngine implements Engine {
     return this.generator !== null;
   }
 
-  prepare(): number | null {
+  /** Why the last lift artefact was set aside (null: it was used, or there was none). */
+  rowsNote: string | null = null;
+
+  prepare(rows?: Uint8Array): number | null {
     const g = this.generator;
     const p = this.policy;
     if (!g || !p || typeof g.prepare !== "function") return null;
+    this.rowsNote = null;
+    if (rows && typeof g.prepareWithRows === "function") {
+      try {
+        return g.prepareWithRows(p, rows);
+      } catch (e) {
+        const err = jsError(e);
+        if (err instanceof WasmCrashError) throw err;
+        // Not this policy's or this tokenizer's rows: build them instead.
+        this.rowsNote = `lift artefact not used: ${err.message}`;
+      }
+    }
     return guard(() => g.prepare!(p));
   }
 

@@ -21,8 +21,11 @@ use crate::mask::{states, TokenMask};
 use crate::sets::FxHasher;
 use crate::vocab::{TokenKind, Vocab};
 
+mod artefact;
 mod rows;
 mod trie;
+
+pub use artefact::{LiftArtefactError, LIFT_FORMAT_VERSION};
 
 use rows::{StateRow, SubWalk, SMALL_SUBTREE};
 use trie::{TokenDag, TokenTrie};
@@ -225,6 +228,16 @@ impl TokenPolicy {
         &self.vocab
     }
 
+    /// The compiled policy, shared.
+    pub fn policy_arc(&self) -> Arc<CompiledPolicy> {
+        self.policy.clone()
+    }
+
+    /// The vocabulary, shared.
+    pub fn vocab_arc(&self) -> Arc<Vocab> {
+        self.vocab.clone()
+    }
+
     /// The vocabulary mask (level 1): tokens that no module forbids from every live state.
     /// A token outside it can only ever be placed after the end of the text.
     pub fn vocab_mask(&self) -> &TokenMask {
@@ -395,6 +408,30 @@ impl TokenPolicy {
         let l = &self.lifts[mi];
         l.rows.get_or_init(|| {
             let rows = self.bulk_rows(mi);
+            Self::index_rows(l, &rows);
+            rows
+        })
+    }
+
+    /// Makes `rows` module `mi`'s rows unless they are filled already (then returns false
+    /// and changes nothing). Like [`TokenPolicy::rows`], the rows and their indexes become
+    /// visible to other threads at once.
+    fn install_rows(&self, mi: usize, rows: Vec<StateRow>) -> bool {
+        let l = &self.lifts[mi];
+        let mut given = Some(rows);
+        let mut used = false;
+        l.rows.get_or_init(|| {
+            used = true;
+            let rows = given.take().expect("called once");
+            Self::index_rows(l, &rows);
+            rows
+        });
+        used
+    }
+
+    /// The inverse index and the state bitsets of a module's rows.
+    fn index_rows(l: &ModuleLift, rows: &[StateRow]) {
+        {
             if let Ok(mut inv) = l.inv.write() {
                 for (q, row) in rows.iter().enumerate() {
                     for &r in &row.any {
@@ -415,8 +452,7 @@ impl TokenPolicy {
                 };
                 bits[q / 64].fetch_or(1 << (q % 64), Ordering::Release);
             }
-            rows
-        })
+        }
     }
 
     /// The state after token `t` from state `q` (`num_states` is the end pseudo-state;
