@@ -286,49 +286,73 @@ async fn bad_inputs_are_ward_errors_and_the_generator_stays_usable() {
     assert!(g.step().await.unwrap().is_undefined());
 }
 
-#[wasm_bindgen_test]
-#[ignore = "a benchmark: crate/web/scripts/test-browser.sh --features model --test model -- --include-ignored --nocapture"]
-async fn benchmark_generate() {
-    // The figures of `ward bench generate` for the backends here, and the start-up a user
-    // waits for once the assets are in memory: the python pack from its artefact, the model
-    // from bytes, then start (the engine: the policy lifted to the vocabulary) and the first
-    // step. Same request as tests/data/expected_cpu.json (16 tokens, 8 steps).
-    let files = shipped_files();
-    let artefact = ward_web::policy::PolicyCore::from_files(&files, "python")
-        .unwrap()
-        .to_artefact(&files, "python");
-    let rows = rows_artefact(&Policy::from_artefact(&artefact).unwrap());
+/// One benchmark round on `backend`: the start-up a user waits for once the assets are in
+/// memory (the python pack from its artefact, the model from bytes, with `rows` the token
+/// rows from the lift artefact, then start and the first step), then the whole generation
+/// and a second one. Same request as tests/data/expected_cpu.json (16 tokens, 8 steps).
+async fn bench(backend: &str, artefact: &[u8], rows: Option<&[u8]>) {
     let (prompt, seed, _) = expected();
-    for (backend, with_rows) in [("cpu", true), ("cpu", false), ("webgpu", false)] {
-        let t0 = now();
-        let p = Policy::from_artefact(&artefact).unwrap_or_else(|e| panic!("{e:?}"));
-        let t_policy = now() - t0;
-        let g = generator(backend).await;
-        let t_model = now() - t0 - t_policy;
-        let mut name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
-        let t1 = now();
-        if with_rows {
-            g.prepare_with_rows(&p, &rows)
-                .unwrap_or_else(|e| panic!("{e:?}"));
-            name.push_str(" (rows from the lift artefact)");
-        }
-        let t_rows = now() - t1;
-        let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
-        let first = first + t_rows;
-        let t = get(&r, "timings");
-        let model_ms = get(&t, "model_ms").as_f64().unwrap();
-        let guard_ms = get(&t, "guard_ms").as_f64().unwrap();
-        let tokens = get(&r, "tokens").as_f64().unwrap();
-        console_log!(
-            "bench {name}: artefact load {t_policy:.0} ms, model load {t_model:.0} ms, start + first step {first:.0} ms (bytes to first step {:.0} ms); {tokens} tokens in {total:.0} ms ({:.1} tokens/s), model {model_ms:.0} ms, guard {guard_ms:.0} ms (overhead {:.3})",
-            t_policy + t_model + first,
-            tokens / (total / 1e3),
-            guard_ms / model_ms.max(1e-9)
-        );
-        // A second generation on the same generator and policy: the engine is kept.
-        let (_, first2, total2) = run(&g, &p, request(&prompt, seed)).await;
-        console_log!("bench {name}: second generation: first step {first2:.0} ms, {tokens} tokens in {total2:.0} ms ({:.1} tokens/s)", tokens / (total2 / 1e3));
+    let t0 = now();
+    let p = Policy::from_artefact(artefact).unwrap_or_else(|e| panic!("{e:?}"));
+    let t_policy = now() - t0;
+    let g = generator(backend).await;
+    let t_model = now() - t0 - t_policy;
+    let mut name = get(&g.backend().unwrap(), "backend").as_string().unwrap();
+    let t1 = now();
+    if let Some(rows) = rows {
+        g.prepare_with_rows(&p, rows)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        name.push_str(" (rows from the lift artefact)");
     }
+    let t_rows = now() - t1;
+    let (r, first, total) = run(&g, &p, request(&prompt, seed)).await;
+    let first = first + t_rows;
+    let t = get(&r, "timings");
+    let model_ms = get(&t, "model_ms").as_f64().unwrap();
+    let guard_ms = get(&t, "guard_ms").as_f64().unwrap();
+    let tokens = get(&r, "tokens").as_f64().unwrap();
+    console_log!(
+        "bench {name}: artefact load {t_policy:.0} ms, model load {t_model:.0} ms, start + first step {first:.0} ms (rows {t_rows:.0} ms; bytes to first step {:.0} ms); {tokens} tokens in {total:.0} ms ({:.1} tokens/s), model {model_ms:.0} ms, guard {guard_ms:.0} ms (overhead {:.3})",
+        t_policy + t_model + first,
+        tokens / (total / 1e3),
+        guard_ms / model_ms.max(1e-9)
+    );
+    // A second generation on the same generator and policy: the engine is kept.
+    let (_, first2, total2) = run(&g, &p, request(&prompt, seed)).await;
+    console_log!("bench {name}: second generation: first step {first2:.0} ms, {tokens} tokens in {total2:.0} ms ({:.1} tokens/s)", tokens / (total2 / 1e3));
+}
+
+/// The python pack compiled here and its artefact (compiling it does not run the artefact
+/// loader, so that the benchmark's load is its first).
+fn python_artefact() -> (ward_web::policy::PolicyCore, Vec<u8>) {
+    let files = shipped_files();
+    let core = ward_web::policy::PolicyCore::from_files(&files, "python").unwrap();
+    let artefact = core.to_artefact(&files, "python");
+    (core, artefact)
+}
+
+#[wasm_bindgen_test]
+#[ignore = "a benchmark: crate/web/scripts/test-browser.sh --features model --test model -- --include-ignored --nocapture benchmark_generate"]
+async fn benchmark_generate() {
+    // The figures of `ward bench generate` for the backends here; the token rows are built
+    // by the first start (the lift), as for a policy without a lift artefact.
+    let (_, artefact) = python_artefact();
+    for backend in ["cpu", "webgpu"] {
+        bench(backend, &artefact, None).await;
+    }
+}
+
+#[wasm_bindgen_test]
+#[ignore = "a benchmark: crate/web/scripts/test-browser.sh --features model --test model -- --include-ignored --nocapture benchmark_lift_rows"]
+async fn benchmark_lift_rows() {
+    // The same on the CPU with the rows loaded from the lift artefact (what the web app does
+    // with `pack.<model>.wardlift`), built here from the policy compiled from the same files
+    // (the same modules as the artefact's).
+    let (core, artefact) = python_artefact();
+    let vocab = ward_guard::vocab::from_tokenizer_json(TOKENIZER_JSON).unwrap();
+    let rows = ward_guard::TokenPolicy::new(core.policy.clone(), std::sync::Arc::new(vocab))
+        .rows_artefact();
+    bench("cpu", &artefact, Some(&rows)).await;
 }
 
 #[wasm_bindgen_test]
