@@ -171,6 +171,44 @@ fn commit_distribution(
     )
 }
 
+/// Per committed token as the sampler's critical path sees it: `per_step` holes committed
+/// per step, then `Guard::settle` between steps *off the clock* (the sampler runs it on a
+/// second thread during the model's forward pass, natively). Returns that distribution and
+/// the settle times per step, which are real work, only elsewhere.
+fn settled_distribution(
+    g: &mut Guard,
+    start: &ward_guard::Snapshot,
+    rng: &mut Rng,
+    vlen: usize,
+    gens: usize,
+    per_step: usize,
+) -> (Dist, Dist) {
+    let (mut samples, mut settles) = (Vec::new(), Vec::new());
+    for _ in 0..gens {
+        g.restore(start).unwrap();
+        for step in shuffled_holes(g, rng).chunks(per_step) {
+            let t = Instant::now();
+            g.settle();
+            settles.push(t.elapsed());
+            for &h in step {
+                let t = Instant::now();
+                commit_op(g, h, rng, vlen);
+                samples.push(t.elapsed());
+            }
+        }
+    }
+    let dist = |mut v: Vec<Duration>| {
+        v.sort();
+        Dist(
+            v[v.len() / 2],
+            v[v.len() * 9 / 10],
+            v[v.len() * 99 / 100],
+            v[v.len() - 1],
+        )
+    };
+    (dist(samples), dist(settles))
+}
+
 fn bench_vocab(
     c: &mut Criterion,
     policy: &Arc<ward_policy::CompiledPolicy>,
@@ -199,6 +237,10 @@ fn bench_vocab(
     // Per-commit distribution over full generations (printed: median and p90), then criterion.
     let d = commit_distribution(&mut g, &start, &mut rng, vlen, 5);
     println!("[{label}] per committed token over 5 random-order generations: {d}");
+    let (d, settle) = settled_distribution(&mut g, &start, &mut rng, vlen, 5, 4);
+    println!(
+        "[{label}] the same, 4 commits per step with Guard::settle between steps off the clock (the sampler's critical path): {d}; settle per step: {settle}"
+    );
 
     // The same distribution with end tokens refused at holes (`end_in_holes: false`, what a
     // sampler that never ends the text inside a hole uses): no hole can be skipped by ending

@@ -292,18 +292,8 @@ impl TokenPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lift::tests::python_and_8k;
     use crate::{Canvas, Guard, Slot};
-
-    fn python_and_8k() -> (Arc<CompiledPolicy>, Arc<Vocab>) {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let policy = ward_policy::PolicyBuilder::new()
-            .compile_path(format!("{root}/policies/python"))
-            .expect("the python pack compiles");
-        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
-            .expect("the 8k tokenizer is in the repository");
-        let vocab = crate::vocab::from_tokenizer_json(&json).expect("tokenizer");
-        (Arc::new(policy), Arc::new(vocab))
-    }
 
     fn assert_same_rows(a: &TokenPolicy, b: &TokenPolicy) {
         for mi in 0..a.num_modules() {

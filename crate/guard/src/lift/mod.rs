@@ -605,6 +605,18 @@ impl std::fmt::Debug for TokenPolicy {
 mod tests {
     use super::*;
 
+    /// The shipped python pack and the default model's 8k vocabulary.
+    pub(super) fn python_and_8k() -> (Arc<CompiledPolicy>, Arc<Vocab>) {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let policy = ward_policy::PolicyBuilder::new()
+            .compile_path(format!("{root}/policies/python"))
+            .expect("the python pack compiles");
+        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
+            .expect("the 8k tokenizer is in the repository");
+        let vocab = crate::vocab::from_tokenizer_json(&json).expect("tokenizer");
+        (Arc::new(policy), Arc::new(vocab))
+    }
+
     /// Asserts that every row of `tp` built by the bulk lift equals the row built by the walk
     /// of that one state ([`TokenPolicy::walk_row`]), for the states `pick` selects.
     fn assert_rows_match_reference(tp: &TokenPolicy, pick: impl Fn(usize, usize) -> bool) -> usize {
@@ -635,14 +647,8 @@ mod tests {
     /// `WARD_LIFT_ALL_STATES=1`, best in release).
     #[test]
     fn bulk_rows_equal_walk_rows_on_the_python_pack() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let policy = ward_policy::PolicyBuilder::new()
-            .compile_path(format!("{root}/policies/python"))
-            .expect("the python pack compiles");
-        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
-            .expect("the 8k tokenizer is in the repository");
-        let vocab = crate::vocab::from_tokenizer_json(&json).expect("tokenizer");
-        let tp = TokenPolicy::new(Arc::new(policy), Arc::new(vocab));
+        let (policy, vocab) = python_and_8k();
+        let tp = TokenPolicy::new(policy, vocab);
         let all = std::env::var_os("WARD_LIFT_ALL_STATES").is_some();
         let starts: Vec<usize> = tp
             .policy
@@ -658,15 +664,7 @@ mod tests {
     /// and so do the indexes beside them, on the real python pack and 8k vocabulary.
     #[test]
     fn prefill_on_threads_fills_the_same_rows_and_indexes() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let policy = Arc::new(
-            ward_policy::PolicyBuilder::new()
-                .compile_path(format!("{root}/policies/python"))
-                .expect("the python pack compiles"),
-        );
-        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
-            .expect("the 8k tokenizer is in the repository");
-        let vocab = Arc::new(crate::vocab::from_tokenizer_json(&json).expect("tokenizer"));
+        let (policy, vocab) = python_and_8k();
         let pre = TokenPolicy::new(policy.clone(), vocab.clone());
         pre.prefill(2);
         let lazy = TokenPolicy::new(policy, vocab);
