@@ -223,6 +223,14 @@ export interface PolicyInfo {
   loadMs?: number;
   /** Why an artefact that was there was not used (stale, corrupt, another version). */
   artefactNote?: string;
+  /**
+   * With a model: where the policy's token rows for it came from (`artefact`: the lift
+   * artefact `pack.<model>.wardlift` loaded; `built`: lifted in the worker), the
+   * milliseconds that took, and why a lift artefact that was there was not used.
+   */
+  rows?: "artefact" | "built";
+  rowsMs?: number;
+  rowsNote?: string;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { WorkerLike } from "../client.js";
 import type { BackendChoice, Finding, GenerateRequest, GenerationResult, PolicyInfo, StartEvent, StepEvent, WorkerReport } from "../protocol.js";
 import { holeSizes } from "../protocol.js";
 import { WorkerCore } from "../worker/core.js";
-import type { Engine, ModelBytes, Run } from "../worker/engine.js";
+import type { Engine, ModelBytes, PrepareInfo, Run } from "../worker/engine.js";
 import { PolicyCompileError } from "../worker/engine.js";
 import type { GatheredPolicy } from "../worker/policy-files.js";
 
@@ -119,11 +119,11 @@ export class FakeEngine implements Engine {
   prepared: string[] = [];
   /** The lift artefact bytes each prepare got (undefined: none). */
   preparedRows: (Uint8Array | undefined)[] = [];
-  prepare(rows?: Uint8Array): number | null {
+  prepare(rows?: Uint8Array): PrepareInfo | null {
     if (!this.model || !this.policy) return null;
     this.prepared.push(this.policy.root);
     this.preparedRows.push(rows);
-    return 1;
+    return rows ? { ms: 0.5, rows: "artefact" } : { ms: 1, rows: "built" };
   }
 
   /** Set false to stand in for the policy-only build. */

@@ -53,13 +53,16 @@ describe("worker protocol", () => {
     origin.put("/policies/python/pack.wardpol", new Uint8Array([87, 65, 82, 68, 80, 79, 76, 0, 2]));
     const rows = new Uint8Array([87, 65, 82, 68, 76, 73, 70, 84, 1]);
     origin.put("/policies/python/pack.tiny.wardlift", rows);
-    const { worker, client, progress } = await ready(origin);
+    const { worker, client, progress, ready: r } = await ready(origin);
+    expect(r.policy.rows).toBe("artefact");
+    expect(r.policy.text).toContain("token rows loaded from the lift artefact");
     expect(worker.engine.preparedRows.length).toBe(1);
     expect([...worker.engine.preparedRows[0]!]).toEqual([...rows]);
     expect(progress.some((p) => p.type === "progress" && p.asset === "python/pack.tiny.wardlift" && p.done)).toBe(true);
     // A pack without one (404): the rows are built, and nothing fails.
-    await client.setPolicy({ packs: [`${ORIGIN}/policies/base/pack.yaml`] });
+    const base = await client.setPolicy({ packs: [`${ORIGIN}/policies/base/pack.yaml`] });
     expect(worker.engine.preparedRows[1]).toBeUndefined();
+    expect(base.rows).toBe("built");
     // Without a precompiled artefact no lift artefact is fetched at all.
     const plain = await ready();
     expect(plain.worker.engine.preparedRows).toEqual([undefined]);

@@ -11,14 +11,28 @@ import type {
   GenerateCommand,
   InitCommand,
   ModelSource,
+  PolicyInfo,
   PolicySource,
   WorkerCommand,
   WorkerReport,
 } from "../protocol.js";
 import { validateCommand } from "../protocol.js";
 import { AssetError, loadAsset, sameOriginUrl } from "./assets.js";
-import { checkModelFiles, Engine, EngineLoader, ModelBytes, ModelFileError, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
+import { checkModelFiles, Engine, EngineLoader, ModelBytes, ModelFileError, PolicyCompileError, PrepareInfo, Run, WasmUnavailableError } from "./engine.js";
 import { artefactUrl, gatherPolicy, GatheredPolicy, liftUrl } from "./policy-files.js";
+
+/** Adds what `prepare` did (where the token rows came from, and how long) to the policy's description. */
+function notePrepared(policy: PolicyInfo, prep: PrepareInfo | null | undefined): void {
+  if (!prep) return;
+  policy.rows = prep.rows;
+  policy.rowsMs = prep.ms;
+  if (prep.note) policy.rowsNote = prep.note;
+  const line =
+    prep.rows === "artefact"
+      ? `token rows loaded from the lift artefact in ${prep.ms.toFixed(1)} ms`
+      : `token rows built in ${prep.ms.toFixed(1)} ms${prep.note ? ` (${prep.note})` : ""}`;
+  policy.text = policy.text ? `${policy.text}\n${line}` : line;
+}
 
 /** Where the worker runs: its origin, how it fetches and how it waits between steps. */
 export interface CoreEnv {
@@ -70,7 +84,7 @@ export class WorkerCore {
       case "set-policy": {
         const engine = this.requireEngine();
         const policy = engine.setPolicy(await this.gather(cmd.id, cmd.policy));
-        if (engine.hasModel() && !this.running) engine.prepare?.(await this.liftRows(cmd.id));
+        if (engine.hasModel() && !this.running) notePrepared(policy, engine.prepare?.(await this.liftRows(cmd.id)));
         this.post({ type: "policy", id: cmd.id, policy });
         return;
       }
@@ -125,7 +139,7 @@ export class WorkerCore {
     }
     // The lift of the policy to the model's vocabulary, now rather than at the first Generate
     // (its rows loaded from the lift artefact when the server has one for this model).
-    if (engine.hasModel()) engine.prepare?.(await this.liftRows(cmd.id));
+    if (engine.hasModel()) notePrepared(policy, engine.prepare?.(await this.liftRows(cmd.id)));
     this.post({ type: "ready", id: cmd.id, backend, policy, model });
   }
 

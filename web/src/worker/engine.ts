@@ -69,6 +69,14 @@ export interface Run {
   sarif(): string;
 }
 
+/** What `Engine.prepare` did: the milliseconds, and whether the rows came from a lift artefact. */
+export interface PrepareInfo {
+  ms: number;
+  rows: "artefact" | "built";
+  /** Why a lift artefact that was there was not used. */
+  note?: string;
+}
+
 /** The wasm module, loaded. */
 export interface Engine {
   /** Compiles a policy (replacing the current one) and describes it. */
@@ -87,7 +95,7 @@ export interface Engine {
    * instead of building the rows when it fits; one that does not (another policy, compiler
    * or tokenizer) is set aside and the rows are built, which is always correct.
    */
-  prepare?(rows?: Uint8Array): number | null;
+  prepare?(rows?: Uint8Array): PrepareInfo | null;
   /** True when this wasm build can generate at all (has the `Generator`). */
   canGenerate(): boolean;
   /**

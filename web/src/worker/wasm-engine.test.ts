@@ -109,11 +109,11 @@ describe("wasm adapter", () => {
     const engine = new WasmEngine({ default: async () => undefined, Policy: FakePolicy as never, Generator: { create: async () => gen } as never });
     engine.setPolicy({ files: { "policies/python/pack.yaml": "" }, root: "policies/python/pack.yaml", inlineLineOffset: 0 });
     await engine.loadModel({ name: "m", config: new Uint8Array(), weights: new Uint8Array(), tokenizer: new Uint8Array() }, "cpu");
-    expect(engine.prepare(new Uint8Array([1]))).toBe(2);
-    expect(engine.rowsNote).toBeNull();
-    expect(engine.prepare(new Uint8Array([2]))).toBe(7);
-    expect(engine.rowsNote).toContain("lift artefact not used: lift artefact: built for another vocabulary");
-    expect(engine.prepare()).toBe(7);
+    expect(engine.prepare(new Uint8Array([1]))).toEqual({ ms: 2, rows: "artefact" });
+    const refused = engine.prepare(new Uint8Array([2]));
+    expect(refused).toMatchObject({ ms: 7, rows: "built" });
+    expect(refused?.note).toContain("lift artefact not used: lift artefact: built for another vocabulary");
+    expect(engine.prepare()).toEqual({ ms: 7, rows: "built" });
     expect(calls).toEqual(["loaded", "built", "built"]);
   });
 });

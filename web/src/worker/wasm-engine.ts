@@ -10,7 +10,7 @@
 
 import type { BackendChoice, BackendReport, Finding, GenerateRequest, GenerationResult, PolicyErrorInfo, PolicyInfo, RuleInfo, StartEvent, StepEvent } from "../protocol.js";
 import { loadAsset } from "./assets.js";
-import { Engine, EngineLoader, ModelBytes, PolicyCompileError, Run, WasmUnavailableError } from "./engine.js";
+import { Engine, EngineLoader, ModelBytes, PolicyCompileError, PrepareInfo, Run, WasmUnavailableError } from "./engine.js";
 import type { GatheredPolicy } from "./policy-files.js";
 
 /** File name of the wasm-bindgen glue inside the package folder. */
@@ -301,25 +301,23 @@ export class WasmEngine implements Engine {
     return this.generator !== null;
   }
 
-  /** Why the last lift artefact was set aside (null: it was used, or there was none). */
-  rowsNote: string | null = null;
-
-  prepare(rows?: Uint8Array): number | null {
+  prepare(rows?: Uint8Array): PrepareInfo | null {
     const g = this.generator;
     const p = this.policy;
     if (!g || !p || typeof g.prepare !== "function") return null;
-    this.rowsNote = null;
+    let note: string | undefined;
     if (rows && typeof g.prepareWithRows === "function") {
       try {
-        return g.prepareWithRows(p, rows);
+        return { ms: g.prepareWithRows(p, rows), rows: "artefact" };
       } catch (e) {
         const err = jsError(e);
         if (err instanceof WasmCrashError) throw err;
         // Not this policy's or this tokenizer's rows: build them instead.
-        this.rowsNote = `lift artefact not used: ${err.message}`;
+        note = `lift artefact not used: ${err.message}`;
       }
     }
-    return guard(() => g.prepare!(p));
+    const ms = guard(() => g.prepare!(p));
+    return note === undefined ? { ms, rows: "built" } : { ms, rows: "built", note };
   }
 
   canGenerate(): boolean {

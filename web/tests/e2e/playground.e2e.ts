@@ -182,6 +182,9 @@ describe.skipIf(!hasWasm)("policy in the browser (wasm)", () => {
     const effective = (await page.locator("#effective").textContent()) ?? "";
     expect(effective, effective).toContain("loaded from the precompiled artefact");
     expect(effective).not.toContain("artefact not used");
+    // And its token rows for the default model from the lift artefact beside it
+    // (`pack.ward-tiny-code.wardlift`), not lifted in the worker.
+    expect(effective, effective).toContain("token rows loaded from the lift artefact");
     // The effective policy's digest, the one the certificate names.
     await expect(page.locator("#policy-digest").textContent()).resolves.toMatch(/^sha256:[0-9a-f]{64}$/);
     // Paste insecure code into the editor: the finding is listed and underlined.
