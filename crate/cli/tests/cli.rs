@@ -214,6 +214,46 @@ mod generate {
     use super::*;
 
     #[test]
+    fn lift_rows_are_written_once_then_loaded_and_a_bad_cache_is_rebuilt() {
+        let dir = std::env::temp_dir().join(format!("ward-lift-rows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cache = dir.join("python.wardlift");
+        let args = |c: &std::path::Path| {
+            vec![
+                "generate".to_string(),
+                "--prompt".into(),
+                "x = <|hole:4|>\n".into(),
+                "--seed".into(),
+                "2".into(),
+                "--lift-rows".into(),
+                c.to_str().unwrap().to_string(),
+            ]
+        };
+        let run = |c: &std::path::Path| {
+            let a = args(c);
+            ward(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let (code, first, err) = run(&cache);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("built the token rows and wrote them"), "{err}");
+        let bytes = std::fs::read(&cache).unwrap();
+        assert_eq!(&bytes[..8], b"WARDLIFT");
+        // Loaded the second time: nothing built, the same text.
+        let (code, second, err) = run(&cache);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("built the token rows"), "{err}");
+        assert_eq!(first, second);
+        // A file that is not a lift artefact is replaced, saying why.
+        std::fs::write(&cache, b"not rows").unwrap();
+        let (code, third, err) = run(&cache);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("not a lift artefact"), "{err}");
+        assert_eq!(first, third);
+        assert_eq!(std::fs::read(&cache).unwrap(), bytes);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn text_format_prints_exactly_the_filled_prompt() {
         let prompt = "def f(x):\n    <|hole:6|>\n\nprint(f(2))\n";
         let (code, out, err) = ward(&["generate", "--prompt", prompt, "--steps", "3"]);

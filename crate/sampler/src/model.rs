@@ -248,6 +248,18 @@ impl LoadedModel {
     pub fn engine(&self, policy: Option<Arc<CompiledPolicy>>) -> Result<Engine> {
         Engine::new(self.vocab.clone(), policy, self.special, self.info.clone())
     }
+
+    /// An engine for this model enforcing `tp` (a policy already lifted to this model's
+    /// vocabulary, e.g. with its rows loaded from a lift artefact).
+    pub fn engine_with(&self, tp: Arc<ward_guard::TokenPolicy>) -> Result<Engine> {
+        Engine::with_token_policy(
+            self.vocab.clone(),
+            Some(tp.policy_arc()),
+            Some(tp),
+            self.special,
+            self.info.clone(),
+        )
+    }
 }
 
 /// The safetensors files of a model folder, sorted.
