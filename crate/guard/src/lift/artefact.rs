@@ -373,6 +373,57 @@ mod tests {
         }
     }
 
+    /// Random corruption that passes the checksum (recomputed after the change, as a
+    /// tampered file would) never panics the loader, and what it refuses installs nothing.
+    #[test]
+    fn tampered_payloads_never_panic() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let policy = Arc::new(
+            ward_policy::PolicyBuilder::new()
+                .compile_path(format!("{root}/policies/base"))
+                .unwrap(),
+        );
+        let json = std::fs::read_to_string(format!("{root}/models/ward-tiny-code/tokenizer.json"))
+            .unwrap();
+        let vocab = Arc::new(crate::vocab::from_tokenizer_json(&json).unwrap());
+        let good = TokenPolicy::new(policy.clone(), vocab.clone()).rows_artefact();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut refused, mut loaded) = (0, 0);
+        for case in 0..300 {
+            let mut v = good.clone();
+            match case % 3 {
+                // Flip bytes after the fingerprints of the header part of the payload.
+                0 | 1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let k = HEADER + 19 + (next() as usize % (v.len() - HEADER - 19));
+                        v[k] = next() as u8;
+                    }
+                }
+                // Cut the payload short.
+                _ => v.truncate(HEADER + 19 + (next() as usize % (v.len() - HEADER - 19))),
+            }
+            let len = (v.len() - HEADER) as u64;
+            v[16..24].copy_from_slice(&len.to_le_bytes());
+            let c = checksum(&v[HEADER..]);
+            v[24..32].copy_from_slice(&c.to_le_bytes());
+            let tp = TokenPolicy::new(policy.clone(), vocab.clone());
+            match tp.load_rows_artefact(&v) {
+                Ok(_) => loaded += 1,
+                Err(_) => {
+                    refused += 1;
+                    assert!(tp.stats().lifted_states.iter().all(|&n| n == 0));
+                }
+            }
+        }
+        assert!(refused > 150, "{refused} refused, {loaded} loaded");
+    }
+
     /// Every kind of bad artefact is refused with its reason, and nothing is installed.
     #[test]
     fn bad_artefacts_are_refused_with_the_reason() {
