@@ -77,27 +77,7 @@ impl RowDist {
         }
         let (mut s, mut sz) = (0.0f64, 0.0f64);
         if m.is_finite() {
-            // Eight lanes of partial sums, so the loop vectorises; excluded entries (`-inf`)
-            // contribute exactly 0 (their `d` is `-inf` and `e` is 0; `0 · -inf` is avoided
-            // by clamping `d` for the product).
-            let (mut s8, mut z8) = ([0.0f64; 8], [0.0f64; 8]);
-            let mut chunks = row.chunks_exact(8);
-            for c in &mut chunks {
-                for k in 0..8 {
-                    let d = c[k] * inv_t - m;
-                    let e = exp_nonpos(d);
-                    s8[k] += e as f64;
-                    z8[k] += (e * d.max(-80.0)) as f64;
-                }
-            }
-            for &x in chunks.remainder() {
-                let d = x * inv_t - m;
-                let e = exp_nonpos(d);
-                s8[0] += e as f64;
-                z8[0] += (e * d.max(-80.0)) as f64;
-            }
-            s = s8.iter().sum();
-            sz = z8.iter().sum();
+            (s, sz) = lane_sums(row, inv_t, m);
         } else {
             top = None;
         }
@@ -222,18 +202,34 @@ pub(crate) fn logsumexp(row: &[f32]) -> f32 {
     if !m.is_finite() {
         return m;
     }
-    let mut s8 = [0.0f64; 8];
+    let (s, _) = lane_sums(row, 1.0, m);
+    m + s.ln() as f32
+}
+
+/// `Σ e` and `Σ e·d` over `row`, with `d = x·inv_t − m` and `e = exp(d)` (`m` finite, at
+/// least every `x·inv_t`), in eight lanes of partial sums so that the loop vectorises, the
+/// same sums in the same order wherever it runs (native and wasm give the same bits).
+/// Excluded entries (`-inf`) contribute exactly 0 (their `d` is `-inf` and `e` is 0;
+/// `0 · -inf` is avoided by clamping `d` for the product).
+#[inline]
+fn lane_sums(row: &[f32], inv_t: f32, m: f32) -> (f64, f64) {
+    let (mut s8, mut z8) = ([0.0f64; 8], [0.0f64; 8]);
     let mut chunks = row.chunks_exact(8);
     for c in &mut chunks {
         for k in 0..8 {
-            s8[k] += exp_nonpos(c[k] - m) as f64;
+            let d = c[k] * inv_t - m;
+            let e = exp_nonpos(d);
+            s8[k] += e as f64;
+            z8[k] += (e * d.max(-80.0)) as f64;
         }
     }
     for &x in chunks.remainder() {
-        s8[0] += exp_nonpos(x - m) as f64;
+        let d = x * inv_t - m;
+        let e = exp_nonpos(d);
+        s8[0] += e as f64;
+        z8[0] += (e * d.max(-80.0)) as f64;
     }
-    let s: f64 = s8.iter().sum();
-    m + s.ln() as f32
+    (s8.iter().sum(), z8.iter().sum())
 }
 
 #[cfg(test)]
