@@ -138,7 +138,9 @@ describe("bring your own model", () => {
     const page = await open();
     await waitState(page, ["ready", "error"]);
     await page.setInputFiles("#model-folder", folder);
-    await page.waitForFunction(() => /broken-model/.test(document.getElementById("gen-status")?.textContent ?? ""), undefined, { timeout: 60_000 });
+    // Wait for the error itself: the status names the folder earlier too ("Reading the model
+    // folder broken-model…"), then says "Loading…", then gives the error.
+    await page.waitForFunction(() => /broken-model\/config\.json/.test(document.getElementById("gen-status")?.textContent ?? ""), undefined, { timeout: 60_000 });
     await expect(page.locator("#gen-status").textContent()).resolves.toBe("broken-model/config.json: field `vocab_size` is missing or not a number");
     await page.close();
   });
