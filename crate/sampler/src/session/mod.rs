@@ -822,9 +822,15 @@ impl Session {
         for c in conflicts {
             self.remask(c, &mut remasks)?;
         }
-        let cands = accepted;
-
-        // Commit one at a time, re-checking each against the updated sets.
+        // Commit one at a time, re-checking each against the updated sets, left to right: a
+        // commit changes the guard's backward sets only to its left (back to the nearest open
+        // hole) and its forward sets only through the witness path, which is kept eagerly, so
+        // a later commit to the right finds the sets it reads still up to date (in confidence
+        // order each commit to the left of an earlier one redid that backward chain: p99 per
+        // committed token at 152k 229 against 48 µs, crate/guard/README.md). Where two tokens
+        // of one step interact, the left one now wins; both were chosen from the same pass.
+        let mut cands = accepted;
+        cands.sort_by_key(|c| c.pos);
         let mut committed = Vec::new();
         for cand in cands {
             let raw = &logits[cand.row * v..cand.row * v + vl];
