@@ -292,43 +292,8 @@ impl TokenPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lift::tests::python_and_8k;
+    use crate::lift::tests::{assert_same_rows, python_and_8k};
     use crate::{Canvas, Guard, Slot};
-
-    fn assert_same_rows(a: &TokenPolicy, b: &TokenPolicy) {
-        for mi in 0..a.num_modules() {
-            let (x, y) = (a.rows(mi), b.rows(mi));
-            assert_eq!(x.len(), y.len());
-            for (q, (r, s)) in x.iter().zip(y).enumerate() {
-                let at = format!("module {mi}, state {q}");
-                assert_eq!(r.any, s.any, "{at}");
-                assert_eq!(r.any_bits, s.any_bits, "{at}");
-                assert_eq!(r.viol_ranges, s.viol_ranges, "{at}");
-                assert_eq!(r.viol_end, s.viol_end, "{at}");
-                assert_eq!(r.viol_count, s.viol_count, "{at}");
-                assert_eq!(r.viol_rules, s.viol_rules, "{at}");
-            }
-            let inv = |tp: &TokenPolicy| tp.lifts[mi].inv.read().map(|v| v.clone()).unwrap();
-            assert_eq!(inv(a), inv(b), "inverse index, module {mi}");
-            let bits = |v: &[AtomicU64]| {
-                v.iter()
-                    .map(|w| w.load(Ordering::Relaxed))
-                    .collect::<Vec<_>>()
-            };
-            let (la, lb) = (&a.lifts[mi], &b.lifts[mi]);
-            assert_eq!(bits(&la.any_empty), bits(&lb.any_empty), "module {mi}");
-            assert_eq!(
-                bits(&la.any_nonempty),
-                bits(&lb.any_nonempty),
-                "module {mi}"
-            );
-            assert_eq!(
-                bits(&la.any_only_end),
-                bits(&lb.any_only_end),
-                "module {mi}"
-            );
-        }
-    }
 
     /// Rows loaded from the artefact equal the rows the bulk lift builds, with every index,
     /// and a guard over them gives the same masks; the bytes are deterministic.

@@ -617,6 +617,42 @@ mod tests {
         (Arc::new(policy), Arc::new(vocab))
     }
 
+    /// Every row of `a` and `b`, their inverse indexes and state bitsets are equal.
+    pub(super) fn assert_same_rows(a: &TokenPolicy, b: &TokenPolicy) {
+        for mi in 0..a.num_modules() {
+            let (x, y) = (a.rows(mi), b.rows(mi));
+            assert_eq!(x.len(), y.len());
+            for (q, (r, s)) in x.iter().zip(y).enumerate() {
+                let at = format!("module {mi}, state {q}");
+                assert_eq!(r.any, s.any, "{at}");
+                assert_eq!(r.any_bits, s.any_bits, "{at}");
+                assert_eq!(r.viol_ranges, s.viol_ranges, "{at}");
+                assert_eq!(r.viol_end, s.viol_end, "{at}");
+                assert_eq!(r.viol_count, s.viol_count, "{at}");
+                assert_eq!(r.viol_rules, s.viol_rules, "{at}");
+            }
+            let inv = |tp: &TokenPolicy| tp.lifts[mi].inv.read().map(|v| v.clone()).unwrap();
+            assert_eq!(inv(a), inv(b), "inverse index, module {mi}");
+            let bits = |v: &[AtomicU64]| {
+                v.iter()
+                    .map(|w| w.load(Ordering::Relaxed))
+                    .collect::<Vec<_>>()
+            };
+            let (la, lb) = (&a.lifts[mi], &b.lifts[mi]);
+            assert_eq!(bits(&la.any_empty), bits(&lb.any_empty), "module {mi}");
+            assert_eq!(
+                bits(&la.any_nonempty),
+                bits(&lb.any_nonempty),
+                "module {mi}"
+            );
+            assert_eq!(
+                bits(&la.any_only_end),
+                bits(&lb.any_only_end),
+                "module {mi}"
+            );
+        }
+    }
+
     /// Asserts that every row of `tp` built by the bulk lift equals the row built by the walk
     /// of that one state ([`TokenPolicy::walk_row`]), for the states `pick` selects.
     fn assert_rows_match_reference(tp: &TokenPolicy, pick: impl Fn(usize, usize) -> bool) -> usize {
@@ -667,19 +703,15 @@ mod tests {
         let (policy, vocab) = python_and_8k();
         let pre = TokenPolicy::new(policy.clone(), vocab.clone());
         pre.prefill(2);
+        assert!(
+            pre.lifts.iter().all(|l| l.rows.get().is_some()),
+            "prefill filled every module"
+        );
         let lazy = TokenPolicy::new(policy, vocab);
+        assert_same_rows(&pre, &lazy);
         for mi in 0..pre.num_modules() {
-            let (a, b) = (pre.lifts[mi].rows.get().expect("prefilled"), lazy.rows(mi));
-            assert_eq!(a.len(), b.len());
-            for (q, (x, y)) in a.iter().zip(b).enumerate() {
-                assert_eq!(x.any, y.any, "module {mi}, state {q}");
-                assert_eq!(x.viol_ranges, y.viol_ranges, "module {mi}, state {q}");
-                assert_eq!(x.viol_rules, y.viol_rules, "module {mi}, state {q}");
-            }
             assert_eq!(pre.any_reps(mi), lazy.any_reps(mi), "module {mi}");
             assert_eq!(pre.col(mi, 0), lazy.col(mi, 0), "module {mi}");
-            let inv = |tp: &TokenPolicy| tp.lifts[mi].inv.read().map(|v| v.clone()).unwrap();
-            assert_eq!(inv(&pre), inv(&lazy), "inverse index, module {mi}");
         }
         assert_eq!(pre.stats().lifted_states, lazy.stats().lifted_states);
     }
