@@ -28,6 +28,9 @@ use crate::source::LogitsSource;
 mod choose;
 mod ending;
 mod finish;
+mod forward;
+
+use forward::{Forward, Prefetched};
 
 /// Turns prompt text into token ids (the model's tokenizer).
 pub trait TextEncoder {
@@ -124,7 +127,7 @@ impl Engine {
         let tp = policy.as_ref().map(|p| {
             let tp = TokenPolicy::new(p.clone(), vocab.clone());
             #[cfg(not(target_family = "wasm"))]
-            tp.prefill(std::thread::available_parallelism().map_or(1, |n| n.get()));
+            tp.prefill(0);
             Arc::new(tp)
         });
         Engine::with_token_policy(vocab, policy, tp, special, model)
@@ -259,76 +262,6 @@ impl Engine {
         Session::new(self, request, encoder)
     }
 
-    /// Starts a generation like [`Engine::start`] (the same session, event and errors) and
-    /// runs its first forward pass with `source`, which the first [`Session::step`] then uses.
-    /// With [`Engine::guard_thread`] on, the guard is built on a second thread while this one
-    /// runs the pass, so its construction (forward and backward sets over the whole canvas)
-    /// costs no wall time where the pass takes longer; otherwise the two run one after the
-    /// other. A prompt that violates is refused as by `start` (after the pass, which is then
-    /// wasted); an error of the pass is returned after the guard's.
-    pub fn start_with_first_pass(
-        &self,
-        request: &GenerateRequest,
-        encoder: &dyn TextEncoder,
-        source: &mut dyn LogitsSource,
-    ) -> Result<(Session, StartEvent)> {
-        let (mut s, start, canvas) = Session::unguarded(self, request, encoder)?;
-        let open = s.blocks.first().cloned().unwrap_or_default();
-        if s.done || open.is_empty() {
-            if let Some(c) = canvas {
-                s.install_guard(self, &c)?;
-            }
-            return Ok((s, start));
-        }
-        let v = source.vocab_size();
-        let clock = self.clock;
-        match canvas {
-            #[cfg(not(target_family = "wasm"))]
-            Some(c) if self.guard_thread => {
-                let tp = self.tp.clone().expect("a canvas only when enforcing");
-                let cfg = s.guard_config();
-                let ids = &s.ids;
-                let (built, pass) = std::thread::scope(|sc| {
-                    let h = sc.spawn(move || {
-                        let t = clock();
-                        let g = Guard::with_config(tp, &c, &cfg);
-                        (g, clock() - t)
-                    });
-                    let t = clock();
-                    let l = source.logits(ids, &open);
-                    let ms = clock() - t;
-                    let built = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    (built, (l, ms, clock() - t - ms))
-                });
-                let (g, build_ms) = built;
-                s.guard = Some(g.map_err(|e| prompt_error(self, &s.slots, &e))?);
-                s.guard_parallel_ms += build_ms;
-                let (l, ms, wait) = pass;
-                s.guard_ms += wait;
-                s.prefetched = Some(Prefetched {
-                    open,
-                    vocab: v,
-                    logits: l?,
-                    model_ms: ms,
-                });
-            }
-            c => {
-                if let Some(c) = c {
-                    s.install_guard(self, &c)?;
-                }
-                let t = clock();
-                let l = source.logits(&s.ids, &open)?;
-                s.prefetched = Some(Prefetched {
-                    open,
-                    vocab: v,
-                    logits: l,
-                    model_ms: clock() - t,
-                });
-            }
-        }
-        Ok((s, start))
-    }
-
     /// Runs a whole generation with `source`, calling `on_step` after every step (return
     /// false from it to cancel). The first forward pass runs while the guard is built
     /// ([`Engine::start_with_first_pass`]).
@@ -392,28 +325,6 @@ enum Choice {
 struct BlockTally {
     count: usize,
     mass: f64,
-}
-
-/// A forward pass run before the first step ([`Engine::start_with_first_pass`]).
-struct Prefetched {
-    /// The positions it computed (the first block's holes).
-    open: Vec<usize>,
-    /// The source's logits per position.
-    vocab: usize,
-    logits: Vec<f32>,
-    model_ms: f64,
-}
-
-/// The logits of one step and where its time went.
-struct Forward {
-    logits: Vec<f32>,
-    /// Logits per position.
-    vocab: usize,
-    model_ms: f64,
-    /// Waiting for the guard's thread after the pass (critical path).
-    guard_wait_ms: f64,
-    /// The guard's work on its thread.
-    guard_parallel_ms: f64,
 }
 
 /// One generation in progress. JavaScript (or the CLI) owns the loop: [`Session::step`]
@@ -864,74 +775,6 @@ impl Session {
             guard_ms,
             guard_parallel_ms,
         }))
-    }
-
-    /// The logits of `open`: the prefetched first pass when it is the one asked for, else a
-    /// forward pass of `src`. With the guard thread on and something committed since the
-    /// guard last settled, the guard brings its sets up to date on a second thread during the
-    /// pass ([`Guard::settle`]), so that this step's queries find them ready.
-    fn forward(&mut self, src: &mut dyn LogitsSource, open: &[usize]) -> Result<Forward> {
-        let vl = self.vocab.len();
-        if let Some(p) = self.prefetched.take() {
-            if p.open == open {
-                if p.vocab < vl {
-                    return Err(SamplerError::Source(format!(
-                        "the source gives {} logits per position, the vocabulary has {vl} tokens",
-                        p.vocab
-                    )));
-                }
-                return Ok(Forward {
-                    logits: p.logits,
-                    vocab: p.vocab,
-                    model_ms: p.model_ms,
-                    guard_wait_ms: 0.0,
-                    guard_parallel_ms: 0.0,
-                });
-            }
-        }
-        let v = src.vocab_size();
-        if v < vl {
-            return Err(SamplerError::Source(format!(
-                "the source gives {v} logits per position, the vocabulary has {vl} tokens"
-            )));
-        }
-        let clock = self.clock;
-        #[cfg(not(target_family = "wasm"))]
-        if let Some(g) = self
-            .guard
-            .as_ref()
-            .filter(|_| self.guard_thread && self.step > 0)
-        {
-            let ids = &self.ids;
-            let (l, model_ms, wait, par) = std::thread::scope(|sc| {
-                let h = sc.spawn(move || {
-                    let t = clock();
-                    g.settle();
-                    clock() - t
-                });
-                let t = clock();
-                let l = src.logits(ids, open);
-                let ms = clock() - t;
-                let par = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (l, ms, clock() - t - ms, par)
-            });
-            return Ok(Forward {
-                logits: l?,
-                vocab: v,
-                model_ms,
-                guard_wait_ms: wait,
-                guard_parallel_ms: par,
-            });
-        }
-        let t = clock();
-        let logits = src.logits(&self.ids, open)?;
-        Ok(Forward {
-            logits,
-            vocab: v,
-            model_ms: clock() - t,
-            guard_wait_ms: 0.0,
-            guard_parallel_ms: 0.0,
-        })
     }
 }
 
