@@ -165,10 +165,10 @@ impl Module {
     /// transitions, start, clean ends, attributions): two modules with the same fingerprint
     /// are, barring a hash collision, the same automaton with the same state numbering. Used
     /// to bind data derived from a module's states (the guard's precomputed token rows) to
-    /// exactly that module. Not cryptographic (word-wise FNV-1a style mixing); about a
+    /// exactly that module. Not cryptographic ([`crate::digest::Fingerprint`]); about a
     /// millisecond for the python pack's modules.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = Fingerprint::default();
+        let mut h = crate::digest::Fingerprint::new();
         h.word(self.rules.len() as u64);
         for &r in &self.rules {
             h.word(r as u64);
@@ -206,7 +206,7 @@ impl Module {
             h.word(rules.len() as u64);
             rules.iter().for_each(|&r| h.word(r as u64));
         }
-        h.0
+        h.finish()
     }
 
     /// Approximate heap memory of the tables, in bytes.
@@ -217,23 +217,5 @@ impl Module {
             + self.end_attribution.len() * 40
             + self.rules.len() * 4
             + 256
-    }
-}
-
-/// Word-wise FNV-1a style mixing for [`Module::fingerprint`].
-struct Fingerprint(u64);
-
-impl Default for Fingerprint {
-    fn default() -> Self {
-        Fingerprint(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fingerprint {
-    #[inline]
-    fn word(&mut self, w: u64) {
-        self.0 = (self.0 ^ w)
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(29);
     }
 }

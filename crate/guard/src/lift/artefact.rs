@@ -4,7 +4,7 @@
 //! the bulk lift runs on one thread and cold) loads them instead of building them.
 //!
 //! Layout: magic `WARDLIFT`, format version (`u32`), flags (`u32`, 0), payload length
-//! (`u64`), checksum of the payload (`u64`, word-wise FNV-1a style) — all little-endian —
+//! (`u64`), checksum of the payload (`u64`, `ward_policy::digest::Fingerprint`) — all little-endian —
 //! then the payload: the vocabulary's fingerprint and size, the number of modules, and per
 //! module its fingerprint, its number of states and every state's row (the live states one
 //! token reaches, as ascending deltas; the violating token ranges of the trie order, as gaps
@@ -23,17 +23,11 @@ pub const LIFT_FORMAT_VERSION: u32 = 1;
 /// Header bytes before the payload.
 const HEADER: usize = 8 + 4 + 4 + 8 + 8;
 
-/// Word-wise checksum of `bytes` (FNV-1a style mixing of 8-byte words).
+/// Checksum of `bytes`: their [`ward_policy::digest::Fingerprint`], seeded with the length.
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    for c in bytes.chunks(8) {
-        let mut b = [0u8; 8];
-        b[..c.len()].copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(b))
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(29);
-    }
-    h
+    let mut h = ward_policy::digest::Fingerprint::seeded(bytes.len() as u64);
+    h.bytes(bytes);
+    h.finish()
 }
 
 /// Why a lift artefact was refused.

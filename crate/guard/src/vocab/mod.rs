@@ -447,27 +447,22 @@ impl Vocab {
     /// first-token form and kind. Binds precomputed rows (`TokenPolicy::rows_artefact`) to
     /// exactly this vocabulary. Not cryptographic.
     pub fn fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut word = |w: u64| h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        let mut h = ward_policy::digest::Fingerprint::new();
         for s in std::iter::once(&self.rest).chain(self.first.as_ref()) {
-            word(s.offsets.len() as u64);
-            s.offsets.iter().for_each(|&o| word(o as u64));
-            word(s.data.len() as u64);
-            for c in s.data.chunks(8) {
-                let mut b = [0u8; 8];
-                b[..c.len()].copy_from_slice(c);
-                word(u64::from_le_bytes(b));
-            }
+            h.word(s.offsets.len() as u64);
+            s.offsets.iter().for_each(|&o| h.word(o as u64));
+            h.word(s.data.len() as u64);
+            h.bytes(&s.data);
         }
-        word(self.kinds.len() as u64);
+        h.word(self.kinds.len() as u64);
         self.kinds.iter().for_each(|k| {
-            word(match k {
+            h.word(match k {
                 TokenKind::Text => 1,
                 TokenKind::Empty => 2,
                 TokenKind::End => 3,
             })
         });
-        h
+        h.finish()
     }
 
     /// Heap bytes of the vocabulary (token strings, offsets, kinds, names).
