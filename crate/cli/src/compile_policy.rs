@@ -111,7 +111,7 @@ fn write_lift(policy: CompiledPolicy, tok: &Path, out: &Path) -> Result<(), Stri
     let policy = Arc::new(policy);
     let t = std::time::Instant::now();
     let tp = TokenPolicy::new(policy.clone(), vocab.clone());
-    tp.prefill(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    tp.prefill(0);
     let bytes = tp.rows_artefact();
     let lift_ms = t.elapsed().as_secs_f64() * 1e3;
     let back = TokenPolicy::new(policy, vocab);

@@ -113,7 +113,7 @@ fn engine_with_rows(
         Err(e) => return Err(format!("--lift-rows {}: {e}", file.display())),
     };
     if let Some(why) = why {
-        tp.prefill(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        tp.prefill(0);
         std::fs::write(file, tp.rows_artefact())
             .map_err(|e| format!("--lift-rows {}: {e}", file.display()))?;
         eprintln!(

@@ -319,8 +319,9 @@ impl TokenPolicy {
     /// successors, the transition table by columns), on up to `threads` threads (the
     /// modules shared out among them, largest first): the work the first [`crate::Guard`]
     /// would otherwise do one module after the other when it first reads them. Nothing
-    /// changes but when the rows are built (they are the same rows). With `threads <= 1`, or
-    /// in wasm, it runs on this thread.
+    /// changes but when the rows are built (they are the same rows). `threads` 0 means one
+    /// per core (as `ward_policy::PolicyConfig::threads`); with one thread, or in wasm, it
+    /// runs on this thread.
     pub fn prefill(&self, threads: usize) {
         let mut order: Vec<usize> = (0..self.lifts.len()).collect();
         order.sort_by_key(|&mi| std::cmp::Reverse(self.lifts[mi].num_states));
@@ -328,6 +329,10 @@ impl TokenPolicy {
             self.rows(mi);
             self.any_reps(mi);
             self.col(mi, 0);
+        };
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         };
         let threads = threads.clamp(1, order.len().max(1));
         if threads == 1 || cfg!(target_family = "wasm") {
@@ -617,19 +622,23 @@ mod tests {
         (Arc::new(policy), Arc::new(vocab))
     }
 
+    /// Two rows are equal, field by field (`at` names the state).
+    fn assert_row_eq(a: &StateRow, b: &StateRow, at: &str) {
+        assert_eq!(a.any, b.any, "ANY, {at}");
+        assert_eq!(a.any_bits, b.any_bits, "ANY bits, {at}");
+        assert_eq!(a.viol_ranges, b.viol_ranges, "violating ranges, {at}");
+        assert_eq!(a.viol_end, b.viol_end, "end violates, {at}");
+        assert_eq!(a.viol_count, b.viol_count, "violating count, {at}");
+        assert_eq!(a.viol_rules, b.viol_rules, "rules (in walk order), {at}");
+    }
+
     /// Every row of `a` and `b`, their inverse indexes and state bitsets are equal.
     pub(super) fn assert_same_rows(a: &TokenPolicy, b: &TokenPolicy) {
         for mi in 0..a.num_modules() {
             let (x, y) = (a.rows(mi), b.rows(mi));
             assert_eq!(x.len(), y.len());
             for (q, (r, s)) in x.iter().zip(y).enumerate() {
-                let at = format!("module {mi}, state {q}");
-                assert_eq!(r.any, s.any, "{at}");
-                assert_eq!(r.any_bits, s.any_bits, "{at}");
-                assert_eq!(r.viol_ranges, s.viol_ranges, "{at}");
-                assert_eq!(r.viol_end, s.viol_end, "{at}");
-                assert_eq!(r.viol_count, s.viol_count, "{at}");
-                assert_eq!(r.viol_rules, s.viol_rules, "{at}");
+                assert_row_eq(r, s, &format!("module {mi}, state {q}"));
             }
             let inv = |tp: &TokenPolicy| tp.lifts[mi].inv.read().map(|v| v.clone()).unwrap();
             assert_eq!(inv(a), inv(b), "inverse index, module {mi}");
@@ -664,14 +673,7 @@ mod tests {
                 if !pick(mi, q) {
                     continue;
                 }
-                let r = tp.walk_row(mi, q);
-                let at = format!("module {mi}, state {q}");
-                assert_eq!(row.any, r.any, "ANY, {at}");
-                assert_eq!(row.any_bits, r.any_bits, "ANY bits, {at}");
-                assert_eq!(row.viol_ranges, r.viol_ranges, "violating ranges, {at}");
-                assert_eq!(row.viol_end, r.viol_end, "end violates, {at}");
-                assert_eq!(row.viol_count, r.viol_count, "violating count, {at}");
-                assert_eq!(row.viol_rules, r.viol_rules, "rules (in walk order), {at}");
+                assert_row_eq(row, &tp.walk_row(mi, q), &format!("module {mi}, state {q}"));
                 checked += 1;
             }
         }
