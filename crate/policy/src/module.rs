@@ -71,8 +71,11 @@ pub struct Module {
     pub(crate) start: StateId,
     /// Per state: ending the text here is clean (no pending match completes at the end).
     pub(crate) clean_end: Vec<bool>,
-    /// Transitions into the violated state → rules whose pattern completed there.
-    pub(crate) attribution: HashMap<(StateId, u8), Vec<RuleIndex>>,
+    /// Per transition (parallel to `trans`): 0, or `k` when it enters the violated state
+    /// because the rules `viol_sets[k - 1]` completed there.
+    pub(crate) viol: Vec<u32>,
+    /// The distinct rule sets of `viol`.
+    pub(crate) viol_sets: Vec<Vec<RuleIndex>>,
     /// Per state: rules whose pending match completes if the text ends here.
     pub(crate) end_attribution: HashMap<StateId, Vec<RuleIndex>>,
 }
@@ -146,11 +149,31 @@ impl Module {
     /// Rules whose pattern completes on the transition from `s` by `byte`
     /// (empty unless that transition enters the violated state).
     pub fn violation_rules(&self, s: StateId, byte: u8) -> &[RuleIndex] {
-        let c = self.classes[byte as usize];
-        self.attribution
-            .get(&(s, c))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
+        self.class_violation_rules(s, self.classes[byte as usize])
+    }
+
+    /// Rules whose pattern completes on the transition from `s` by byte class `class`.
+    pub(crate) fn class_violation_rules(&self, s: StateId, class: u8) -> &[RuleIndex] {
+        match self.viol[s.as_usize() * self.num_classes + class as usize] {
+            0 => &[],
+            k => &self.viol_sets[k as usize - 1],
+        }
+    }
+
+    /// The attributed transitions in (state, class) order: `(state, class, rules)`.
+    pub(crate) fn attributions(&self) -> impl Iterator<Item = (StateId, u8, &[RuleIndex])> {
+        let nc = self.num_classes;
+        self.viol
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+            .map(move |(k, &v)| {
+                (
+                    StateId((k / nc) as u32),
+                    (k % nc) as u8,
+                    self.viol_sets[v as usize - 1].as_slice(),
+                )
+            })
     }
 
     /// Rules whose pending match completes if the text ends in state `s`.
@@ -190,11 +213,9 @@ impl Module {
                     .fold(0u64, |w, (i, &b)| w | (b as u64) << i),
             );
         }
-        let mut attr: Vec<_> = self.attribution.iter().collect();
-        attr.sort_by_key(|(k, _)| **k);
-        h.word(attr.len() as u64);
-        for ((st, c), rules) in attr {
-            h.word((st.0 as u64) << 8 | *c as u64);
+        h.word(self.attributions().count() as u64);
+        for (st, c, rules) in self.attributions() {
+            h.word((st.0 as u64) << 8 | c as u64);
             h.word(rules.len() as u64);
             rules.iter().for_each(|&r| h.word(r as u64));
         }
@@ -213,7 +234,12 @@ impl Module {
     pub fn memory_bytes(&self) -> usize {
         self.trans.len() * 4
             + self.clean_end.len()
-            + self.attribution.len() * 48
+            + self.viol.len() * 4
+            + self
+                .viol_sets
+                .iter()
+                .map(|v| 24 + v.len() * 4)
+                .sum::<usize>()
             + self.end_attribution.len() * 40
             + self.rules.len() * 4
             + 256

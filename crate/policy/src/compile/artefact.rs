@@ -85,12 +85,10 @@ impl W {
         self.u32(m.start.0);
         self.len(m.clean_end.len());
         self.0.extend(m.clean_end.iter().map(|&b| b as u8));
-        let mut attr: Vec<_> = m.attribution.iter().collect();
-        attr.sort_by_key(|(k, _)| **k);
-        self.len(attr.len());
-        for ((s, c), rules) in attr {
+        self.len(m.attributions().count());
+        for (s, c, rules) in m.attributions() {
             self.u32(s.0);
-            self.u8(*c);
+            self.u8(c);
             self.u32s(rules.iter().copied());
         }
         let mut end: Vec<_> = m.end_attribution.iter().collect();
@@ -154,11 +152,29 @@ impl R<'_> {
         let start = StateId(self.u32()?);
         let n_states = self.len()?;
         let clean_end: Vec<bool> = self.take(n_states)?.iter().map(|&b| b != 0).collect();
-        let mut attribution = FxHashMap::default();
+        // The attributed transitions, into a dense table of violation ids (rule sets
+        // interned); one outside the tables makes them inconsistent.
+        let mut viol = vec![0u32; trans.len()];
+        let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
+        let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
+        let mut in_range = true;
         for _ in 0..self.len()? {
-            let s = StateId(self.u32()?);
-            let c = self.u8()?;
-            attribution.insert((s, c), self.u32s()?);
+            let s = self.u32()? as usize;
+            let c = self.u8()? as usize;
+            let rules = self.u32s()?;
+            if s >= n_states || c >= num_classes || trans.len() != n_states * num_classes {
+                in_range = false;
+                continue;
+            }
+            let id = match viol_ids.get(&rules) {
+                Some(&id) => id,
+                None => {
+                    viol_sets.push(rules.clone());
+                    viol_ids.insert(rules, viol_sets.len() as u32);
+                    viol_sets.len() as u32
+                }
+            };
+            viol[s * num_classes + c] = id;
         }
         let mut end_attribution = FxHashMap::default();
         for _ in 0..self.len()? {
@@ -174,8 +190,9 @@ impl R<'_> {
             && (start.0 as usize) < n_states
             && trans.iter().all(|s| (s.0 as usize) < n_states)
             && rules.iter().all(|&r| (r as usize) < n_rules)
-            && attribution
-                .values()
+            && in_range
+            && viol_sets
+                .iter()
                 .chain(end_attribution.values())
                 .flatten()
                 .all(|&r| (r as usize) < n_rules);
@@ -189,7 +206,8 @@ impl R<'_> {
             trans,
             start,
             clean_end,
-            attribution,
+            viol,
+            viol_sets,
             end_attribution,
         })
     }

@@ -99,7 +99,11 @@ impl Dominance {
         let ctx_bits: Vec<u8> = (0..8u8).filter(|b| b & !mask == 0).collect();
         let nctx = ctx_bits.len() * nexts.len();
         let mut matched = vec![false; m * nctx];
-        let mut succ: Vec<Vec<u32>> = vec![Vec::new(); m * nctx];
+        // Successors per (state, context), in one flat list (`succ_at` below): the loops
+        // produce them in index order.
+        let mut succ_start: Vec<u32> = Vec::with_capacity(m * nctx + 1);
+        succ_start.push(0);
+        let mut succ_items: Vec<u32> = Vec::new();
         let mut closed = Vec::new();
         let mut out = Vec::new();
         for (k, &q) in tstates.iter().enumerate() {
@@ -114,7 +118,19 @@ impl Dominance {
                     &mut closed,
                     seen,
                 );
+            // Where the state's own successors start (the first context's row).
+            let row0 = succ_start.len() - 1;
             for (bi, &bits) in ctx_bits.iter().enumerate() {
+                if look_free && bi > 0 {
+                    // The same closure in every context, so the same steps as the first.
+                    for ni in 0..nexts.len() {
+                        matched[k * nctx + bi * nexts.len() + ni] = free_match;
+                        let (a, b) = (succ_start[row0 + ni], succ_start[row0 + ni + 1]);
+                        succ_items.extend_from_within(a as usize..b as usize);
+                        succ_start.push(succ_items.len() as u32);
+                    }
+                    continue;
+                }
                 for (ni, &nx) in nexts.iter().enumerate() {
                     deadline.tick(work, if look_free { 1 } else { n })?;
                     let c = ctx_of(bits, nx);
@@ -127,23 +143,22 @@ impl Dominance {
                     matched[k * nctx + ci] = mt;
                     if let Some(b) = c.next {
                         nfa::step(arena, &closed, b, &mut out);
-                        succ[k * nctx + ci] = out
-                            .iter()
-                            .map(|&r| index[(r - lo) as usize] as u32)
-                            .collect();
+                        succ_items.extend(out.iter().map(|&r| index[(r - lo) as usize] as u32));
                     }
+                    succ_start.push(succ_items.len() as u32);
                 }
             }
         }
         // Contexts that every state treats alike (same match, same successors) are one.
-        let (matched, succ, nctx) = {
+        let succ_at = |i: usize| &succ_items[succ_start[i] as usize..succ_start[i + 1] as usize];
+        let (matched, succ_start, succ_items, nctx) = {
             let mut seen_sig: FxHashMap<Vec<u32>, ()> = FxHashMap::default();
             let mut keep: Vec<usize> = Vec::new();
             for c in 0..nctx {
                 let mut sig: Vec<u32> = Vec::with_capacity(3 * m);
                 for k in 0..m {
                     // (Already sorted: `nfa::step` sorts, and `index` keeps the order.)
-                    let sc = &succ[k * nctx + c];
+                    let sc = succ_at(k * nctx + c);
                     sig.push(matched[k * nctx + c] as u32);
                     sig.push(sc.len() as u32);
                     sig.extend_from_slice(sc);
@@ -154,30 +169,43 @@ impl Dominance {
             }
             let n2 = keep.len();
             let mut m2 = vec![false; m * n2];
-            let mut s2: Vec<Vec<u32>> = vec![Vec::new(); m * n2];
+            let mut start2: Vec<u32> = Vec::with_capacity(m * n2 + 1);
+            start2.push(0);
+            let mut items2: Vec<u32> = Vec::with_capacity(succ_items.len());
             for k in 0..m {
                 for (j, &c) in keep.iter().enumerate() {
                     m2[k * n2 + j] = matched[k * nctx + c];
-                    s2[k * n2 + j] = std::mem::take(&mut succ[k * nctx + c]);
+                    items2.extend_from_slice(succ_at(k * nctx + c));
+                    start2.push(items2.len() as u32);
                 }
             }
-            (m2, s2, n2)
+            (m2, start2, items2, n2)
         };
+        let succ_at = |i: usize| &succ_items[succ_start[i] as usize..succ_start[i + 1] as usize];
         // Where each state matches, as bit words: `q2 ≼ q1` needs q1 to match wherever q2
-        // does.
+        // does (in every round of the refinement below, so these pairs are settled up front).
         let words = nctx.div_ceil(64);
         let mut match_bits = vec![0u64; m * words];
+        // And where it has a successor: where q2 has one, q1 must match or have one too.
+        let mut succ_bits = vec![0u64; m * words];
         for k in 0..m {
-            for c in (0..nctx).filter(|&c| matched[k * nctx + c]) {
-                match_bits[k * words + c / 64] |= 1 << (c % 64);
+            for c in 0..nctx {
+                if matched[k * nctx + c] {
+                    match_bits[k * words + c / 64] |= 1 << (c % 64);
+                }
+                if !succ_at(k * nctx + c).is_empty() {
+                    succ_bits[k * words + c / 64] |= 1 << (c % 64);
+                }
             }
         }
         let mut rel = vec![true; m * m];
         for q2 in 0..m {
             let b2 = &match_bits[q2 * words..(q2 + 1) * words];
+            let s2 = &succ_bits[q2 * words..(q2 + 1) * words];
             for q1 in 0..m {
                 let b1 = &match_bits[q1 * words..(q1 + 1) * words];
-                if b2.iter().zip(b1).any(|(&x2, &x1)| x2 & !x1 != 0) {
+                let s1 = &succ_bits[q1 * words..(q1 + 1) * words];
+                if (0..words).any(|w| b2[w] & !b1[w] != 0 || s2[w] & !b1[w] & !s1[w] != 0) {
                     rel[q2 * m + q1] = false;
                 }
             }
@@ -193,8 +221,8 @@ impl Dominance {
                     }
                     let ok = (0..nctx).all(|c| {
                         matched[q1 * nctx + c]
-                            || succ[q2 * nctx + c].iter().all(|&r2| {
-                                succ[q1 * nctx + c]
+                            || succ_at(q2 * nctx + c).iter().all(|&r2| {
+                                succ_at(q1 * nctx + c)
                                     .iter()
                                     .any(|&r1| rel[r2 as usize * m + r1 as usize])
                             })

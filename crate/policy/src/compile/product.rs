@@ -106,6 +106,9 @@ pub(super) fn product(
         for c in 0..nc {
             let mut violating = 0usize;
             let mut single = (0usize, 0u32);
+            // Whether the tuple is the previous class's (compared part by part as it is
+            // read, instead of a slice comparison afterwards).
+            let mut same = prev_id != u32::MAX;
             for (j, p) in parts.iter().enumerate() {
                 let st = cur[j] as usize;
                 let slot = st * p.nc + pclass[j][c];
@@ -114,6 +117,7 @@ pub(super) fn product(
                     violating += 1;
                     single = (j, p.viol[slot]);
                 }
+                same &= t.0 == prev_key[j];
                 key[j] = t.0;
             }
             if violating > 0 {
@@ -149,7 +153,7 @@ pub(super) fn product(
                 continue;
             }
             // Neighbouring classes often lead to the same tuple: intern it once.
-            let id = if prev_id != u32::MAX && key == prev_key {
+            let id = if same {
                 prev_id
             } else {
                 let (id, _) = tuples.intern(&key);

@@ -7,9 +7,9 @@ use rustc_hash::FxHashMap;
 use crate::error::{CompileError, Deadline};
 use crate::module::{Module, RuleIndex, StateId};
 
-/// A [`Module`] from dense tables: its sparse attribution maps are made from the
-/// per-transition violation ids (`viol`, 0 = none, `k` = `viol_sets[k - 1]`) and the
-/// per-state end rules.
+/// A [`Module`] from dense tables: the per-transition violation ids (`viol`, 0 = none,
+/// `k` = `viol_sets[k - 1]`) are kept as they are, and the per-state end rules become a
+/// sparse map.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn module_from_tables(
     rules: Vec<RuleIndex>,
@@ -19,20 +19,9 @@ pub(super) fn module_from_tables(
     start: StateId,
     clean_end: Vec<bool>,
     end_rules: &[Vec<RuleIndex>],
-    viol: &[u32],
-    viol_sets: &[Vec<RuleIndex>],
+    viol: Vec<u32>,
+    viol_sets: Vec<Vec<RuleIndex>>,
 ) -> Module {
-    let attribution = viol
-        .iter()
-        .enumerate()
-        .filter(|(_, &v)| v != 0)
-        .map(|(k, &v)| {
-            (
-                (StateId((k / nc) as u32), (k % nc) as u8),
-                viol_sets[v as usize - 1].clone(),
-            )
-        })
-        .collect();
     let end_attribution = end_rules
         .iter()
         .enumerate()
@@ -46,7 +35,8 @@ pub(super) fn module_from_tables(
         trans,
         start,
         clean_end,
-        attribution,
+        viol,
+        viol_sets,
         end_attribution,
     }
 }
@@ -104,8 +94,8 @@ impl Pruned {
             self.start,
             self.clean_end,
             &self.end_rules,
-            &self.viol,
-            &self.viol_sets,
+            self.viol,
+            self.viol_sets,
         )
     }
 }
@@ -760,9 +750,9 @@ mod tests {
         let n = m.num_states();
         let nc = m.num_classes();
         let live: Vec<bool> = (0..n).map(|s| s != 0).collect();
-        let attr = |s: usize| -> Vec<Option<&Vec<RuleIndex>>> {
+        let attr = |s: usize| -> Vec<&[RuleIndex]> {
             (0..nc)
-                .map(|c| m.attribution.get(&(StateId(s as u32), c as u8)))
+                .map(|c| m.class_violation_rules(StateId(s as u32), c as u8))
                 .collect()
         };
         let block = hopcroft(

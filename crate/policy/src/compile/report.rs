@@ -41,8 +41,8 @@ impl ReportParts {
                 self.start,
                 self.clean_end,
                 &self.end_rules,
-                &self.viol,
-                &self.viol_sets,
+                self.viol,
+                self.viol_sets,
             ),
             reset: self.reset,
         }
