@@ -72,8 +72,9 @@ pub struct Module {
     /// Per state: ending the text here is clean (no pending match completes at the end).
     pub(crate) clean_end: Vec<bool>,
     /// Per transition (parallel to `trans`): 0, or `k` when it enters the violated state
-    /// because the rules `viol_sets[k - 1]` completed there.
-    pub(crate) viol: Vec<u32>,
+    /// because the rules `viol_sets[k - 1]` completed there (`u16`: half the memory of the
+    /// transitions; a module with more distinct rule sets is refused at compile time).
+    pub(crate) viol: Vec<u16>,
     /// The distinct rule sets of `viol`.
     pub(crate) viol_sets: Vec<Vec<RuleIndex>>,
     /// Per state: rules whose pending match completes if the text ends here.
@@ -234,7 +235,7 @@ impl Module {
     pub fn memory_bytes(&self) -> usize {
         self.trans.len() * 4
             + self.clean_end.len()
-            + self.viol.len() * 4
+            + self.viol.len() * 2
             + self
                 .viol_sets
                 .iter()

@@ -154,9 +154,9 @@ impl R<'_> {
         let clean_end: Vec<bool> = self.take(n_states)?.iter().map(|&b| b != 0).collect();
         // The attributed transitions, into a dense table of violation ids (rule sets
         // interned); one outside the tables makes them inconsistent.
-        let mut viol = vec![0u32; trans.len()];
+        let mut viol = vec![0u16; trans.len()];
         let mut viol_sets: Vec<Vec<RuleIndex>> = Vec::new();
-        let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
+        let mut viol_ids: FxHashMap<Vec<RuleIndex>, u16> = FxHashMap::default();
         let mut in_range = true;
         for _ in 0..self.len()? {
             let s = self.u32()? as usize;
@@ -168,10 +168,14 @@ impl R<'_> {
             }
             let id = match viol_ids.get(&rules) {
                 Some(&id) => id,
-                None => {
+                None if viol_sets.len() < u16::MAX as usize => {
                     viol_sets.push(rules.clone());
-                    viol_ids.insert(rules, viol_sets.len() as u32);
-                    viol_sets.len() as u32
+                    viol_ids.insert(rules, viol_sets.len() as u16);
+                    viol_sets.len() as u16
+                }
+                None => {
+                    in_range = false;
+                    continue;
                 }
             };
             viol[s * num_classes + c] = id;
@@ -429,3 +433,70 @@ fn read_sources(r: &mut R<'_>) -> Result<ArtefactSources, CompileError> {
 
 /// The rule index type is `u32` in the format.
 const _: fn(RuleIndex) -> u32 = |r| r;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module's bytes as the writer lays them out, with an extra attribution entry.
+    fn module_bytes(m: &Module, extra: Option<(u32, u8)>) -> Vec<u8> {
+        let mut w = W(Vec::new());
+        w.module(m);
+        if let Some((s, c)) = extra {
+            // Rewrite the attribution section: the entries, then the bogus one.
+            let mut w2 = W(Vec::new());
+            w2.u32s(m.rules.iter().copied());
+            w2.0.extend_from_slice(&m.classes);
+            w2.len(m.num_classes);
+            w2.u32s(m.trans.iter().map(|s| s.0));
+            w2.u32(m.start.0);
+            w2.len(m.clean_end.len());
+            w2.0.extend(m.clean_end.iter().map(|&b| b as u8));
+            w2.len(m.attributions().count() + 1);
+            for (st, cl, rules) in m.attributions() {
+                w2.u32(st.0);
+                w2.u8(cl);
+                w2.u32s(rules.iter().copied());
+            }
+            w2.u32(s);
+            w2.u8(c);
+            w2.u32s([0u32].into_iter());
+            w2.len(0);
+            return w2.0;
+        }
+        w.0
+    }
+
+    #[test]
+    fn modules_round_trip_and_attributions_outside_the_tables_are_refused() {
+        let yaml = "pack: t\nrules:\n  - id: no-eval\n    message: m\n    severity: ERROR\n    languages: [python]\n    pattern-regex: 'eval\\('\n";
+        let p = crate::PolicyBuilder::new()
+            .compile_str(yaml, "t.yaml")
+            .expect("compiles");
+        let m = &p.modules()[0];
+        assert!(
+            m.attributions().count() > 0,
+            "a violating transition is attributed"
+        );
+        let back = R {
+            b: &module_bytes(m, None),
+            at: 0,
+        }
+        .module(1)
+        .expect("reads back");
+        assert_eq!(back.fingerprint(), m.fingerprint());
+        for (s, c) in [
+            (m.num_states() as u32, 0u8),
+            (0, m.num_classes() as u8),
+            (u32::MAX, 255),
+        ] {
+            let e = R {
+                b: &module_bytes(m, Some((s, c))),
+                at: 0,
+            }
+            .module(1)
+            .expect_err("an attribution outside the tables is refused");
+            assert!(e.to_string().contains("inconsistent"), "{e}");
+        }
+    }
+}
