@@ -293,6 +293,10 @@ impl<'a> Builder<'a> {
             // dense table (`tmemo`, per thread set), and states are found through a dense table
             // per thread set indexed by (lexer state, context) (`ids`).
         let mut tsets = SetTable::new();
+        // Thread sets as the steps produce them (before pruning), and the interned pruned
+        // set each one becomes.
+        let mut pre_sets = SetTable::new();
+        let mut pre_out: Vec<u32> = vec![0];
         const UNKNOWN: u32 = u32::MAX;
         const VIOL_BIT: u32 = 1 << 31;
         // The thread that starts each alternative.
@@ -518,15 +522,21 @@ impl<'a> Builder<'a> {
                     } else {
                         next_threads.sort_unstable();
                         next_threads.dedup();
-                        self.prune(&mut next_threads)?;
-                        let (id, new) = tsets.intern(&next_threads);
-                        if new {
-                            let needs = next_threads.iter().any(|&t| self.thread_needs_ctx(t));
-                            ts_ctx.push(needs);
-                            tmemo.resize(tmemo.len() + tstride, UNKNOWN);
-                            ids.resize(ids.len() + istride, 0);
+                        // Many steps reach the same threads: prune and intern each distinct
+                        // set once (pruning depends on the set alone).
+                        let (pid, pnew) = pre_sets.intern(&next_threads);
+                        if pnew {
+                            self.prune(&mut next_threads)?;
+                            let (id, new) = tsets.intern(&next_threads);
+                            if new {
+                                let needs = next_threads.iter().any(|&t| self.thread_needs_ctx(t));
+                                ts_ctx.push(needs);
+                                tmemo.resize(tmemo.len() + tstride, UNKNOWN);
+                                ids.resize(ids.len() + istride, 0);
+                            }
+                            pre_out.push(id);
                         }
-                        id
+                        pre_out[pid as usize]
                     };
                     if vk == 0 {
                         tmemo[tslot] = out;
@@ -628,6 +638,8 @@ impl<'a> Builder<'a> {
                 (tmemo.len() + ids.len() + ts_doomed.len() + ts_ctx.len()) * 4
                     + vmemo.len() * 16
                     + tsets.bytes()
+                    + pre_sets.bytes()
+                    + pre_out.len() * 4
                     + states.len() * std::mem::size_of::<Key>(),
             )?;
             i += 1;
