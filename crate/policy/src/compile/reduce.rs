@@ -145,21 +145,27 @@ pub(super) fn reduce_tables(
             rep_of[block[s] as usize] = s;
         }
     }
-    let mut new_trans = vec![StateId::VIOLATED; nblocks * nc];
-    let mut new_viol = vec![0u32; nblocks * nc];
-    let mut clean_end = vec![false; nblocks];
-    let mut end_rules = vec![Vec::new(); nblocks];
-    let mut lex = vec![u16::MAX; nblocks];
-    for blk in 1..nblocks {
-        let s = rep_of[blk];
-        clean_end[blk] = clean_end_of[s];
-        end_rules[blk] = end_rules_of[s].clone();
-        lex[blk] = lex_of[s];
-        let row = &mut new_trans[blk * nc..(blk + 1) * nc];
-        for (to, &t) in row.iter_mut().zip(&trans[s * nc..(s + 1) * nc]) {
-            *to = StateId(block[t.as_usize()]);
-        }
-        new_viol[blk * nc..(blk + 1) * nc].copy_from_slice(&viol[s * nc..(s + 1) * nc]);
+    // The quotient's rows, appended block by block (block 0 is the violated row).
+    let mut new_trans: Vec<StateId> = Vec::with_capacity(nblocks * nc);
+    new_trans.resize(nc, StateId::VIOLATED);
+    let mut new_viol: Vec<u32> = Vec::with_capacity(nblocks * nc);
+    new_viol.resize(nc, 0);
+    let mut clean_end = Vec::with_capacity(nblocks);
+    clean_end.push(false);
+    let mut end_rules = Vec::with_capacity(nblocks);
+    end_rules.push(Vec::new());
+    let mut lex = Vec::with_capacity(nblocks);
+    lex.push(u16::MAX);
+    for &s in &rep_of[1..] {
+        clean_end.push(clean_end_of[s]);
+        end_rules.push(end_rules_of[s].clone());
+        lex.push(lex_of[s]);
+        new_trans.extend(
+            trans[s * nc..(s + 1) * nc]
+                .iter()
+                .map(|&t| StateId(block[t.as_usize()])),
+        );
+        new_viol.extend_from_slice(&viol[s * nc..(s + 1) * nc]);
     }
     let start = if live[start.as_usize()] {
         StateId(block[start.as_usize()])
@@ -212,10 +218,27 @@ pub(super) fn merge_equal_rows(
         .map(|s| if s == 0 || !live[s as usize] { 0 } else { s })
         .collect();
     // The live predecessors of every state (CSR), to mark the rows a merge changes.
+    // Only edges into states that can change block count (not into the violated or dead
+    // states, whose block never changes, nor self-loops: a state that changes block is no
+    // longer a representative), and a run of classes with the same target is one edge
+    // (marking is idempotent). Besides the smaller index, this spares the count and fill
+    // loops their chains of increments to one counter (a row's classes mostly share a few
+    // targets), which is where their time went.
+    let edges = |s: usize| {
+        let mut prev = u32::MAX;
+        trans[s * nc..(s + 1) * nc].iter().filter_map(move |&t| {
+            let t = t.0;
+            if t == prev || t as usize == s || !live[t as usize] {
+                return None;
+            }
+            prev = t;
+            Some(t as usize)
+        })
+    };
     let mut pred_first = vec![0u32; n + 1];
     for s in (1..n).filter(|&s| live[s]) {
-        for &t in &trans[s * nc..(s + 1) * nc] {
-            pred_first[t.as_usize() + 1] += 1;
+        for t in edges(s) {
+            pred_first[t + 1] += 1;
         }
     }
     for k in 1..=n {
@@ -224,8 +247,8 @@ pub(super) fn merge_equal_rows(
     let mut fill = pred_first.clone();
     let mut preds = vec![0u32; pred_first[n] as usize];
     for s in (1..n).filter(|&s| live[s]) {
-        for &t in &trans[s * nc..(s + 1) * nc] {
-            let f = &mut fill[t.as_usize()];
+        for t in edges(s) {
+            let f = &mut fill[t];
             preds[*f as usize] = s as u32;
             *f += 1;
         }
