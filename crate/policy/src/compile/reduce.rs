@@ -129,12 +129,19 @@ pub(super) fn reduce_tables(
     deadline: &Deadline,
 ) -> Result<Pruned, CompileError> {
     let n = lex_of.len();
-    // End behaviour as small ids, so states compare by integers.
-    let mut end_ids: FxHashMap<&Vec<RuleIndex>, u32> = FxHashMap::default();
+    // End behaviour as small ids, so states compare by integers (0 for the usual case, no
+    // rule pending at the end, without a lookup).
+    let mut end_ids: FxHashMap<&[RuleIndex], u32> = FxHashMap::default();
     let end_id: Vec<u32> = (0..n)
         .map(|s| {
-            let k = end_ids.len() as u32;
-            *end_ids.entry(&end_rules_of[s]).or_insert(k) * 2 + clean_end_of[s] as u32
+            let rules = end_rules_of[s].as_slice();
+            let id = if rules.is_empty() {
+                0
+            } else {
+                let k = end_ids.len() as u32 + 1;
+                *end_ids.entry(rules).or_insert(k)
+            };
+            id * 2 + clean_end_of[s] as u32
         })
         .collect();
     let block = merge_equal_rows(n, nc, trans, live, &end_id, lex_of, viol, deadline)?;
