@@ -39,7 +39,7 @@ impl Raw {
         // are patched in place for the reduction and restored afterwards: the reporting DFA
         // (the same tables) must report a match where it ends.
         let mut pending: FxHashMap<usize, u32> = FxHashMap::default();
-        let mut patches: Vec<(usize, StateId, u32)> = Vec::new();
+        let mut patches: Vec<(usize, StateId, u16)> = Vec::new();
         for s in 1..n {
             if !live[s] {
                 continue;
@@ -79,7 +79,7 @@ impl Raw {
                     };
                     let k = s * nc + c;
                     patches.push((k, self.trans[k], self.viol[k]));
-                    self.viol[k] = vid;
+                    self.viol[k] = super::determinize::viol_id16(vid)?;
                     self.trans[k] = StateId::VIOLATED;
                 }
             }

@@ -3,6 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
+use super::determinize::viol_id16;
 use super::intern::SetTable;
 use super::live::co_reachable;
 use super::reduce::Pruned;
@@ -67,7 +68,7 @@ pub(super) fn product(
     let rows = (config.max_states + 1).min(4096) * nc;
     let mut trans: Vec<StateId> = Vec::with_capacity(rows);
     trans.resize(nc, StateId::VIOLATED);
-    let mut viol: Vec<u32> = Vec::with_capacity(rows);
+    let mut viol: Vec<u16> = Vec::with_capacity(rows);
     viol.resize(nc, 0);
     let mut clean_end = vec![false];
     let mut end_rules: Vec<Vec<RuleIndex>> = vec![Vec::new()];
@@ -115,7 +116,7 @@ pub(super) fn product(
                 let t = p.trans[slot];
                 if t == StateId::VIOLATED {
                     violating += 1;
-                    single = (j, p.viol[slot]);
+                    single = (j, p.viol[slot] as u32);
                 }
                 same &= t.0 == prev_key[j];
                 key[j] = t.0;
@@ -149,7 +150,7 @@ pub(super) fn product(
                     intern_viol(&mut vr)
                 };
                 trans.push(StateId::VIOLATED);
-                viol.push(v);
+                viol.push(viol_id16(v)?);
                 continue;
             }
             // Neighbouring classes often lead to the same tuple: intern it once.
@@ -198,7 +199,7 @@ pub(super) fn product(
                 let t = trans[st * nc + c].as_usize();
                 if t != 0 && !live[t] {
                     trans[st * nc + c] = StateId::VIOLATED;
-                    viol[st * nc + c] = v;
+                    viol[st * nc + c] = viol_id16(v)?;
                 }
             }
         }

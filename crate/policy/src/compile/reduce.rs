@@ -8,8 +8,8 @@ use crate::error::{CompileError, Deadline, ErrorKind};
 use crate::module::{Module, RuleIndex, StateId};
 
 /// A [`Module`] from dense tables: the per-transition violation ids (`viol`, 0 = none,
-/// `k` = `viol_sets[k - 1]`) are kept (as `u16`: more than 65 535 distinct rule sets in one
-/// module is a size-limit error), and the per-state end rules become a sparse map.
+/// `k` = `viol_sets[k - 1]`) are kept, and the per-state end rules become a sparse map.
+/// More rule sets than a `u16` id can name is a size-limit error.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn module_from_tables(
     rules: Vec<RuleIndex>,
@@ -19,7 +19,7 @@ pub(super) fn module_from_tables(
     start: StateId,
     clean_end: Vec<bool>,
     end_rules: &[Vec<RuleIndex>],
-    viol: Vec<u32>,
+    viol: Vec<u16>,
     viol_sets: Vec<Vec<RuleIndex>>,
 ) -> Result<Module, CompileError> {
     if viol_sets.len() > u16::MAX as usize {
@@ -32,7 +32,6 @@ pub(super) fn module_from_tables(
             ),
         ));
     }
-    let viol: Vec<u16> = viol.iter().map(|&v| v as u16).collect();
     let end_attribution = end_rules
         .iter()
         .enumerate()
@@ -60,7 +59,7 @@ pub(super) struct Pruned {
     pub(super) nc: usize,
     pub(super) lex: Vec<u16>,
     pub(super) trans: Vec<StateId>,
-    pub(super) viol: Vec<u32>,
+    pub(super) viol: Vec<u16>,
     pub(super) viol_sets: Vec<Vec<RuleIndex>>,
     pub(super) clean_end: Vec<bool>,
     pub(super) end_rules: Vec<Vec<RuleIndex>>,
@@ -120,7 +119,7 @@ pub(super) fn reduce_tables(
     nc: usize,
     lex_of: &[u16],
     trans: &[StateId],
-    viol: &[u32],
+    viol: &[u16],
     viol_sets: Vec<Vec<RuleIndex>>,
     clean_end_of: &[bool],
     end_rules_of: &[Vec<RuleIndex>],
@@ -155,7 +154,7 @@ pub(super) fn reduce_tables(
     // The quotient's rows, appended block by block (block 0 is the violated row).
     let mut new_trans: Vec<StateId> = Vec::with_capacity(nblocks * nc);
     new_trans.resize(nc, StateId::VIOLATED);
-    let mut new_viol: Vec<u32> = Vec::with_capacity(nblocks * nc);
+    let mut new_viol: Vec<u16> = Vec::with_capacity(nblocks * nc);
     new_viol.resize(nc, 0);
     let mut clean_end = Vec::with_capacity(nblocks);
     clean_end.push(false);
@@ -215,7 +214,7 @@ pub(super) fn merge_equal_rows(
     live: &[bool],
     end_id: &[u32],
     lex: &[u16],
-    viol: &[u32],
+    viol: &[u16],
     deadline: &Deadline,
 ) -> Result<Vec<u32>, CompileError> {
     use std::hash::Hasher;
@@ -619,13 +618,13 @@ mod tests {
         live: &[bool],
         end_id: &[u32],
         lex: &[u16],
-        viol: &[u32],
+        viol: &[u16],
         deadline: &Deadline,
     ) -> Result<Vec<u32>, CompileError> {
         use std::hash::{Hash, Hasher};
         // The outputs of each state as one number.
         let _ = lex;
-        let mut out_ids: FxHashMap<(u32, &[u32]), u32> = FxHashMap::default();
+        let mut out_ids: FxHashMap<(u32, &[u16]), u32> = FxHashMap::default();
         let outputs: Vec<u32> = (0..n)
             .map(|s| {
                 let k = out_ids.len() as u32;
@@ -771,8 +770,8 @@ mod tests {
                 .map(|s| s != 0 && !xorshift(&mut seed).is_multiple_of(8))
                 .collect();
             let end_id: Vec<u32> = (0..n).map(|_| (xorshift(&mut seed) % 2) as u32).collect();
-            let viol: Vec<u32> = (0..n * nc)
-                .map(|_| xorshift(&mut seed).is_multiple_of(16) as u32)
+            let viol: Vec<u16> = (0..n * nc)
+                .map(|_| xorshift(&mut seed).is_multiple_of(16) as u16)
                 .collect();
             let lex = vec![0u16; n];
             let ours =

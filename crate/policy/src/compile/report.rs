@@ -25,7 +25,7 @@ pub(super) struct ReportParts {
     pub(super) start: StateId,
     pub(super) clean_end: Vec<bool>,
     pub(super) end_rules: Vec<Vec<RuleIndex>>,
-    pub(super) viol: Vec<u32>,
+    pub(super) viol: Vec<u16>,
     pub(super) viol_sets: Vec<Vec<RuleIndex>>,
     pub(super) reset: Vec<StateId>,
 }

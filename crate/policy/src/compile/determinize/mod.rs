@@ -102,11 +102,24 @@ pub(super) struct Raw {
     pub(super) clean_end: Vec<bool>,
     pub(super) end_rules: Vec<Vec<RuleIndex>>,
     /// Per transition (parallel to `trans`): 0, or `k` when it violates the rules
-    /// `viol_sets[k - 1]`.
-    pub(super) viol: Vec<u32>,
+    /// `viol_sets[k - 1]` (`u16`: a build's rule sets are subsets of its few rules).
+    pub(super) viol: Vec<u16>,
     pub(super) viol_sets: Vec<Vec<RuleIndex>>,
     pub(super) reset: Vec<StateId>,
     pub(super) start: StateId,
+}
+
+/// A violation id as the tables store it (`u16`), or a size-limit error past that.
+pub(super) fn viol_id16(v: u32) -> Result<u16, CompileError> {
+    u16::try_from(v).map_err(|_| {
+        CompileError::new(
+            ErrorKind::SizeLimit,
+            format!(
+                "the automaton attributes its violations to more than {} distinct sets of rules",
+                u16::MAX
+            ),
+        )
+    })
 }
 
 /// Most NFA states one builder keeps in its cache of context-free closures (4 MiB).
@@ -402,7 +415,7 @@ impl<'a> Builder<'a> {
         let mut viol_ids: FxHashMap<Vec<RuleIndex>, u32> = FxHashMap::default();
         let mut trans: Vec<StateId> = Vec::with_capacity(nc * 2048);
         trans.resize(nc, StateId::VIOLATED); // violated row
-        let mut viol: Vec<u32> = Vec::with_capacity(nc * 2048);
+        let mut viol: Vec<u16> = Vec::with_capacity(nc * 2048);
         viol.resize(nc, 0);
         let mut clean_end = vec![false];
         let mut end_rules = vec![Vec::new()];
@@ -548,7 +561,7 @@ impl<'a> Builder<'a> {
                     tmemo[mslot] = out;
                 }
                 if out & VIOL_BIT != 0 {
-                    *v_out = out & !VIOL_BIT;
+                    *v_out = viol_id16(out & !VIOL_BIT)?;
                 } else {
                     let nts = out;
                     let nlex = cell.next;
@@ -598,7 +611,7 @@ impl<'a> Builder<'a> {
                             };
                         }
                         if ts_doomed[ds] != 0 {
-                            *v_out = ts_doomed[ds];
+                            *v_out = viol_id16(ts_doomed[ds])?;
                             continue;
                         }
                     }
