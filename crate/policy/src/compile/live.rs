@@ -5,7 +5,7 @@
 use rustc_hash::FxHashMap;
 
 use super::context::EOI;
-use super::determinize::{Builder, Raw, Step};
+use super::determinize::{Builder, Raw};
 use super::reduce::{reduce_tables, Pruned};
 use super::report::ReportParts;
 use crate::error::CompileError;
@@ -54,7 +54,7 @@ impl Raw {
                             for next in [b'a' as u16, b' ' as u16, b'\n' as u16, b'(' as u16, EOI] {
                                 for &th in self.tsets.get(self.states[t].ts) {
                                     let si = b.step_thread(th, self.states[t].ctx, next)?;
-                                    if let Step::Match = b.steps[si] {
+                                    if b.step_matched(si) {
                                         let r = b.alts[b.threads[th as usize].alt as usize].rule;
                                         if !rs.contains(&r) {
                                             rs.push(r);

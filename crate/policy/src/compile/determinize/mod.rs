@@ -24,12 +24,16 @@ pub(super) struct Thread {
     pub(super) b: u32,
 }
 
-#[derive(Clone, Debug)]
+/// A slow thread step's outcome ([`Builder::step_into`]; the next threads are left in its
+/// ids buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Step {
     Match,
-    /// The threads after the byte (interned thread ids).
-    Next(Vec<u32>),
+    Next,
 }
+
+/// The length that marks a memoised step as a match in [`Builder::steps`].
+const STEP_MATCH: u32 = u32::MAX;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Key {
@@ -47,7 +51,6 @@ pub(super) struct Builder<'a> {
     /// NFA states visited by slow thread steps since the clock was last read.
     pub(super) work: usize,
     /// Thread ids held by `steps`, and NFA states held by `bsets` (for the memory limit).
-    pub(super) step_items: usize,
     pub(super) bset_items: usize,
     pub(super) lex: &'static LexTable,
     pub(super) bsets: Vec<Vec<NfaId>>,
@@ -73,7 +76,10 @@ pub(super) struct Builder<'a> {
     pub(super) doomed: Vec<u8>,
     /// Per thread id: 0 unknown, 1 its next step ignores the look-behind context, 2 it may not.
     pub(super) thread_ctx: Vec<u8>,
-    pub(super) steps: Vec<Step>,
+    /// Per memoised thread step: the offset and length of its next threads in
+    /// `step_next` (interned thread ids), or length [`STEP_MATCH`] when the thread matched.
+    pub(super) steps: Vec<(u32, u32)>,
+    pub(super) step_next: Vec<u32>,
     pub(super) seen: nfa::Scratch,
     /// Closures that no assertion can reach, so the same in every context, once computed:
     /// keyed by `(u32::MAX, state)` for a positive thread state, by `(alternative,
@@ -84,7 +90,7 @@ pub(super) struct Builder<'a> {
     /// against the build limit).
     pub(super) closure_items: usize,
     /// Buffers of the slow thread step, kept between steps so it allocates only its result.
-    pub(super) step_bufs: [Vec<NfaId>; 4],
+    pub(super) step_bufs: [Vec<NfaId>; 5],
     /// Per alternative: its dominance relation once computed (`Some(None)`: too large).
     pub(super) dom: Vec<Option<Option<Dominance>>>,
 }
@@ -149,7 +155,6 @@ impl<'a> Builder<'a> {
             config,
             deadline: Deadline::new(t0, config.max_compile_time),
             work: 0,
-            step_items: 0,
             bset_items: 0,
             lex: lexer::table(),
             bsets: Vec::new(),
@@ -167,6 +172,7 @@ impl<'a> Builder<'a> {
             doomed: Vec::new(),
             thread_ctx: Vec::new(),
             steps: Vec::new(),
+            step_next: Vec::new(),
             seen: nfa::Scratch::default(),
             closures: FxHashMap::default(),
             closure_items: 0,
@@ -178,13 +184,19 @@ impl<'a> Builder<'a> {
         b
     }
 
+    /// Whether memoised step `si` is a match.
+    #[inline]
+    pub(super) fn step_matched(&self, si: usize) -> bool {
+        self.steps[si].1 == STEP_MATCH
+    }
+
     /// Working memory of this builder's own tables, in bytes (an estimate within a small
     /// factor: hash tables are counted by their entries).
     pub(super) fn used_bytes(&self) -> usize {
         self.memo.len() * 4
             + self.threads.len() * 32
-            + self.step_items * 4
-            + self.steps.len() * std::mem::size_of::<Step>()
+            + self.step_next.len() * 4
+            + self.steps.len() * 8
             + self.bset_items * 8
             + self.bsets.len() * 48
             + self.doomed.len()
@@ -441,7 +453,7 @@ impl<'a> Builder<'a> {
                     ctx
                 };
                 let si = self.step_thread(t, tctx, EOI)?;
-                if let Step::Match = self.steps[si] {
+                if self.step_matched(si) {
                     let r = self.alts[self.threads[t as usize].alt as usize].rule;
                     if !er.contains(&r) {
                         er.push(r);
@@ -510,14 +522,16 @@ impl<'a> Builder<'a> {
                         } else {
                             self.step_thread(t, ctx, rep as u16)?
                         };
-                        match &self.steps[si] {
-                            Step::Match => {
+                        match self.steps[si] {
+                            (_, STEP_MATCH) => {
                                 let r = self.alts[self.threads[t as usize].alt as usize].rule;
                                 if !violated.contains(&r) {
                                     violated.push(r);
                                 }
                             }
-                            Step::Next(v) => next_threads.extend_from_slice(v),
+                            (at, len) => next_threads.extend_from_slice(
+                                &self.step_next[at as usize..(at + len) as usize],
+                            ),
                         }
                     }
                     out = if !violated.is_empty() {

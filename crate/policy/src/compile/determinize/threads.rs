@@ -125,12 +125,12 @@ impl<'a> Builder<'a> {
             return Ok(self.doomed[slot] == 2);
         }
         let si = self.step_thread(tid, ctx, EOI)?;
-        let mut doomed = matches!(self.steps[si], Step::Match);
+        let mut doomed = self.step_matched(si);
         if doomed {
             for k in 0..self.alt_reps[a].len() {
                 let rep = self.alt_reps[a][k];
                 let si = self.step_thread(tid, ctx, rep as u16)?;
-                if !matches!(self.steps[si], Step::Match) {
+                if !self.step_matched(si) {
                     doomed = false;
                     break;
                 }
@@ -183,9 +183,21 @@ impl<'a> Builder<'a> {
         self.tick(self.alt_work[t.alt as usize])?;
         let mut bufs = std::mem::take(&mut self.step_bufs);
         let result = self.step_into(t, ctx, next, &mut bufs);
-        self.step_bufs = bufs;
         let idx = self.steps.len();
-        self.steps.push(result?);
+        match result {
+            Ok(Step::Match) => self.steps.push((0, STEP_MATCH)),
+            Ok(Step::Next) => {
+                let ids = &bufs[4];
+                self.steps
+                    .push((self.step_next.len() as u32, ids.len() as u32));
+                self.step_next.extend_from_slice(ids);
+            }
+            Err(e) => {
+                self.step_bufs = bufs;
+                return Err(e);
+            }
+        }
+        self.step_bufs = bufs;
         Ok(idx)
     }
 
@@ -220,8 +232,9 @@ impl<'a> Builder<'a> {
         t: Thread,
         ctx: u8,
         next: u16,
-        [seeds, bclosed, aclosed, anext]: &mut [Vec<NfaId>; 4],
+        [seeds, bclosed, aclosed, anext, ids]: &mut [Vec<NfaId>; 5],
     ) -> Result<Step, CompileError> {
+        ids.clear();
         let alt = &self.alts[t.alt as usize];
         let c = ctx_of(ctx, next);
         let has_not = !alt.not_starts.is_empty();
@@ -230,18 +243,18 @@ impl<'a> Builder<'a> {
             seeds.extend_from_slice(&self.bsets[t.b as usize]);
             seeds.extend(alt.not_starts.iter().copied());
             if self.closure_of((t.alt, t.b), seeds, &c, bclosed) {
-                return Ok(Step::Next(Vec::new())); // an exclusion matched inside: the thread dies
+                return Ok(Step::Next); // an exclusion matched inside: the thread dies
             }
         }
         if self.closure_of((u32::MAX, t.a), &[t.a], &c, aclosed) {
             return Ok(Step::Match);
         }
         let Some(byte) = c.next else {
-            return Ok(Step::Next(Vec::new()));
+            return Ok(Step::Next);
         };
         nfa::step(self.arena, aclosed, byte, anext);
         if anext.is_empty() {
-            return Ok(Step::Next(Vec::new()));
+            return Ok(Step::Next);
         }
         let bid = if has_not {
             // (`seeds` is free again: the exclusion states after the byte.)
@@ -256,7 +269,6 @@ impl<'a> Builder<'a> {
                 *a = d.canon(*a);
             }
         }
-        let mut ids: Vec<u32> = Vec::with_capacity(anext.len());
         for &a in anext.iter() {
             ids.push(self.thread_id(Thread {
                 alt: t.alt,
@@ -267,8 +279,7 @@ impl<'a> Builder<'a> {
         ids.sort_unstable();
         ids.dedup();
         self.check_bytes(ids.len() * 4)?;
-        self.step_items += ids.len();
-        Ok(Step::Next(ids))
+        Ok(Step::Next)
     }
 
     /// The dominance relation of alternative `alt` (computed on first use; `None` when
