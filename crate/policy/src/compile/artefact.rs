@@ -78,6 +78,10 @@ impl W {
         }
     }
     fn module(&mut self, m: &Module) {
+        self.module_with(m, &[]);
+    }
+    /// A module with `extra` attribution entries after its own (for the loader's tests).
+    fn module_with(&mut self, m: &Module, extra: &[(u32, u8, &[RuleIndex])]) {
         self.u32s(m.rules.iter().copied());
         self.0.extend_from_slice(&m.classes);
         self.len(m.num_classes);
@@ -85,8 +89,9 @@ impl W {
         self.u32(m.start.0);
         self.len(m.clean_end.len());
         self.0.extend(m.clean_end.iter().map(|&b| b as u8));
-        self.len(m.attributions().count());
-        for (s, c, rules) in m.attributions() {
+        self.len(m.attributions().count() + extra.len());
+        let extra = extra.iter().map(|&(s, c, r)| (StateId(s), c, r));
+        for (s, c, rules) in m.attributions().chain(extra) {
             self.u32(s.0);
             self.u8(c);
             self.u32s(rules.iter().copied());
@@ -441,28 +446,9 @@ mod tests {
     /// A module's bytes as the writer lays them out, with an extra attribution entry.
     fn module_bytes(m: &Module, extra: Option<(u32, u8)>) -> Vec<u8> {
         let mut w = W(Vec::new());
-        w.module(m);
-        if let Some((s, c)) = extra {
-            // Rewrite the attribution section: the entries, then the bogus one.
-            let mut w2 = W(Vec::new());
-            w2.u32s(m.rules.iter().copied());
-            w2.0.extend_from_slice(&m.classes);
-            w2.len(m.num_classes);
-            w2.u32s(m.trans.iter().map(|s| s.0));
-            w2.u32(m.start.0);
-            w2.len(m.clean_end.len());
-            w2.0.extend(m.clean_end.iter().map(|&b| b as u8));
-            w2.len(m.attributions().count() + 1);
-            for (st, cl, rules) in m.attributions() {
-                w2.u32(st.0);
-                w2.u8(cl);
-                w2.u32s(rules.iter().copied());
-            }
-            w2.u32(s);
-            w2.u8(c);
-            w2.u32s([0u32].into_iter());
-            w2.len(0);
-            return w2.0;
+        match extra {
+            Some((s, c)) => w.module_with(m, &[(s, c, &[0])]),
+            None => w.module(m),
         }
         w.0
     }
