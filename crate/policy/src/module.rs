@@ -153,9 +153,11 @@ impl Module {
         self.class_violation_rules(s, self.classes[byte as usize])
     }
 
-    /// Rules whose pattern completes on the transition from `s` by byte class `class`.
+    /// Rules whose pattern completes on the transition from `s` by byte class `class`
+    /// (empty for a state or class outside the tables).
     pub(crate) fn class_violation_rules(&self, s: StateId, class: u8) -> &[RuleIndex] {
-        match self.viol[s.as_usize() * self.num_classes + class as usize] {
+        let at = s.as_usize() * self.num_classes + class as usize;
+        match self.viol.get(at).copied().unwrap_or(0) {
             0 => &[],
             k => &self.viol_sets[k as usize - 1],
         }
