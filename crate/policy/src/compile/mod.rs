@@ -451,12 +451,7 @@ impl PolicyBuilder {
                 let mut stack = vec![parts];
                 while let Some(mut parts) = stack.pop() {
                     if parts.len() == 1 {
-                        let part = parts.pop().expect("one part");
-                        let first = part.rules[0] as usize;
-                        match part.into_module() {
-                            Ok(m) => out.push(m),
-                            Err(e) => return Err(rule_error(e, &rules[first])),
-                        }
+                        out.push(parts.pop().expect("one part").into_module());
                         continue;
                     }
                     match product(&parts, &self.config, &deadline)

@@ -4,12 +4,12 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::error::{CompileError, Deadline, ErrorKind};
+use crate::error::{CompileError, Deadline};
 use crate::module::{Module, RuleIndex, StateId};
 
 /// A [`Module`] from dense tables: the per-transition violation ids (`viol`, 0 = none,
-/// `k` = `viol_sets[k - 1]`) are kept, and the per-state end rules become a sparse map.
-/// More rule sets than a `u16` id can name is a size-limit error.
+/// `k` = `viol_sets[k - 1]`; already `u16`, checked where each id was made) are kept, and
+/// the per-state end rules become a sparse map.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn module_from_tables(
     rules: Vec<RuleIndex>,
@@ -21,24 +21,14 @@ pub(super) fn module_from_tables(
     end_rules: &[Vec<RuleIndex>],
     viol: Vec<u16>,
     viol_sets: Vec<Vec<RuleIndex>>,
-) -> Result<Module, CompileError> {
-    if viol_sets.len() > u16::MAX as usize {
-        return Err(CompileError::new(
-            ErrorKind::SizeLimit,
-            format!(
-                "the automaton attributes its violations to {} distinct sets of rules (at most {} per module)",
-                viol_sets.len(),
-                u16::MAX
-            ),
-        ));
-    }
+) -> Module {
     let end_attribution = end_rules
         .iter()
         .enumerate()
         .filter(|(_, v)| !v.is_empty())
         .map(|(i, v)| (StateId(i as u32), v.clone()))
         .collect();
-    Ok(Module {
+    Module {
         rules,
         classes,
         num_classes: nc,
@@ -48,7 +38,7 @@ pub(super) fn module_from_tables(
         viol,
         viol_sets,
         end_attribution,
-    })
+    }
 }
 
 /// An automaton after dead-state pruning, ready to be minimised (made by `Raw::enforced` in
@@ -72,7 +62,7 @@ impl Pruned {
     /// initial partition separates end behaviour and the attribution of transitions into
     /// the violated state, so merged states name the same rules.
     pub(super) fn minimize(self, deadline: &Deadline) -> Result<Module, CompileError> {
-        self.reduce(deadline)?.into_module()
+        Ok(self.reduce(deadline)?.into_module())
     }
 
     /// The quotient by [`merge_equal_rows`]: live states only (0 = violated), each merged
@@ -95,7 +85,7 @@ impl Pruned {
     }
 
     /// The module of a reduced automaton.
-    pub(super) fn into_module(self) -> Result<Module, CompileError> {
+    pub(super) fn into_module(self) -> Module {
         module_from_tables(
             self.rules,
             self.classes,

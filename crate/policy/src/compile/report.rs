@@ -31,10 +31,8 @@ pub(super) struct ReportParts {
 }
 
 impl ReportParts {
-    /// The reporting DFA (`None` past a module's limits: the rule is then scanned by the
-    /// regex engine).
-    pub(super) fn into_dfa(self) -> Option<ReportDfa> {
-        Some(ReportDfa {
+    pub(super) fn into_dfa(self) -> ReportDfa {
+        ReportDfa {
             dfa: module_from_tables(
                 self.rules,
                 self.classes,
@@ -45,10 +43,9 @@ impl ReportParts {
                 &self.end_rules,
                 self.viol,
                 self.viol_sets,
-            )
-            .ok()?,
+            ),
             reset: self.reset,
-        })
+        }
     }
 }
 
@@ -88,7 +85,7 @@ impl ReportSource {
         self.dfas[ri]
             .get_or_init(|| {
                 if let Some(p) = self.parts[ri].lock().ok().and_then(|mut p| p.take()) {
-                    return p.into_dfa();
+                    return Some(p.into_dfa());
                 }
                 use std::sync::atomic::Ordering;
                 let spent = std::time::Duration::from_nanos(self.spent_ns.load(Ordering::Relaxed));
@@ -105,7 +102,7 @@ impl ReportSource {
                 let dfa = b
                     .build(&self.rule_alts[ri], true)
                     .ok()
-                    .and_then(|raw| raw.into_report().into_dfa());
+                    .map(|raw| raw.into_report().into_dfa());
                 let took = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.spent_ns.fetch_add(took, Ordering::Relaxed);
                 dfa
