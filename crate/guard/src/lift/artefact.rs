@@ -231,7 +231,6 @@ impl TokenPolicy {
                 let nr = r.bounded(n_order, &|| at("the number of violating ranges"))?;
                 let mut viol_ranges = Vec::with_capacity(nr as usize);
                 let mut end = 0u64;
-                let mut viol_count = 0usize;
                 for _ in 0..nr {
                     let a = end + r.bounded(n_order, &|| at("a range's gap"))?;
                     let b = a + r.bounded(n_order, &|| at("a range's length"))?;
@@ -239,7 +238,6 @@ impl TokenPolicy {
                         return Err(bad(at("a violating range outside the token order")));
                     }
                     viol_ranges.push((a as u32, b as u32));
-                    viol_count += (b - a) as usize;
                     end = b;
                 }
                 let viol_end = match payload.get(r.at) {
@@ -248,22 +246,19 @@ impl TokenPolicy {
                     _ => return Err(bad(at("a bad end flag"))),
                 };
                 r.at += 1;
-                if viol_end {
-                    viol_count += self.end_tokens.len();
-                }
                 let nrules = r.bounded(n_rules, &|| at("the number of rules"))?;
                 let mut viol_rules = Vec::with_capacity(nrules as usize);
                 for _ in 0..nrules {
                     viol_rules.push(r.bounded(n_rules - 1, &|| at("a rule index"))? as RuleIndex);
                 }
-                rows.push(StateRow {
+                rows.push(StateRow::new(
                     any,
                     any_bits,
                     viol_ranges,
                     viol_end,
-                    viol_count,
                     viol_rules,
-                });
+                    self.end_tokens.len(),
+                ));
             }
             all.push(rows);
         }

@@ -32,6 +32,45 @@ pub(crate) struct StateRow {
 }
 
 impl StateRow {
+    /// A row from its successors (as the sorted list `any` and the bitset `any_bits`) and its
+    /// violations; the number of violating tokens is derived (`end_tokens`: how many end
+    /// tokens the vocabulary has, counted when `viol_end`).
+    pub(super) fn new(
+        any: Vec<u32>,
+        any_bits: Vec<u64>,
+        viol_ranges: Vec<(u32, u32)>,
+        viol_end: bool,
+        viol_rules: Vec<RuleIndex>,
+        end_tokens: usize,
+    ) -> StateRow {
+        let viol_count = viol_ranges
+            .iter()
+            .map(|&(a, b)| (b - a) as usize)
+            .sum::<usize>()
+            + if viol_end { end_tokens } else { 0 };
+        StateRow {
+            any,
+            any_bits,
+            viol_ranges,
+            viol_end,
+            viol_count,
+            viol_rules,
+        }
+    }
+
+    /// [`StateRow::new`] with the successor list read off the bitset.
+    fn from_bits(
+        any_bits: Vec<u64>,
+        viol_ranges: Vec<(u32, u32)>,
+        viol_end: bool,
+        viol_rules: Vec<RuleIndex>,
+        end_tokens: usize,
+    ) -> StateRow {
+        let mut any = Vec::new();
+        states::for_each(&any_bits, |s| any.push(s as u32));
+        StateRow::new(any, any_bits, viol_ranges, viol_end, viol_rules, end_tokens)
+    }
+
     /// The tokens that complete a violation (unsorted), given the trie's token order and
     /// the end tokens.
     pub(super) fn violating(&self, order: &[u32], end_tokens: &[u32]) -> Vec<u32> {
@@ -651,22 +690,14 @@ impl TokenPolicy {
                     add_rules(&mut viol_rules, m.end_violation_rules(qs));
                 }
             }
-            let viol_count = viol_ranges
-                .iter()
-                .map(|&(a, b)| (b - a) as usize)
-                .sum::<usize>()
-                + if viol_end { self.end_tokens.len() } else { 0 };
-            let mut any = Vec::new();
-            states::for_each(&any_bits, |s| any.push(s as u32));
             viol_ranges.shrink_to_fit();
-            rows.push(StateRow {
-                any,
+            rows.push(StateRow::from_bits(
                 any_bits,
                 viol_ranges,
                 viol_end,
-                viol_count,
                 viol_rules,
-            });
+                self.end_tokens.len(),
+            ));
         }
         rows
     }
@@ -743,17 +774,12 @@ impl TokenPolicy {
                 _ => merged.push((a, b)),
             }
         }
-        let viol_count = merged.iter().map(|&(a, b)| (b - a) as usize).sum::<usize>()
-            + if viol_end { self.end_tokens.len() } else { 0 };
-        let mut any = Vec::new();
-        states::for_each(&any_bits, |s| any.push(s as u32));
-        StateRow {
-            any,
+        StateRow::from_bits(
             any_bits,
-            viol_ranges: merged,
+            merged,
             viol_end,
-            viol_count,
             viol_rules,
-        }
+            self.end_tokens.len(),
+        )
     }
 }
