@@ -490,17 +490,20 @@ fn compile_policy_writes_the_lift_artefact_for_a_tokenizer() {
     std::fs::create_dir_all(&dir).unwrap();
     let (pol, lift) = (dir.join("base.wardpol"), dir.join("base.wardlift"));
     let tok = root().join("models/ward-tiny-code/tokenizer.json");
-    let (code, _, err) = ward(&[
-        "compile-policy",
-        "--policy",
-        "policies/base",
-        "-o",
-        pol.to_str().unwrap(),
-        "--lift-tokenizer",
-        tok.to_str().unwrap(),
-        "--lift-out",
-        lift.to_str().unwrap(),
-    ]);
+    let compile_with = |tokenizer: &std::path::Path| {
+        ward(&[
+            "compile-policy",
+            "--policy",
+            "policies/base",
+            "-o",
+            pol.to_str().unwrap(),
+            "--lift-tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--lift-out",
+            lift.to_str().unwrap(),
+        ])
+    };
+    let (code, _, err) = compile_with(&tok);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("token rows of"), "{err}");
     // It loads into the policy as the browser gets it (from the artefact) with the tokenizer.
@@ -528,17 +531,7 @@ fn compile_policy_writes_the_lift_artefact_for_a_tokenizer() {
     // A tokenizer that does not parse: exit 2 naming the file.
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{").unwrap();
-    let (code, _, err) = ward(&[
-        "compile-policy",
-        "--policy",
-        "policies/base",
-        "-o",
-        pol.to_str().unwrap(),
-        "--lift-tokenizer",
-        bad.to_str().unwrap(),
-        "--lift-out",
-        lift.to_str().unwrap(),
-    ]);
+    let (code, _, err) = compile_with(&bad);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bad.json"), "{err}");
     std::fs::remove_dir_all(&dir).ok();

@@ -134,6 +134,20 @@ fn half_filled(g: &mut Guard, start: &ward_guard::Snapshot, rng: &mut Rng, vlen:
 /// Median, p90, p99 and max of per-commit times.
 struct Dist(Duration, Duration, Duration, Duration);
 
+impl Dist {
+    /// The distribution of `samples` (at least one).
+    fn of(mut samples: Vec<Duration>) -> Dist {
+        samples.sort();
+        let n = samples.len();
+        Dist(
+            samples[n / 2],
+            samples[n * 9 / 10],
+            samples[n * 99 / 100],
+            samples[n - 1],
+        )
+    }
+}
+
 impl std::fmt::Display for Dist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -162,13 +176,7 @@ fn commit_distribution(
             samples.push(t.elapsed());
         }
     }
-    samples.sort();
-    Dist(
-        samples[samples.len() / 2],
-        samples[samples.len() * 9 / 10],
-        samples[samples.len() * 99 / 100],
-        samples[samples.len() - 1],
-    )
+    Dist::of(samples)
 }
 
 /// Per committed token as the sampler's critical path sees it: `per_step` holes (a random
@@ -201,16 +209,7 @@ fn settled_distribution(
             }
         }
     }
-    let dist = |mut v: Vec<Duration>| {
-        v.sort();
-        Dist(
-            v[v.len() / 2],
-            v[v.len() * 9 / 10],
-            v[v.len() * 99 / 100],
-            v[v.len() - 1],
-        )
-    };
-    (dist(samples), dist(settles))
+    (Dist::of(samples), Dist::of(settles))
 }
 
 fn bench_vocab(
